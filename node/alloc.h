@@ -1,0 +1,23 @@
+/* alloc.h -- the one memory policy of Sockeye.
+ *
+ * Every allocation goes through these wrappers so the policy lives in one place.
+ * Policy: allocation failure aborts the process with a message (as hiredis 0.14's
+ * alloc.h does). A node that cannot allocate a few hundred bytes cannot keep its
+ * delivery promises either; dying loudly lets the load balancer and the recovery
+ * path (sessions in Redis) take over, which is safer than limping on with holes.
+ * Per-client limits (max payload, queue high-water marks) keep a single client from
+ * being the reason we run out.
+ */
+#ifndef SIO_ALLOC_H
+#define SIO_ALLOC_H
+
+#include <stddef.h>
+
+void *sio_malloc(size_t n);
+void *sio_calloc(size_t count, size_t size);
+void *sio_realloc(void *p, size_t n);
+char *sio_strdup(const char *s);
+char *sio_strndup(const char *s, size_t n);
+void sio_free(void *p);
+
+#endif

@@ -1,0 +1,47 @@
+/* frame.h -- one encoded Engine.IO packet, shared by reference.
+ *
+ * A broadcast is encoded once into frames and the same frames are queued on every
+ * recipient (h2o shared chunks, lws fan-out). A frame holds the packet in its
+ * WebSocket form: a text frame is the whole Engine.IO packet ("4" + Socket.IO text,
+ * "2" for a ping ...); a binary frame is the raw attachment bytes. The polling
+ * transport derives its payload encoding ("b" + base64) from the same frame.
+ *
+ * SIO_FRAME_PRE bytes of headroom precede the payload so the WebSocket layer can
+ * write its header in place (libwebsockets' LWS_PRE); http.c checks at compile time
+ * that it is large enough. Frames are touched only on the loop thread, so the
+ * reference count is a plain integer.
+ */
+#ifndef SIO_FRAME_H
+#define SIO_FRAME_H
+
+#include <stddef.h>
+
+#define SIO_FRAME_PRE 32
+
+typedef struct sio_frame {
+    unsigned refcnt;       /* owners: queues and the encoder until it hands it over */
+    unsigned char binary;  /* 1 = binary attachment, 0 = text Engine.IO packet */
+    size_t len;            /* payload length, headroom excluded */
+    unsigned char buf[];   /* SIO_FRAME_PRE headroom, then len payload bytes, then a NUL */
+} sio_frame_t;
+
+/* New frame with refcnt 1 and room for len payload bytes (uninitialised, NUL after). */
+sio_frame_t *sio_frame_new(size_t len, int binary);
+/* New frame holding a copy of data. */
+sio_frame_t *sio_frame_from(const void *data, size_t len, int binary);
+
+static inline unsigned char *sio_frame_data(sio_frame_t *f)
+{
+    return f->buf + SIO_FRAME_PRE;
+}
+
+static inline sio_frame_t *sio_frame_ref(sio_frame_t *f)
+{
+    f->refcnt++;
+    return f;
+}
+
+/* Drops one reference; frees the frame when it was the last. NULL is ignored. */
+void sio_frame_unref(sio_frame_t *f);
+
+#endif

@@ -1,0 +1,244 @@
+/* sockeye.h -- embed a Socket.IO v5 server in a C program.
+ *
+ * The model is the Node.js server's: a server holds namespaces; a client connects to
+ * a namespace and becomes a socket there; sockets join rooms; events are emitted to
+ * one socket or broadcast to rooms; either side may ask for an acknowledgement.
+ * Everything runs on the caller's libuv loop, on one thread; no call here blocks.
+ *
+ * Values are cJSON trees. Binary values travel beside the tree: in the tree a buffer
+ * is the placeholder {"_placeholder":true,"num":k}, and bins[k] holds its bytes --
+ * exactly the Socket.IO wire model. sio_placeholder(k) builds one.
+ *
+ * Ownership: a cJSON *args passed to an emit/ack call is consumed (freed by the
+ * library, also on error); bins are copied; trees handed to callbacks are borrowed
+ * for the duration of the callback.
+ *
+ * Emitting, the cheat-sheet forms (sio_op_t is a one-shot builder consumed by the
+ * terminal call):
+ *   socket.emit(ev, ...)                  sio_socket_emit(s, "ev", args, NULL, 0)
+ *   socket.broadcast.emit(...)            sio_emit(sio_op_from(s), "ev", args, NULL, 0)
+ *   socket.to("r").emit(...)              sio_emit(sio_to(sio_op_from(s), "r"), ...)
+ *   io.to("r").emit / io.in("r")          sio_emit(sio_to(sio_op(nsp), "r"), ...)
+ *   io.to("a").to("b").except("c")        sio_except(sio_to(sio_to(sio_op(nsp), "a"), "b"), "c")
+ *   io.of("/chat").to("r")                sio_to(sio_op(sio_server_of(srv, "/chat")), "r")
+ *   io.to(socketId)                       sio_to(sio_op(nsp), sid)
+ *   io.local / .volatile / .compress(0)   sio_local(op) / sio_volatile(op) / sio_compress(op, 0)
+ *   io.timeout(ms).emit(..., cb)          sio_emit_ack(sio_timeout(op, ms), ..., cb, ud)
+ *   io.in("r").socketsJoin("x")           sio_sockets_join(sio_to(sio_op(nsp), "r"), "x")
+ */
+#ifndef SOCKEYE_H
+#define SOCKEYE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+#include <uv.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------- errors */
+
+typedef enum sio_err {
+    SIO_OK = 0,
+    SIO_ENOMEM = -1,    /* allocation failed */
+    SIO_EINVAL = -2,    /* bad argument */
+    SIO_ECLOSED = -3,   /* the socket/server is closed or closing */
+    SIO_ETIMEDOUT = -4, /* an acknowledgement did not arrive in time */
+    SIO_EPARSE = -5,    /* malformed input */
+    SIO_ETOOBIG = -6,   /* over a configured size limit */
+    SIO_EIO = -7,       /* network / listen error */
+    SIO_ENOTFOUND = -8, /* no such namespace, session, room ... */
+    SIO_EBUSY = -9,     /* queue over its high-water mark */
+    SIO_EREDIS = -10,   /* Redis unreachable or refused the command */
+} sio_err_t;
+
+const char *sio_strerror(int err);
+
+/* ---------------------------------------------------------------- types */
+
+typedef struct sio_server sio_server_t;       /* one per process (or per listener) */
+typedef struct sio_namespace sio_namespace_t; /* one per namespace name */
+typedef struct sio_socket sio_socket_t;       /* one per client per namespace */
+typedef struct sio_op sio_op_t;               /* one-shot broadcast builder */
+typedef struct sio_ack sio_ack_t;             /* a pending reply to a client's ack request */
+typedef struct sio_conn_error sio_conn_error_t; /* middleware refusal being built */
+
+typedef struct sio_bin {
+    unsigned char *data;
+    size_t len;
+} sio_bin_t;
+
+/* ---------------------------------------------------------------- configuration */
+
+#define SIO_TRANSPORT_POLLING 1
+#define SIO_TRANSPORT_WEBSOCKET 2
+
+typedef struct sio_config {
+    const char *host;              /* bind address, default "0.0.0.0" */
+    int port;                      /* default 3000; 0 = any free port */
+    const char *path;              /* default "/socket.io/" */
+    unsigned ping_interval_ms;     /* default 25000 */
+    unsigned ping_timeout_ms;      /* default 20000 */
+    unsigned upgrade_timeout_ms;   /* default 10000 */
+    unsigned connect_timeout_ms;   /* default 45000: no namespace joined by then -> close */
+    size_t max_payload;            /* maxHttpBufferSize, default 1000000 */
+    int transports;                /* SIO_TRANSPORT_* mask, default both */
+    int allow_upgrades;            /* default 1 */
+    const char *cors_origins;      /* NULL = no CORS headers; "*" or "a,b,c" allow-list */
+    int cors_credentials;          /* send Access-Control-Allow-Credentials */
+    int per_message_deflate;       /* negotiate permessage-deflate, default 1 */
+    size_t max_queue;              /* frames queued per client before it is closed, default 10000 */
+    int recovery;                  /* connection state recovery, default 1 */
+    unsigned recovery_window_ms;   /* maxDisconnectionDuration, default 120000 */
+    int recovery_skip_middlewares; /* default 1 */
+} sio_config_t;
+
+/* Fills cfg with the defaults above. */
+void sio_config_init(sio_config_t *cfg);
+
+/* ---------------------------------------------------------------- server */
+
+/* Creates a server on loop. Namespace "/" exists from the start. NULL on bad config. */
+sio_server_t *sio_server_new(uv_loop_t *loop, const sio_config_t *cfg);
+/* Starts listening on cfg->host:cfg->port. SIO_EIO when the port cannot be bound. */
+int sio_server_listen(sio_server_t *srv);
+/* The port actually bound (useful with port 0). */
+int sio_server_port(const sio_server_t *srv);
+/* Stops accepting, closes every client with reason "server shutting down" (a
+ * recoverable reason) and calls cb once every handle is closed. Then free. */
+void sio_server_close(sio_server_t *srv, void (*cb)(void *arg), void *arg);
+void sio_server_free(sio_server_t *srv);
+/* Number of connected Engine.IO clients. */
+size_t sio_server_client_count(const sio_server_t *srv);
+
+/* Returns the namespace, creating it on first use. name must start with '/'. */
+sio_namespace_t *sio_server_of(sio_server_t *srv, const char *name);
+
+/* Dynamic namespaces: a client CONNECT to a name matching the POSIX extended regex
+ * creates that namespace and calls init on it (attach handlers there). */
+typedef void (*sio_nsp_init_cb)(sio_namespace_t *nsp, void *ud);
+int sio_server_of_pattern(sio_server_t *srv, const char *regex, sio_nsp_init_cb init, void *ud);
+
+/* Plain HTTP requests that are not Socket.IO traffic (e.g. /healthz). */
+typedef struct sio_http_req {
+    const char *method; /* "GET", "POST" ... */
+    const char *path;   /* without the query */
+    const char *query;  /* without '?', "" when none */
+} sio_http_req_t;
+
+typedef struct sio_http_res {
+    int status;               /* 0 = not handled -> 404 */
+    const char *content_type; /* static string */
+    char *body;               /* malloc'd (sio_malloc) or NULL; freed by the library */
+    size_t body_len;
+} sio_http_res_t;
+
+typedef void (*sio_http_cb)(const sio_http_req_t *req, sio_http_res_t *res, void *ud);
+void sio_server_on_http(sio_server_t *srv, sio_http_cb cb, void *ud);
+
+/* ---------------------------------------------------------------- namespaces */
+
+typedef void (*sio_connection_cb)(sio_socket_t *s, void *ud);
+/* Returns 0 to accept; nonzero to refuse (after sio_conn_error_set). */
+typedef int (*sio_middleware_cb)(sio_socket_t *s, sio_conn_error_t *err, void *ud);
+
+const char *sio_nsp_name(const sio_namespace_t *nsp);
+sio_server_t *sio_nsp_server(const sio_namespace_t *nsp);
+void sio_nsp_on_connection(sio_namespace_t *nsp, sio_connection_cb cb, void *ud);
+/* Middlewares run in order at CONNECT; skipped on a recovered session when
+ * recovery_skip_middlewares is set. */
+void sio_nsp_use(sio_namespace_t *nsp, sio_middleware_cb cb, void *ud);
+/* The refusal sent as CONNECT_ERROR {"message":message,"data":data}. data consumed. */
+void sio_conn_error_set(sio_conn_error_t *err, const char *message, cJSON *data);
+/* Number of sockets of this namespace on this node. */
+size_t sio_nsp_socket_count(const sio_namespace_t *nsp);
+
+/* ---------------------------------------------------------------- sockets */
+
+typedef void (*sio_event_cb)(sio_socket_t *s, const char *event, const cJSON *args,
+                             const sio_bin_t *bins, size_t nbins, sio_ack_t *ack, void *ud);
+typedef void (*sio_disconnect_cb)(sio_socket_t *s, const char *reason, void *ud);
+/* Reply to a server->client ack request: exactly once, err SIO_OK or SIO_ETIMEDOUT
+ * or SIO_ECLOSED (socket gone before the reply; then s is NULL). */
+typedef void (*sio_ack_cb)(sio_socket_t *s, int err, const cJSON *args, const sio_bin_t *bins,
+                           size_t nbins, void *ud);
+
+const char *sio_socket_id(const sio_socket_t *s);
+sio_namespace_t *sio_socket_nsp(const sio_socket_t *s);
+/* The CONNECT auth payload ({} when none). */
+const cJSON *sio_socket_auth(const sio_socket_t *s);
+/* Handshake facts of the underlying connection. */
+const char *sio_socket_address(const sio_socket_t *s);
+const char *sio_socket_url(const sio_socket_t *s);
+/* Value of a query parameter of the handshake URL (percent-decoded), or NULL. */
+const char *sio_socket_query(const sio_socket_t *s, const char *key);
+/* 1 when this socket is a restored session (connection state recovery). */
+int sio_socket_recovered(const sio_socket_t *s);
+const char *sio_socket_transport(const sio_socket_t *s); /* "polling" | "websocket" */
+
+/* socket.data: application state saved with the session for recovery. The socket
+ * owns the tree; set_data consumes the new one. */
+cJSON *sio_socket_data(sio_socket_t *s);
+void sio_socket_set_data(sio_socket_t *s, cJSON *data);
+/* A C pointer for the embedding program; not persisted. */
+void *sio_socket_userdata(const sio_socket_t *s);
+void sio_socket_set_userdata(sio_socket_t *s, void *p);
+
+int sio_socket_join(sio_socket_t *s, const char *room);
+int sio_socket_leave(sio_socket_t *s, const char *room);
+int sio_socket_in_room(const sio_socket_t *s, const char *room);
+
+void sio_socket_on(sio_socket_t *s, const char *event, sio_event_cb cb, void *ud);
+/* Called for events that have no handler of their own. */
+void sio_socket_on_any(sio_socket_t *s, sio_event_cb cb, void *ud);
+void sio_socket_on_disconnect(sio_socket_t *s, sio_disconnect_cb cb, void *ud);
+
+int sio_socket_emit(sio_socket_t *s, const char *event, cJSON *args, const sio_bin_t *bins,
+                    size_t nbins);
+/* Emit asking the client to acknowledge; cb runs exactly once. timeout_ms 0 = never. */
+int sio_socket_emit_ack(sio_socket_t *s, const char *event, cJSON *args, const sio_bin_t *bins,
+                        size_t nbins, unsigned timeout_ms, sio_ack_cb cb, void *ud);
+/* Sends DISCONNECT for this namespace; close=1 also closes the whole connection. */
+void sio_socket_disconnect(sio_socket_t *s, int close);
+
+/* Answer a client's ack request (ack given to an event handler). At most once:
+ * the ack is freed by this call. args (array, or NULL for none) is consumed.
+ * An ack never answered is freed when its socket closes. */
+int sio_ack(sio_ack_t *ack, cJSON *args, const sio_bin_t *bins, size_t nbins);
+
+/* ---------------------------------------------------------------- broadcasts */
+
+/* Everyone in nsp. */
+sio_op_t *sio_op(sio_namespace_t *nsp);
+/* Everyone in s's namespace except s itself (socket.broadcast / socket.to). */
+sio_op_t *sio_op_from(sio_socket_t *s);
+sio_op_t *sio_to(sio_op_t *op, const char *room); /* also io.in(); repeatable: union */
+sio_op_t *sio_except(sio_op_t *op, const char *room);
+sio_op_t *sio_volatile(sio_op_t *op);
+sio_op_t *sio_local(sio_op_t *op);
+sio_op_t *sio_compress(sio_op_t *op, int on);
+sio_op_t *sio_timeout(sio_op_t *op, unsigned ms);
+void sio_op_free(sio_op_t *op);
+
+int sio_emit(sio_op_t *op, const char *event, cJSON *args, const sio_bin_t *bins, size_t nbins);
+/* Broadcast with acknowledgements: cb runs exactly once, when every targeted client
+ * answered (err SIO_OK) or at the timeout (SIO_ETIMEDOUT), with an array holding each
+ * answering client's ack arguments array. */
+typedef void (*sio_bcast_ack_cb)(int err, const cJSON *responses, void *ud);
+int sio_emit_ack(sio_op_t *op, const char *event, cJSON *args, const sio_bin_t *bins,
+                 size_t nbins, sio_bcast_ack_cb cb, void *ud);
+/* Room operations on the matching sockets; each consumes op. */
+int sio_sockets_join(sio_op_t *op, const char *room);
+int sio_sockets_leave(sio_op_t *op, const char *room);
+int sio_sockets_disconnect(sio_op_t *op, int close);
+
+/* {"_placeholder":true,"num":num}: marks where bins[num] goes in args. */
+cJSON *sio_placeholder(int num);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
