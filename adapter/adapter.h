@@ -55,7 +55,8 @@ typedef struct adp_adapter adp_adapter_t;
 /* Restore outcome: err SIO_OK with the session and the packets the client missed
  * (in order; each EVENT's data already ends with its offset), or err SIO_ENOTFOUND
  * (unknown/expired session or offset no longer held) with s == NULL. Ownership of
- * s and of every packet passes to the callback. Called exactly once. */
+ * s and of every packet passes to the callback; the missed array itself stays the
+ * adapter's (valid during the call). Called exactly once. */
 typedef void (*adp_restore_cb)(void *ud, int err, adp_session_t *s, sio_packet_t **missed,
                                size_t n_missed);
 
@@ -87,7 +88,9 @@ struct adp_adapter {
     adp_rooms_t rooms;  /* local membership: room <-> socket */
 };
 
-/* Helpers every adapter uses: membership in the local index, targets of opts. */
+/* Helpers every adapter uses: membership in the local index, targets of opts.
+ * join/leave update a->rooms then call the hook; leave_all calls its hook first (so
+ * it can still see the socket's rooms) then updates a->rooms. */
 int adp_join(adp_adapter_t *a, const char *sid, void *sock, const char *room);
 void adp_leave(adp_adapter_t *a, const char *sid, const char *room);
 void adp_leave_all(adp_adapter_t *a, const char *sid);
