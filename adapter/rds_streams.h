@@ -1,0 +1,79 @@
+/* rds_streams.h -- connection state recovery stored in Redis (issue 4).
+ *
+ * The Redis side of recovery, as laid out in adapter/REDIS.md: the function library
+ * `sockeye` (publish + store in one atomic step, sessions), session write-through, and
+ * the read half of a restore (session lookup, XRANGE of the session's streams in
+ * bounded batches, merge by id, except-filtering, decoding). It sits on one command
+ * connection (rds_conn_t) owned by the Redis adapter and knows nothing of sockets: the
+ * adapter (adapter/redis.c) calls it, holds live packets during a restore and merges them.
+ *
+ * Every function that takes a callback runs it exactly once when it returned SIO_OK,
+ * and never when it returned an error.
+ */
+#ifndef RDS_STREAMS_H
+#define RDS_STREAMS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "adapter.h"
+#include "rds_conn.h"
+
+typedef struct rds_streams rds_streams_t; /* one per node (all namespaces) */
+
+typedef struct rds_streams_config {
+    const char *key_prefix;  /* "sockeye" */
+    uint64_t window_ms;      /* recovery window (maxDisconnectionDuration) */
+    size_t batch;            /* XRANGE COUNT per call, default 100 */
+} rds_streams_config_t;
+
+/* cmd must be a command (not subscriber) connection; borrowed, must outlive the result. */
+rds_streams_t *rds_streams_new(rds_conn_t *cmd, const rds_streams_config_t *cfg);
+/* Fails every pending callback with SIO_ECLOSED first. */
+void rds_streams_free(rds_streams_t *st);
+
+/* FUNCTION LOAD REPLACE the library. Call at every (re)connect of cmd (its on_up). */
+int rds_streams_load(rds_streams_t *st, void (*cb)(void *ud, int err), void *ud);
+
+/* FCALL sockeye_publish: store msg (msgpack [uid, packet, opts], no offset) under a new
+ * offset in the stream of each room (or the namespace stream when n_rooms == 0), then
+ * PUBLISH it with the offset appended ([uid, packet, opts, offset]) on channel.
+ * cb gets the offset ("<ms>-<seq>") or an error (SIO_EREDIS, SIO_ETIMEDOUT ...). */
+typedef void (*rds_publish_cb)(void *ud, int err, const char *offset);
+int rds_streams_publish(rds_streams_t *st, const char *nsp, const char *const *rooms,
+                        size_t n_rooms, const char *channel, const void *msg, size_t len,
+                        rds_publish_cb cb, void *ud);
+
+/* Sessions, written through while connected. owner identifies the connection that
+ * holds the session (node uid + serial) so a stale owner's late writes are no-ops.
+ * open: writes the hash with offset = the namespace's last offset, and its TTL. */
+int rds_session_open(rds_streams_t *st, const char *nsp, const adp_session_t *s,
+                     const char *owner, void (*cb)(void *ud, int err), void *ud);
+/* Rooms or data changed (fire and forget; failures are counted and logged). */
+int rds_session_update(rds_streams_t *st, const char *nsp, const adp_session_t *s,
+                       const char *owner);
+/* Refresh the TTL of these sessions (a node calls it every few seconds, pipelined). */
+int rds_session_refresh(rds_streams_t *st, const char *nsp, const char *const *pids, size_t n);
+/* The socket is gone: recoverable -> TTL = window from now; else delete. Owner-checked. */
+int rds_session_release(rds_streams_t *st, const char *nsp, const char *pid, const char *owner,
+                        int recoverable);
+
+/* Read half of a restore. offset may be NULL (the client had received nothing: the
+ * session's own offset is used). On success cb gets the session (owned by cb) and the
+ * missed packets in offset order, each an EVENT whose data ends with its offset, already
+ * filtered by the session's rooms and the entries' except rooms (owned by cb, array
+ * borrowed for the call). SIO_ENOTFOUND: no session, expired, offset malformed or older
+ * than the window. Taking ownership (owner field) is part of the read. */
+typedef void (*rds_restore_cb)(void *ud, int err, adp_session_t *s, sio_packet_t **missed,
+                               size_t n_missed);
+int rds_streams_restore(rds_streams_t *st, const char *nsp, const char *pid, const char *offset,
+                        const char *owner, rds_restore_cb cb, void *ud);
+
+/* Counters for /metrics. */
+typedef struct rds_streams_stats {
+    uint64_t published, publish_failed, sessions_written, session_write_failed;
+    uint64_t restores_ok, restores_failed, entries_replayed;
+} rds_streams_stats_t;
+void rds_streams_get_stats(const rds_streams_t *st, rds_streams_stats_t *out);
+
+#endif
