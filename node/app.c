@@ -1,0 +1,451 @@
+/* app.c -- the standard application on the public API (see app.h for the contract).
+ *
+ * One catch-all handler per socket (sio_socket_on_any) looks the event name up in
+ * the app's table and calls the handler of its kind: a socket costs one
+ * registration, whatever the number of configured names, and adding a kind is a
+ * row in kind_handlers[], not another branch.
+ */
+#include "app.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+
+#define APP_MAX_ROOM 1024 /* bytes of a room name, NUL included */
+#define APP_MAX_ROOMS 16  /* rooms named by one event */
+
+typedef char app_room_t[APP_MAX_ROOM];
+
+typedef void (*app_handler_fn)(sio_app_t *app, sio_socket_t *s, const char *event,
+                               const cJSON *args, const sio_bin_t *bins, size_t nbins,
+                               sio_ack_t *ack);
+
+/* One configured event name. One per name per app. */
+typedef struct app_event {
+    char *name;
+    sio_app_kind_t kind;
+} app_event_t;
+
+struct sio_app {
+    app_event_t *events;
+    size_t n_events;
+    unsigned ask_timeout_ms;
+    sio_namespace_t **nsps; /* served namespaces, for metrics */
+    size_t n_nsps;
+    sio_app_stats_t stats;
+};
+
+/* A server->client ask waiting for the client's answer. One per ask. */
+typedef struct app_ask {
+    sio_app_t *app;
+    sio_ack_t *reply; /* the asking client's ack, NULL when it asked for none */
+} app_ask_t;
+
+/* clang-format off */
+static const char *const kind_names[SIO_APP_KIND_COUNT] = {
+    [SIO_APP_JOIN] = "join",
+    [SIO_APP_LEAVE] = "leave",
+    [SIO_APP_ECHO] = "echo",
+    [SIO_APP_ASK] = "ask",
+    [SIO_APP_RELAY] = "relay",
+    [SIO_APP_BROADCAST] = "broadcast",
+    [SIO_APP_UNKNOWN] = "unknown",
+};
+/* clang-format on */
+
+/* ---------------------------------------------------------------- helpers */
+
+/* Answers ack with a single status object; a NULL ack (none asked) is fine. */
+static void reply_status(sio_ack_t *ack, int ok, const char *error)
+{
+    cJSON *args, *obj;
+
+    if (ack == NULL)
+        return;
+    args = cJSON_CreateArray();
+    obj = cJSON_CreateObject();
+    cJSON_AddBoolToObject(obj, "ok", ok);
+    if (!ok)
+        cJSON_AddStringToObject(obj, "error", error);
+    cJSON_AddItemToArray(args, obj);
+    sio_ack(ack, args, NULL, 0);
+}
+
+int sio_app_room_name(const cJSON *v, char *buf, size_t len)
+{
+    int n;
+
+    if (cJSON_IsString(v)) {
+        size_t l = strlen(v->valuestring);
+
+        if (l == 0 || l >= len)
+            return -1;
+        memcpy(buf, v->valuestring, l + 1);
+        return 0;
+    }
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble))
+        return -1;
+    if (v->valuedouble == 0) {
+        /* String(-0) is "0" too. */
+        n = snprintf(buf, len, "0");
+    } else if (v->valuedouble == floor(v->valuedouble) && fabs(v->valuedouble) < 1e21) {
+        n = snprintf(buf, len, "%.0f", v->valuedouble);
+    } else {
+        /* The shortest text that reads back as the same double, as String(n) does. */
+        n = -1;
+        for (int prec = 1; prec <= 17; prec++) {
+            n = snprintf(buf, len, "%.*g", prec, v->valuedouble);
+            if (n > 0 && (size_t)n < len && strtod(buf, NULL) == v->valuedouble)
+                break;
+        }
+    }
+    return (n > 0 && (size_t)n < len) ? 0 : -1;
+}
+
+/* The rooms an event's first argument names: one room, or an array of 1 to
+ * APP_MAX_ROOMS rooms (a union for relays). Number of rooms, or 0 when invalid. */
+static size_t parse_rooms(const cJSON *v, app_room_t *rooms)
+{
+    size_t n = 0;
+    const cJSON *item;
+
+    if (!cJSON_IsArray(v))
+        return sio_app_room_name(v, rooms[0], APP_MAX_ROOM) == 0 ? 1 : 0;
+    cJSON_ArrayForEach(item, v)
+    {
+        if (n == APP_MAX_ROOMS || sio_app_room_name(item, rooms[n], APP_MAX_ROOM) != 0)
+            return 0;
+        n++;
+    }
+    return n;
+}
+
+/* Renumbers the binary placeholders of tree (compact, in order of first
+ * appearance) and fills out[] with the matching buffers of bins, so a subset of an
+ * event's arguments carries exactly its own attachments. Returns the count used. */
+struct renumber {
+    const sio_bin_t *bins;
+    size_t nbins;
+    int *map;       /* old index -> new index, -1 = not yet seen */
+    sio_bin_t *out; /* new index -> buffer (borrowed bytes) */
+    size_t n_out;
+};
+
+static void renumber_walk(cJSON *node, struct renumber *r)
+{
+    cJSON *ph = NULL, *num = NULL;
+
+    if (cJSON_IsObject(node)) {
+        ph = cJSON_GetObjectItemCaseSensitive(node, "_placeholder");
+        num = cJSON_GetObjectItemCaseSensitive(node, "num");
+    }
+    if (ph != NULL && num != NULL && cJSON_IsTrue(ph) && cJSON_IsNumber(num)) {
+        double d = num->valuedouble;
+
+        if (d >= 0 && d < (double)r->nbins && d == floor(d)) {
+            size_t k = (size_t)d;
+
+            if (r->map[k] < 0) {
+                r->map[k] = (int)r->n_out;
+                r->out[r->n_out++] = r->bins[k];
+            }
+            cJSON_SetNumberValue(num, r->map[k]);
+        }
+        return;
+    }
+    for (cJSON *c = node->child; c != NULL; c = c->next)
+        renumber_walk(c, r);
+}
+
+/* ---------------------------------------------------------------- handlers */
+
+/* Every socket sits in a room named by its id, and a direct emit to a socket is a
+ * broadcast to that room (with recovery on, even socket.emit). A client able to join
+ * another socket's id room would read that socket's private traffic, so names shaped
+ * like a socket id (20 base64url characters) are reserved. */
+static int reserved_room(const sio_socket_t *s, const char *room)
+{
+    size_t len = strlen(room);
+
+    if (len != 20 || strspn(room, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                  "0123456789-_") != len)
+        return 0;
+    return strcmp(room, sio_socket_id(s)) != 0;
+}
+
+/* join and leave: every named room, or none when one name is invalid. */
+static void membership(sio_app_t *app, sio_socket_t *s, const cJSON *args, sio_ack_t *ack,
+                       int (*op)(sio_socket_t *s, const char *room))
+{
+    app_room_t rooms[APP_MAX_ROOMS];
+    size_t n = parse_rooms(cJSON_GetArrayItem(args, 0), rooms);
+    int rc = SIO_OK;
+
+    if (n == 0) {
+        app->stats.refused++;
+        reply_status(ack, 0, "invalid room");
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (op == sio_socket_join && reserved_room(s, rooms[i])) {
+            app->stats.refused++;
+            reply_status(ack, 0, "reserved room");
+            return;
+        }
+    }
+    for (size_t i = 0; i < n && rc == SIO_OK; i++)
+        rc = op(s, rooms[i]);
+    reply_status(ack, rc == SIO_OK, sio_strerror(rc));
+}
+
+static void on_join(sio_app_t *app, sio_socket_t *s, const char *event, const cJSON *args,
+                    const sio_bin_t *bins, size_t nbins, sio_ack_t *ack)
+{
+    membership(app, s, args, ack, sio_socket_join);
+}
+
+static void on_leave(sio_app_t *app, sio_socket_t *s, const char *event, const cJSON *args,
+                     const sio_bin_t *bins, size_t nbins, sio_ack_t *ack)
+{
+    membership(app, s, args, ack, sio_socket_leave);
+}
+
+static void on_echo(sio_app_t *app, sio_socket_t *s, const char *event, const cJSON *args,
+                    const sio_bin_t *bins, size_t nbins, sio_ack_t *ack)
+{
+    if (ack == NULL)
+        return;
+    sio_ack(ack, args ? cJSON_Duplicate(args, 1) : cJSON_CreateArray(), bins, nbins);
+}
+
+/* Common to both relay kinds; include_sender picks io.to(room) over socket.to(room).
+ * Several rooms are a union: a socket in two of them gets one copy. The sender must
+ * be a member of every room it names. */
+static void relay(sio_app_t *app, sio_socket_t *s, const char *event, const cJSON *args,
+                  const sio_bin_t *bins, size_t nbins, sio_ack_t *ack, int include_sender)
+{
+    app_room_t rooms[APP_MAX_ROOMS];
+    size_t n = parse_rooms(cJSON_GetArrayItem(args, 0), rooms);
+    const cJSON *payload;
+    cJSON *out;
+    sio_op_t *op;
+    int rc;
+
+    if (n == 0) {
+        app->stats.refused++;
+        reply_status(ack, 0, "invalid room");
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!sio_socket_in_room(s, rooms[i])) {
+            app->stats.refused++;
+            reply_status(ack, 0, "not a member");
+            return;
+        }
+    }
+    /* Exactly (room, payload), as the reference application sends: the room as the
+     * client wrote it, a missing payload as null. */
+    out = cJSON_CreateArray();
+    cJSON_AddItemToArray(out, cJSON_Duplicate(cJSON_GetArrayItem(args, 0), 1));
+    payload = cJSON_GetArrayItem(args, 1);
+    cJSON_AddItemToArray(out, payload ? cJSON_Duplicate(payload, 1) : cJSON_CreateNull());
+
+    op = include_sender ? sio_op(sio_socket_nsp(s)) : sio_op_from(s);
+    for (size_t i = 0; i < n; i++)
+        op = sio_to(op, rooms[i]);
+    if (nbins == 0) {
+        rc = sio_emit(op, event, out, NULL, 0);
+    } else {
+        struct renumber r = {bins, nbins, sio_malloc(nbins * sizeof(int)),
+                             sio_malloc(nbins * sizeof(sio_bin_t)), 0};
+
+        for (size_t i = 0; i < nbins; i++)
+            r.map[i] = -1;
+        renumber_walk(out, &r);
+        rc = sio_emit(op, event, out, r.out, r.n_out);
+        sio_free(r.map);
+        sio_free(r.out);
+    }
+    reply_status(ack, rc == SIO_OK, sio_strerror(rc));
+}
+
+static void on_relay(sio_app_t *app, sio_socket_t *s, const char *event, const cJSON *args,
+                     const sio_bin_t *bins, size_t nbins, sio_ack_t *ack)
+{
+    relay(app, s, event, args, bins, nbins, ack, 0);
+}
+
+static void on_broadcast(sio_app_t *app, sio_socket_t *s, const char *event, const cJSON *args,
+                         const sio_bin_t *bins, size_t nbins, sio_ack_t *ack)
+{
+    relay(app, s, event, args, bins, nbins, ack, 1);
+}
+
+/* The client answered (or did not): pass its answer on to the client's own ack.
+ * SIO_ECLOSED means the socket is gone and its pending acks with it: touch nothing. */
+static void on_ask_answer(sio_socket_t *s, int err, const cJSON *args, const sio_bin_t *bins,
+                          size_t nbins, void *ud)
+{
+    app_ask_t *ask = ud;
+
+    if (err == SIO_OK && ask->reply != NULL)
+        sio_ack(ask->reply, args ? cJSON_Duplicate(args, 1) : cJSON_CreateArray(), bins, nbins);
+    else if (err == SIO_ETIMEDOUT)
+        reply_status(ask->reply, 0, "timeout");
+    sio_free(ask);
+}
+
+static void on_ask(sio_app_t *app, sio_socket_t *s, const char *event, const cJSON *args,
+                   const sio_bin_t *bins, size_t nbins, sio_ack_t *ack)
+{
+    const cJSON *name = cJSON_GetArrayItem(args, 0);
+    cJSON *out;
+    app_ask_t *ask;
+    int rc;
+
+    if (!cJSON_IsString(name) || name->valuestring[0] == '\0') {
+        reply_status(ack, 0, "invalid event");
+        return;
+    }
+    /* args[0] is a string, so every placeholder is in the rest: bins pass as they are. */
+    out = cJSON_Duplicate(args, 1);
+    cJSON_DeleteItemFromArray(out, 0);
+    ask = sio_malloc(sizeof(*ask));
+    ask->app = app;
+    ask->reply = ack;
+    rc = sio_socket_emit_ack(s, name->valuestring, out, bins, nbins, app->ask_timeout_ms,
+                             on_ask_answer, ask);
+    if (rc != SIO_OK) {
+        /* A call that fails never runs its callback. */
+        sio_free(ask);
+        reply_status(ack, 0, sio_strerror(rc));
+    }
+}
+
+static void on_unknown(sio_app_t *app, sio_socket_t *s, const char *event, const cJSON *args,
+                       const sio_bin_t *bins, size_t nbins, sio_ack_t *ack)
+{
+    reply_status(ack, 0, "unknown event");
+}
+
+/* clang-format off */
+static const app_handler_fn kind_handlers[SIO_APP_KIND_COUNT] = {
+    [SIO_APP_JOIN] = on_join,
+    [SIO_APP_LEAVE] = on_leave,
+    [SIO_APP_ECHO] = on_echo,
+    [SIO_APP_ASK] = on_ask,
+    [SIO_APP_RELAY] = on_relay,
+    [SIO_APP_BROADCAST] = on_broadcast,
+    [SIO_APP_UNKNOWN] = on_unknown,
+};
+/* clang-format on */
+
+static void on_any(sio_socket_t *s, const char *event, const cJSON *args, const sio_bin_t *bins,
+                   size_t nbins, sio_ack_t *ack, void *ud)
+{
+    sio_app_t *app = ud;
+    sio_app_kind_t kind = SIO_APP_UNKNOWN;
+
+    for (size_t i = 0; i < app->n_events; i++) {
+        if (strcmp(app->events[i].name, event) == 0) {
+            kind = app->events[i].kind;
+            break;
+        }
+    }
+    app->stats.handled[kind]++;
+    kind_handlers[kind](app, s, event, args, bins, nbins, ack);
+}
+
+static void on_connection(sio_socket_t *s, void *ud)
+{
+    sio_socket_on_any(s, on_any, ud);
+}
+
+/* ---------------------------------------------------------------- public */
+
+static void add_event(sio_app_t *app, const char *name, sio_app_kind_t kind)
+{
+    if (name == NULL || name[0] == '\0')
+        return;
+    /* The first kind given for a name wins; a name handled twice would be a surprise. */
+    for (size_t i = 0; i < app->n_events; i++) {
+        if (strcmp(app->events[i].name, name) == 0)
+            return;
+    }
+    app->events = sio_realloc(app->events, (app->n_events + 1) * sizeof(*app->events));
+    app->events[app->n_events].name = sio_strdup(name);
+    app->events[app->n_events].kind = kind;
+    app->n_events++;
+}
+
+sio_app_t *sio_app_new(const sio_app_config_t *cfg)
+{
+    sio_app_t *app = sio_calloc(1, sizeof(*app));
+
+    app->ask_timeout_ms = cfg->ask_timeout_ms;
+    add_event(app, cfg->join_event, SIO_APP_JOIN);
+    add_event(app, cfg->leave_event, SIO_APP_LEAVE);
+    add_event(app, cfg->echo_event, SIO_APP_ECHO);
+    add_event(app, cfg->ask_event, SIO_APP_ASK);
+    for (size_t i = 0; i < cfg->n_relay_events; i++)
+        add_event(app, cfg->relay_events[i], SIO_APP_RELAY);
+    for (size_t i = 0; i < cfg->n_broadcast_events; i++)
+        add_event(app, cfg->broadcast_events[i], SIO_APP_BROADCAST);
+    return app;
+}
+
+void sio_app_free(sio_app_t *app)
+{
+    if (app == NULL)
+        return;
+    for (size_t i = 0; i < app->n_events; i++)
+        sio_free(app->events[i].name);
+    sio_free(app->events);
+    sio_free(app->nsps);
+    sio_free(app);
+}
+
+int sio_app_install(sio_app_t *app, sio_namespace_t *nsp)
+{
+    for (size_t i = 0; i < app->n_nsps; i++) {
+        if (app->nsps[i] == nsp)
+            return SIO_OK;
+    }
+    app->nsps = sio_realloc(app->nsps, (app->n_nsps + 1) * sizeof(*app->nsps));
+    app->nsps[app->n_nsps++] = nsp;
+    sio_nsp_on_connection(nsp, on_connection, app);
+    return SIO_OK;
+}
+
+static void on_dynamic_nsp(sio_namespace_t *nsp, void *ud)
+{
+    sio_app_install(ud, nsp);
+}
+
+int sio_app_install_pattern(sio_app_t *app, sio_server_t *srv, const char *regex)
+{
+    return sio_server_of_pattern(srv, regex, on_dynamic_nsp, app);
+}
+
+size_t sio_app_namespace_count(const sio_app_t *app)
+{
+    return app->n_nsps;
+}
+
+sio_namespace_t *sio_app_namespace(const sio_app_t *app, size_t i)
+{
+    return i < app->n_nsps ? app->nsps[i] : NULL;
+}
+
+const sio_app_stats_t *sio_app_stats(const sio_app_t *app)
+{
+    return &app->stats;
+}
+
+const char *sio_app_kind_name(sio_app_kind_t kind)
+{
+    return (unsigned)kind < SIO_APP_KIND_COUNT ? kind_names[kind] : "?";
+}

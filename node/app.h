@@ -1,0 +1,87 @@
+/* app.h -- the standard application: what `sockeye` does with no C code of yours.
+ *
+ * On every namespace it is installed on, a client may
+ *   join(room, ack)            join room, ack({ok:true})
+ *   leave(room, ack)           leave room, ack({ok:true})
+ *   echo(...args, ack)         ack(...args), binary included
+ *   ask(event, ...args, ack)   the node emits event(...args) to that client asking for an
+ *                              ack; the client's answer is acked back (or {ok:false,
+ *                              error:"timeout"}) -- server->client acks from the outside
+ *   chat(room, payload)        relayed to room except the sender (relay events)
+ *   bcast(room, payload)       relayed to room including the sender (broadcast events)
+ * The names are configurable. Relays need the sender to be a member of room;
+ * otherwise nothing is sent and an ack, if asked, gets {ok:false,error:"not a member"}.
+ * Rooms are non-empty strings; numbers stand for their decimal text (as String(n)).
+ * Where a room goes, an array of up to 16 rooms may go too: join/leave take each,
+ * a relay goes to their union (one copy per socket) and needs membership of all.
+ * Names shaped like a socket id (20 base64url characters) cannot be joined: a socket's
+ * id room carries its private traffic ({ok:false,error:"reserved room"}).
+ * An event the app does not know is answered {ok:false,error:"unknown event"} when
+ * the client asked for an ack, so a client never waits for a timeout on a typo.
+ *
+ * It sits on the public API only (sockeye.h): it is the reference user of it.
+ */
+#ifndef SIO_APP_H
+#define SIO_APP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sockeye.h"
+
+typedef struct sio_app_config {
+    const char *join_event;  /* NULL or "" disables */
+    const char *leave_event; /* NULL or "" disables */
+    const char *echo_event;  /* NULL or "" disables */
+    const char *ask_event;   /* NULL or "" disables */
+    unsigned ask_timeout_ms; /* 0 = wait for ever */
+    const char *const *relay_events;
+    size_t n_relay_events;
+    const char *const *broadcast_events;
+    size_t n_broadcast_events;
+} sio_app_config_t;
+
+/* Counters for /metrics, one per kind of built-in event. */
+typedef enum sio_app_kind {
+    SIO_APP_JOIN,
+    SIO_APP_LEAVE,
+    SIO_APP_ECHO,
+    SIO_APP_ASK,
+    SIO_APP_RELAY,
+    SIO_APP_BROADCAST,
+    SIO_APP_UNKNOWN,
+    SIO_APP_KIND_COUNT
+} sio_app_kind_t;
+
+typedef struct sio_app_stats {
+    uint64_t handled[SIO_APP_KIND_COUNT]; /* events received, per kind */
+    uint64_t refused;                     /* relays by non-members, invalid rooms */
+} sio_app_stats_t;
+
+typedef struct sio_app sio_app_t; /* one per server */
+
+/* Copies cfg (names included). NULL never (OOM aborts). The app must outlive every
+ * namespace it is installed on: free it after sio_server_free. */
+sio_app_t *sio_app_new(const sio_app_config_t *cfg);
+void sio_app_free(sio_app_t *app);
+
+/* Serves the application on nsp (its connection handler is replaced). SIO_OK. */
+int sio_app_install(sio_app_t *app, sio_namespace_t *nsp);
+/* Serves it on every dynamic namespace matching the POSIX ERE regex. The error of
+ * sio_server_of_pattern (SIO_EINVAL for a bad regex). */
+int sio_app_install_pattern(sio_app_t *app, sio_server_t *srv, const char *regex);
+
+/* The namespaces the app serves, in installation order (dynamic ones included). */
+size_t sio_app_namespace_count(const sio_app_t *app);
+sio_namespace_t *sio_app_namespace(const sio_app_t *app, size_t i);
+
+const sio_app_stats_t *sio_app_stats(const sio_app_t *app);
+/* Name of a kind for metrics labels ("join", "relay" ...). */
+const char *sio_app_kind_name(sio_app_kind_t kind);
+
+/* The room a JSON value designates, as the app understands it: a non-empty string,
+ * or a number as its decimal text. Writes at most len bytes (NUL included); -1 when
+ * v designates no room or does not fit. */
+int sio_app_room_name(const cJSON *v, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,88 @@
+/* config.h -- configuration of the standalone `sockeye` node.
+ *
+ * Every setting lives in ONE static const table (config.c): long flag, SOCKEYE_*
+ * environment variable, type, default, help text and the offset of the field it
+ * fills. Parsing, `--help` and the README table (`--help-markdown`) all walk that
+ * table, so a setting cannot be documented in one place and forgotten in another
+ * (nginx command tables, redis commands.def).
+ *
+ * Precedence: defaults < environment < command line. A list given on the command
+ * line replaces the environment's list on its first occurrence and appends on the
+ * following ones (`--namespace /a --namespace /b`).
+ */
+#ifndef SIO_CONFIG_H
+#define SIO_CONFIG_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "sockeye.h"
+
+typedef enum sio_log_level {
+    SIO_LOG_ERROR = 0,
+    SIO_LOG_WARN = 1,
+    SIO_LOG_INFO = 2,
+    SIO_LOG_DEBUG = 3,
+} sio_log_level_t;
+
+/* An owned list of owned strings. */
+typedef struct sio_strlist {
+    char **v;
+    size_t n;
+} sio_strlist_t;
+
+/* Everything the node executable needs. One per process. Strings are owned
+ * (sio_strdup'd) and released by sio_node_config_free. */
+typedef struct sio_node_config {
+    sio_config_t srv;               /* handed to sio_server_new (its strings owned here) */
+    sio_strlist_t namespaces;       /* besides "/", which always exists */
+    char *namespace_pattern;        /* POSIX ERE for dynamic namespaces, NULL = none */
+    sio_strlist_t relay_events;     /* (room, payload) -> room except the sender */
+    sio_strlist_t broadcast_events; /* (room, payload) -> room including the sender */
+    char *join_event;
+    char *leave_event;
+    char *echo_event;
+    char *ask_event; /* (event, ...args) -> asks the client, replies its answer */
+    unsigned ask_timeout_ms;
+    char *www_dir;             /* "" = the directory the binary was built with */
+    unsigned drain_timeout_ms; /* graceful shutdown budget */
+    int log_level;             /* sio_log_level_t */
+} sio_node_config_t;
+
+/* What the caller should do after parsing. Errors are the negative sio_err_t. */
+enum {
+    SIO_CFG_RUN = 0,      /* start the node */
+    SIO_CFG_HELP = 1,     /* --help was given */
+    SIO_CFG_MARKDOWN = 2, /* --help-markdown was given */
+    SIO_CFG_VERSION = 3,  /* --version was given */
+};
+
+/* Fills cfg with the table's defaults. Every owned field is allocated, so
+ * sio_node_config_free is always safe afterwards. Cannot fail (OOM aborts). */
+void sio_node_config_init(sio_node_config_t *cfg);
+
+/* Releases every owned string and list; cfg may be re-initialised afterwards. */
+void sio_node_config_free(sio_node_config_t *cfg);
+
+/* Applies the SOCKEYE_* variables found through get (getenv when NULL; a function
+ * so tests need not touch the process environment). On a bad value returns
+ * SIO_EINVAL with a one-line explanation in err; cfg then holds the values parsed
+ * so far and must still be freed. */
+int sio_node_config_env(sio_node_config_t *cfg, const char *(*get)(const char *name), char *err,
+                        size_t errlen);
+
+/* Applies the command line (argv[0] is skipped). Accepts `--flag value`,
+ * `--flag=value`, and for booleans `--flag`, `--no-flag`. Returns one of SIO_CFG_*,
+ * or SIO_EINVAL with the reason in err (unknown flag, missing or bad value). */
+int sio_node_config_argv(sio_node_config_t *cfg, int argc, char **argv, char *err, size_t errlen);
+
+/* Checks the combination of values (e.g. no transport at all). SIO_EINVAL + err. */
+int sio_node_config_check(const sio_node_config_t *cfg, char *err, size_t errlen);
+
+/* Writes the usage text listing every table entry, with env names and defaults. */
+void sio_node_config_help(FILE *out, const char *prog);
+
+/* Writes the README configuration table (GitHub markdown) from the same table. */
+void sio_node_config_markdown(FILE *out);
+
+#endif
