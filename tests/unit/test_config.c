@@ -73,7 +73,7 @@ static void test_defaults(void **state)
     assert_int_equal(cfg->srv.max_payload, 1000000);
     assert_int_equal(cfg->srv.transports, SIO_TRANSPORT_POLLING | SIO_TRANSPORT_WEBSOCKET);
     assert_null(cfg->srv.cors_origins);
-    assert_int_equal(cfg->srv.per_message_deflate, 0);
+    assert_int_equal(cfg->srv.per_message_deflate, 1);
     assert_int_equal(cfg->srv.recovery, 1);
     assert_int_equal(cfg->srv.recovery_window_ms, 120000);
     assert_int_equal(cfg->namespaces.n, 1);
@@ -97,7 +97,7 @@ static void test_flags(void **state)
 
     assert_int_equal(parse(cfg, err, sizeof(err), "--port", "0", "--host=127.0.0.1", "--transports",
                            "websocket", "--no-recovery", "--cors-credentials",
-                           "--per-message-deflate", "on", "--max-payload", "42", "--cors-origins",
+                           "--per-message-deflate", "off", "--max-payload", "42", "--cors-origins",
                            "*", "--log-level", "DEBUG", "--echo-event", "", NULL),
                      SIO_CFG_RUN);
     assert_int_equal(cfg->srv.port, 0);
@@ -105,7 +105,7 @@ static void test_flags(void **state)
     assert_int_equal(cfg->srv.transports, SIO_TRANSPORT_WEBSOCKET);
     assert_int_equal(cfg->srv.recovery, 0);
     assert_int_equal(cfg->srv.cors_credentials, 1);
-    assert_int_equal(cfg->srv.per_message_deflate, 1);
+    assert_int_equal(cfg->srv.per_message_deflate, 0);
     assert_int_equal(cfg->srv.max_payload, 42);
     assert_string_equal(cfg->srv.cors_origins, "*");
     assert_int_equal(cfg->log_level, SIO_LOG_DEBUG);
