@@ -38,12 +38,6 @@ struct sio_app {
     sio_app_stats_t stats;
 };
 
-/* A server->client ask waiting for the client's answer. One per ask. */
-typedef struct app_ask {
-    sio_app_t *app;
-    sio_ack_t *reply; /* the asking client's ack, NULL when it asked for none */
-} app_ask_t;
-
 /* clang-format off */
 static const char *const kind_names[SIO_APP_KIND_COUNT] = {
     [SIO_APP_JOIN] = "join",
@@ -123,9 +117,7 @@ static size_t parse_rooms(const cJSON *v, app_room_t *rooms)
     return n;
 }
 
-/* Renumbers the binary placeholders of tree (compact, in order of first
- * appearance) and fills out[] with the matching buffers of bins, so a subset of an
- * event's arguments carries exactly its own attachments. Returns the count used. */
+/* State of one renumbering walk (one per relayed event with buffers). */
 struct renumber {
     const sio_bin_t *bins;
     size_t nbins;
@@ -134,6 +126,9 @@ struct renumber {
     size_t n_out;
 };
 
+/* Renumbers the binary placeholders under node (compact, in order of first
+ * appearance) and appends the matching buffers of r->bins to r->out, so a subset of an
+ * event's arguments carries exactly its own attachments (r->n_out of them). */
 static void renumber_walk(cJSON *node, struct renumber *r)
 {
     cJSON *ph = NULL, *num = NULL;
@@ -284,18 +279,18 @@ static void on_broadcast(sio_app_t *app, sio_socket_t *s, const char *event, con
     relay(app, s, event, args, bins, nbins, ack, 1);
 }
 
-/* The client answered (or did not): pass its answer on to the client's own ack.
- * SIO_ECLOSED means the socket is gone and its pending acks with it: touch nothing. */
+/* The client answered (or did not): pass its answer on to the client's own ack, ud
+ * (NULL when the ask itself wanted none). SIO_ECLOSED means the socket is gone and its
+ * pending acks with it: touch nothing. */
 static void on_ask_answer(sio_socket_t *s, int err, const cJSON *args, const sio_bin_t *bins,
                           size_t nbins, void *ud)
 {
-    app_ask_t *ask = ud;
+    sio_ack_t *reply = ud;
 
-    if (err == SIO_OK && ask->reply != NULL)
-        sio_ack(ask->reply, args ? cJSON_Duplicate(args, 1) : cJSON_CreateArray(), bins, nbins);
+    if (err == SIO_OK && reply != NULL)
+        sio_ack(reply, args ? cJSON_Duplicate(args, 1) : cJSON_CreateArray(), bins, nbins);
     else if (err == SIO_ETIMEDOUT)
-        reply_status(ask->reply, 0, "timeout");
-    sio_free(ask);
+        reply_status(reply, 0, "timeout");
 }
 
 static void on_ask(sio_app_t *app, sio_socket_t *s, const char *event, const cJSON *args,
@@ -303,7 +298,6 @@ static void on_ask(sio_app_t *app, sio_socket_t *s, const char *event, const cJS
 {
     const cJSON *name = cJSON_GetArrayItem(args, 0);
     cJSON *out;
-    app_ask_t *ask;
     int rc;
 
     if (!cJSON_IsString(name) || name->valuestring[0] == '\0') {
@@ -313,16 +307,10 @@ static void on_ask(sio_app_t *app, sio_socket_t *s, const char *event, const cJS
     /* args[0] is a string, so every placeholder is in the rest: bins pass as they are. */
     out = cJSON_Duplicate(args, 1);
     cJSON_DeleteItemFromArray(out, 0);
-    ask = sio_malloc(sizeof(*ask));
-    ask->app = app;
-    ask->reply = ack;
     rc = sio_socket_emit_ack(s, name->valuestring, out, bins, nbins, app->ask_timeout_ms,
-                             on_ask_answer, ask);
-    if (rc != SIO_OK) {
-        /* A call that fails never runs its callback. */
-        sio_free(ask);
+                             on_ask_answer, ack);
+    if (rc != SIO_OK) /* a call that fails never runs its callback */
         reply_status(ack, 0, sio_strerror(rc));
-    }
 }
 
 static void on_unknown(sio_app_t *app, sio_socket_t *s, const char *event, const cJSON *args,

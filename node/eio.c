@@ -111,6 +111,10 @@ void eio__queue_clear(eio_queue_t *q)
 
 /* ---------------------------------------------------------------- server object */
 
+/* A server that is not listening yet (eio_server_listen). cfg and cb are copied, the
+ * strings in cfg too; a zero number in cfg means the reference's default. NULL when
+ * an argument is missing or the port is out of range; nothing is touched on the loop
+ * until listen. */
 eio_server_t *eio_server_new(uv_loop_t *loop, const eio_config_t *cfg, const eio_callbacks_t *cb)
 {
     eio_server_t *srv;
@@ -252,8 +256,7 @@ static void eio__on_upgrade_timeout(uv_timer_t *t)
 
     if (wsi == NULL)
         return;
-    eio__detach(s, wsi, lws_wsi_user(wsi));
-    s->upgrading = 0;
+    eio__upgrade_abort(s, wsi, lws_wsi_user(wsi));
     eio__wake_close(wsi, LWS_CLOSE_STATUS_NORMAL);
 }
 
@@ -398,7 +401,7 @@ void eio__session_close(eio_session_t *s, const char *reason, int mode)
     uv_timer_stop(&s->upg_timer);
     if (s->probe != NULL) {
         struct lws *wsi = s->probe;
-        eio__detach(s, wsi, lws_wsi_user(wsi));
+        eio__upgrade_abort(s, wsi, lws_wsi_user(wsi));
         eio__wake_close(wsi, LWS_CLOSE_STATUS_NORMAL);
     }
     s->upgrading = 0;
@@ -551,6 +554,13 @@ void eio__upgrade_start(eio_session_t *s, struct lws *wsi)
 {
     s->probe = wsi;
     uv_timer_start(&s->upg_timer, eio__on_upgrade_timeout, s->srv->cfg.upgrade_timeout_ms, 0);
+}
+
+void eio__upgrade_abort(eio_session_t *s, struct lws *wsi, eio_conn_t *c)
+{
+    eio__detach(s, wsi, c);
+    s->upgrading = 0;
+    uv_timer_stop(&s->upg_timer);
 }
 
 void eio__upgrade_probe(eio_session_t *s)

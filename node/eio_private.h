@@ -191,6 +191,10 @@ void eio__upgrade_probe(eio_session_t *s);
 void eio__upgrade_finish(eio_session_t *s);
 /* A probe WebSocket is attached: arm the upgrade timeout. */
 void eio__upgrade_start(eio_session_t *s, struct lws *wsi);
+/* The probe wsi (connection c) will not carry s: cut it loose and forget the upgrade,
+ * s goes on polling. Closing wsi is the caller's business. Harmless when wsi was
+ * already detached. */
+void eio__upgrade_abort(eio_session_t *s, struct lws *wsi, eio_conn_t *c);
 /* Drops every queued frame reference. */
 void eio__queue_clear(eio_queue_t *q);
 /* Takes the oldest frame (the caller now owns the reference) and, when flags is not
@@ -210,9 +214,11 @@ uint64_t eio__now(eio_server_t *srv);
 /* ---------------------------------------------------------------- http.c */
 
 /* Asks lws for a WRITEABLE callback on the connection that should carry s's next
- * output (the held GET, or the WebSocket). No-op when there is none. */
+ * output (the held GET, or the WebSocket). No-op when there is none. The WebSocket
+ * of a closing session is bounded as by eio__wake_close. */
 void eio__wake(eio_session_t *s);
-/* Asks the connection to close with a WebSocket close code at its next WRITEABLE. */
+/* Asks the connection to close with a WebSocket close code at its next WRITEABLE;
+ * lws drops it if that does not come within pingInterval + pingTimeout. */
 void eio__wake_close(struct lws *wsi, unsigned short code);
 /* Asks a probe WebSocket to send "3probe". */
 void eio__wake_probe_ack(struct lws *wsi);

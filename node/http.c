@@ -28,6 +28,7 @@
 #include "eio_private.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -524,7 +525,6 @@ static int eio__get_writeable(eio_server_t *srv, struct lws *wsi, eio_conn_t *c)
     const char *tail = NULL;
     size_t n = 0, len;
     unsigned char *buf, *p;
-    int rc;
 
     if (s == NULL || c->role != EIO_ROLE_GET)
         return 0;
@@ -562,8 +562,7 @@ static int eio__get_writeable(eio_server_t *srv, struct lws *wsi, eio_conn_t *c)
         sio_free(frames);
     if (buf == NULL)
         return -1;
-    rc = eio__reply_end(wsi, buf, p, 1);
-    return rc;
+    return eio__reply_end(wsi, buf, p, 1);
 }
 
 static int eio__handle_get(eio_server_t *srv, struct lws *wsi, eio_conn_t *c, eio_session_t *s)
@@ -847,9 +846,7 @@ static void eio__ws_message(eio_server_t *srv, struct lws *wsi, eio_conn_t *c,
             eio__upgrade_finish(s);
         } else {
             /* anything else on a probe fails the upgrade; the session stays */
-            eio__detach(s, wsi, c);
-            s->upgrading = 0;
-            uv_timer_stop(&s->upg_timer);
+            eio__upgrade_abort(s, wsi, c);
             c->close_code = LWS_CLOSE_STATUS_POLICY_VIOLATION;
         }
         return;
@@ -957,13 +954,10 @@ static int eio__ws_reject(struct lws *wsi, eio_conn_t *c, unsigned short code)
     eio_session_t *s = c->s;
 
     if (s != NULL) {
-        if (c->role == EIO_ROLE_WS) {
+        if (c->role == EIO_ROLE_WS)
             eio__session_close(s, "transport error", EIO_CLOSE_ERROR);
-        } else {
-            eio__detach(s, wsi, c);
-            s->upgrading = 0;
-            uv_timer_stop(&s->upg_timer);
-        }
+        else
+            eio__upgrade_abort(s, wsi, c);
     }
     lws_close_reason(wsi, (enum lws_close_status)code, NULL, 0);
     return -1;
@@ -1229,10 +1223,8 @@ static void eio__conn_gone(struct lws *wsi, eio_conn_t *c)
             eio__session_close(s, "transport error", EIO_CLOSE_ERROR);
         else if (role == EIO_ROLE_WS)
             eio__session_close(s, "transport close", EIO_CLOSE_CLIENT);
-        else if (role == EIO_ROLE_PROBE) {
-            s->upgrading = 0;
-            uv_timer_stop(&s->upg_timer);
-        }
+        else if (role == EIO_ROLE_PROBE)
+            eio__upgrade_abort(s, wsi, c);
     }
     eio__session_maybe_free(s);
 }
@@ -1319,20 +1311,39 @@ static const struct lws_extension eio__exts[] = {
 
 /* ---------------------------------------------------------------- wake hooks */
 
+/* A WebSocket being closed by us says goodbye from its WRITEABLE callback, which a
+ * peer that stopped reading never lets come: the socket, and whatever lws buffered
+ * for it, would be held for ever. So a closing WebSocket gets as long as a silent
+ * client gets before "ping timeout" (pingInterval + pingTimeout) and lws then drops
+ * it (the reference's ws gives a closing socket a fixed 30 s the same way). */
+static void eio__close_deadline(eio_server_t *srv, struct lws *wsi)
+{
+    uint64_t ms = (uint64_t)srv->cfg.ping_interval_ms + srv->cfg.ping_timeout_ms;
+    uint64_t secs = (ms + 999) / 1000;
+
+    lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_SEND, secs < INT_MAX ? (int)secs : INT_MAX);
+}
+
 void eio__wake(eio_session_t *s)
 {
     struct lws *wsi = s->transport == SIO_TRANSPORT_WEBSOCKET ? s->ws : s->get;
 
-    if (wsi != NULL)
-        lws_callback_on_writable(wsi);
+    if (wsi == NULL)
+        return;
+    if (wsi == s->ws && s->state != EIO_S_OPEN) /* flushing its last frames */
+        eio__close_deadline(s->srv, wsi);
+    lws_callback_on_writable(wsi);
 }
 
 void eio__wake_close(struct lws *wsi, unsigned short code)
 {
     eio_conn_t *c = lws_wsi_user(wsi);
+    struct lws_context *ctx = lws_get_context(wsi);
 
     if (c != NULL)
         c->close_code = code;
+    if (ctx != NULL && lws_context_user(ctx) != NULL)
+        eio__close_deadline(lws_context_user(ctx), wsi);
     lws_callback_on_writable(wsi);
 }
 

@@ -11,18 +11,16 @@
  *
  * usage: example-acks [--host 127.0.0.1] [--port 3000]   (port 0 = any free port)
  */
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <sockeye.h>
 
+#include "example.h"
+
 #define QUIZ_MS 1000
 #define POLL_MS 1000
-
-static sio_server_t *server;
-static uv_signal_t sigterm, sigint;
 
 /* ack({...}) with one object argument. */
 static void ack_object(sio_ack_t *ack, cJSON *obj)
@@ -177,55 +175,12 @@ static void on_connection(sio_socket_t *s, void *ud)
     sio_socket_on_disconnect(s, on_disconnect, NULL);
 }
 
-/* ---------------------------------------------------------------- boilerplate */
-
-static void on_closed(void *arg)
+static void setup(sio_server_t *server)
 {
-    uv_close((uv_handle_t *)&sigterm, NULL);
-    uv_close((uv_handle_t *)&sigint, NULL);
-}
-
-static void on_signal(uv_signal_t *h, int signum)
-{
-    uv_signal_stop(&sigterm);
-    uv_signal_stop(&sigint);
-    sio_server_close(server, on_closed, NULL);
+    sio_nsp_on_connection(sio_server_of(server, "/"), on_connection, NULL);
 }
 
 int main(int argc, char **argv)
 {
-    sio_config_t cfg;
-    uv_loop_t *loop = uv_default_loop();
-    int rc;
-
-    sio_config_init(&cfg);
-    cfg.host = "127.0.0.1";
-    cfg.port = 3000;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        if (strcmp(argv[i], "--port") == 0)
-            cfg.port = atoi(argv[i + 1]);
-        else if (strcmp(argv[i], "--host") == 0)
-            cfg.host = argv[i + 1];
-    }
-    server = sio_server_new(loop, &cfg);
-    if (server == NULL)
-        return 2;
-    uv_signal_init(loop, &sigterm);
-    uv_signal_init(loop, &sigint);
-
-    sio_nsp_on_connection(sio_server_of(server, "/"), on_connection, NULL);
-
-    rc = sio_server_listen(server);
-    if (rc == SIO_OK) {
-        printf("listening on %s:%d\n", cfg.host, sio_server_port(server));
-        fflush(stdout);
-        uv_signal_start(&sigterm, on_signal, SIGTERM);
-        uv_signal_start(&sigint, on_signal, SIGINT);
-    } else {
-        fprintf(stderr, "cannot listen on %s:%d: %s\n", cfg.host, cfg.port, sio_strerror(rc));
-        on_signal(&sigterm, SIGTERM);
-    }
-    uv_run(loop, UV_RUN_DEFAULT);
-    sio_server_free(server);
-    return uv_loop_close(loop) == 0 && rc == SIO_OK ? 0 : 1;
+    return example_main(argc, argv, setup);
 }

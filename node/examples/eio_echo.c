@@ -108,17 +108,14 @@ static void on_message(void *ud, eio_session_t *s, const char *data, size_t len,
 {
     sio_frame_t *f;
 
-    if (hooks && !binary && starts(data, len, "__")) {
-        on_hook(s, data, len);
+    if (!binary) {
+        if (hooks && starts(data, len, "__"))
+            on_hook(s, data, len);
+        else
+            send_text(s, data, len, 0);
         return;
     }
-    if (binary) {
-        f = sio_frame_from(data, len, 1);
-    } else {
-        f = sio_frame_new(len + 1, 0);
-        sio_frame_data(f)[0] = '4';
-        memcpy(sio_frame_data(f) + 1, data, len);
-    }
+    f = sio_frame_from(data, len, 1);
     eio_session_send(s, f, 0);
     sio_frame_unref(f);
 }

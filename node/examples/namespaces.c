@@ -10,17 +10,16 @@
  *
  * usage: example-namespaces [--host 127.0.0.1] [--port 3000]   (port 0 = any free port)
  */
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <sockeye.h>
 
+#include "example.h"
+
 #define MAX_NSP 64
 
-static sio_server_t *server;
-static uv_signal_t sigterm, sigint;
 static sio_namespace_t *known[MAX_NSP]; /* for "stats" */
 static size_t n_known;
 
@@ -88,7 +87,7 @@ static void on_new_team(sio_namespace_t *nsp, void *ud)
     serve(nsp, NULL);
 }
 
-static void setup(void)
+static void setup(sio_server_t *server)
 {
     sio_namespace_t *admin = sio_server_of(server, "/admin");
 
@@ -98,55 +97,7 @@ static void setup(void)
     sio_server_of_pattern(server, "^/team-[a-z0-9]+$", on_new_team, NULL);
 }
 
-/* ---------------------------------------------------------------- boilerplate */
-
-static void on_closed(void *arg)
-{
-    uv_close((uv_handle_t *)&sigterm, NULL);
-    uv_close((uv_handle_t *)&sigint, NULL);
-}
-
-static void on_signal(uv_signal_t *h, int signum)
-{
-    uv_signal_stop(&sigterm);
-    uv_signal_stop(&sigint);
-    sio_server_close(server, on_closed, NULL);
-}
-
 int main(int argc, char **argv)
 {
-    sio_config_t cfg;
-    uv_loop_t *loop = uv_default_loop();
-    int rc;
-
-    sio_config_init(&cfg);
-    cfg.host = "127.0.0.1";
-    cfg.port = 3000;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        if (strcmp(argv[i], "--port") == 0)
-            cfg.port = atoi(argv[i + 1]);
-        else if (strcmp(argv[i], "--host") == 0)
-            cfg.host = argv[i + 1];
-    }
-    server = sio_server_new(loop, &cfg);
-    if (server == NULL)
-        return 2;
-    uv_signal_init(loop, &sigterm);
-    uv_signal_init(loop, &sigint);
-
-    setup();
-
-    rc = sio_server_listen(server);
-    if (rc == SIO_OK) {
-        printf("listening on %s:%d\n", cfg.host, sio_server_port(server));
-        fflush(stdout);
-        uv_signal_start(&sigterm, on_signal, SIGTERM);
-        uv_signal_start(&sigint, on_signal, SIGINT);
-    } else {
-        fprintf(stderr, "cannot listen on %s:%d: %s\n", cfg.host, cfg.port, sio_strerror(rc));
-        on_signal(&sigterm, SIGTERM);
-    }
-    uv_run(loop, UV_RUN_DEFAULT);
-    sio_server_free(server);
-    return uv_loop_close(loop) == 0 && rc == SIO_OK ? 0 : 1;
+    return example_main(argc, argv, setup);
 }

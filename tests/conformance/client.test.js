@@ -11,7 +11,7 @@ const net = require("node:net");
 const path = require("node:path");
 const { spawn } = require("node:child_process");
 const { io, Manager } = require("socket.io-client");
-const { startSockeye, stopProc, once, until, BIN } = require("../lib/harness");
+const { startSockeye, stopProc, once, until, refused, ack, record, norm, BIN } = require("../lib/harness");
 
 const T = 5000; // bound on any single wait
 const CASE = { timeout: 30000 };
@@ -68,51 +68,13 @@ function connected(s, mode) {
   });
 }
 
-// Resolves with the connect_error of s; rejects if it connects or after T.
-function refused(s) {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error("timeout waiting for connect_error")), T);
-    s.once("connect", () => {
-      clearTimeout(t);
-      reject(new Error("connected, expected a refusal"));
-    });
-    s.once("connect_error", (err) => {
-      clearTimeout(t);
-      resolve(err);
-    });
-  });
-}
-
-// Emits with an ack and resolves with ALL the ack's arguments (emitWithAck keeps one).
-function ack(s, ev, ...args) {
-  return new Promise((resolve, reject) => {
-    s.timeout(T).emit(ev, ...args, (err, ...res) =>
-      err ? reject(new Error(`no ack for "${ev}" within ${T} ms`)) : resolve(res));
-  });
-}
-
-// Records every listed event as [event, ...args]; a trailing recovery offset is kept
-// out (it is a string appended by the server when recovery is on).
-function record(s, ...events) {
-  const log = [];
-  for (const ev of events) s.on(ev, (...a) => log.push([ev, ...a]));
-  return log;
-}
+// A recorded entry cut to its event and first n arguments: the trailing recovery offset
+// (a string the server appends when recovery is on) is left out.
 const strip = (entry, n) => entry.slice(0, n + 1);
 
 // A round trip through the server: whatever the server queued to s before handling
 // this echo has been delivered when it resolves (one connection keeps order).
 const barrier = (s) => ack(s, "echo", "barrier");
-
-// Buffers compare by content whatever view the transport produced.
-function norm(v) {
-  if (Buffer.isBuffer(v)) return { buf: [...v] };
-  if (v instanceof ArrayBuffer) return { buf: [...new Uint8Array(v)] };
-  if (ArrayBuffer.isView(v)) return { buf: [...new Uint8Array(v.buffer, v.byteOffset, v.byteLength)] };
-  if (Array.isArray(v)) return v.map(norm);
-  if (v && typeof v === "object") return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, norm(x)]));
-  return v;
-}
 
 async function get(url) {
   const res = await fetch(url, { signal: AbortSignal.timeout(T) });

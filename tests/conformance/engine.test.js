@@ -7,9 +7,10 @@
 "use strict";
 const { test, before, after } = require("node:test");
 const assert = require("node:assert/strict");
+const fs = require("node:fs");
 const path = require("node:path");
 const WebSocket = require("ws");
-const { startSockeye, stopProc, once } = require("../lib/harness.js");
+const { startSockeye, stopProc, once, until } = require("../lib/harness.js");
 
 const BUILD = process.env.SOCKEYE_BUILD_DIR || path.join(__dirname, "../../build");
 // SOCKEYE_ECHO_BIN runs the suite against a wrapper (e.g. the echo under valgrind).
@@ -147,6 +148,28 @@ async function wsSession(server = srv, opts) {
   assert.equal(open.data[0], "0");
   c.sid = JSON.parse(open.data.slice(1)).sid;
   return c;
+}
+
+// The inode of the server's end of the loopback TCP connection whose client end is
+// clientPort (/proc/net/tcp: "local rem st ... inode"), or null.
+function serverSocketInode(port, clientPort) {
+  const hex = (n) => n.toString(16).toUpperCase().padStart(4, "0");
+  for (const line of fs.readFileSync("/proc/net/tcp", "utf8").split("\n").slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f.length > 9 && f[1].endsWith(`:${hex(port)}`) && f[2].endsWith(`:${hex(clientPort)}`)) return f[9];
+  }
+  return null;
+}
+
+// Does process pid still hold the socket with this inode open?
+function holdsSocket(pid, inode) {
+  return fs.readdirSync(`/proc/${pid}/fd`).some((fd) => {
+    try {
+      return fs.readlinkSync(`/proc/${pid}/fd/${fd}`) === `socket:[${inode}]`;
+    } catch {
+      return false; // closed while we looked
+    }
+  });
 }
 
 // ------------------------------------------------------------------ handshake
@@ -476,6 +499,20 @@ test("websocket: no pong within pingTimeout closes the socket", async () => {
   assert.equal((await c.next(2000)).data, "2");
   await c.closed(3000);
   assert.ok(Date.now() - t0 >= PING_TIMEOUT - 50);
+});
+
+// A peer that stops reading never lets the server write its close frame. Once the
+// session is over (here: ping timeout) the server must still let go of the socket,
+// within pingInterval + pingTimeout, not hold it and its unsent data for ever.
+test("websocket: a peer that stops reading is let go once its session is over", async () => {
+  const c = await wsSession();
+  const inode = serverSocketInode(srv.port, c.ws._socket.localPort);
+  assert.ok(inode !== null && holdsSocket(srv.proc.pid, inode), "the server's socket of the connection");
+  c.ws._socket.pause(); // echoes pile up in the kernel, then in the server; pings go unseen
+  const big = "4" + "x".repeat(900000);
+  for (let i = 0; i < 12; i++) c.send(big);
+  await until(() => !holdsSocket(srv.proc.pid, inode), 10000, "the server to let go of the socket");
+  c.ws.terminate();
 });
 
 // ------------------------------------------------------------------ server-side features

@@ -6,7 +6,7 @@ const { describe, it, before, after, afterEach } = require("node:test");
 const assert = require("node:assert/strict");
 const path = require("node:path");
 const { io } = require("socket.io-client");
-const { startSockeye, stopProc, once, until } = require("../lib/harness");
+const { startSockeye, stopProc, once, until, refused, ack, record, norm } = require("../lib/harness");
 
 const T = 5000;
 const CASE = { timeout: 30000 };
@@ -38,42 +38,6 @@ function connected(s) {
       reject(new Error(`connect_error: ${err.message}`));
     });
   });
-}
-
-function refused(s) {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error("timeout waiting for connect_error")), T);
-    s.once("connect", () => {
-      clearTimeout(t);
-      reject(new Error("connected, expected a refusal"));
-    });
-    s.once("connect_error", (err) => {
-      clearTimeout(t);
-      resolve(err);
-    });
-  });
-}
-
-function ack(s, ev, ...args) {
-  return new Promise((resolve, reject) => {
-    s.timeout(T).emit(ev, ...args, (err, ...res) =>
-      err ? reject(new Error(`no ack for "${ev}" within ${T} ms`)) : resolve(res));
-  });
-}
-
-function record(s, ...events) {
-  const log = [];
-  for (const ev of events) s.on(ev, (...a) => log.push([ev, ...a]));
-  return log;
-}
-
-function norm(v) {
-  if (Buffer.isBuffer(v)) return { buf: [...v] };
-  if (v instanceof ArrayBuffer) return { buf: [...new Uint8Array(v)] };
-  if (ArrayBuffer.isView(v)) return { buf: [...new Uint8Array(v.buffer, v.byteOffset, v.byteLength)] };
-  if (Array.isArray(v)) return v.map(norm);
-  if (v && typeof v === "object") return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, norm(x)]));
-  return v;
 }
 
 // Starts example <name> like the harness starts sockeye and checks it stops on SIGTERM.

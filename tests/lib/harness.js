@@ -95,8 +95,53 @@ function emitAck(socket, ...args) {
   return socket.timeout(5000).emitWithAck(...args);
 }
 
+// ---------------------------------------------------------------- client helpers
+
+const WAIT = 5000; // bound on each wait below
+
+// Resolves with the connect_error of socket; rejects if it connects or after WAIT.
+function refused(socket) {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error("timeout waiting for connect_error")), WAIT);
+    socket.once("connect", () => {
+      clearTimeout(t);
+      reject(new Error("connected, expected a refusal"));
+    });
+    socket.once("connect_error", (err) => {
+      clearTimeout(t);
+      resolve(err);
+    });
+  });
+}
+
+// Emits with an ack and resolves with ALL the ack's arguments (emitWithAck keeps one);
+// rejects after WAIT.
+function ack(socket, ev, ...args) {
+  return new Promise((resolve, reject) => {
+    socket.timeout(WAIT).emit(ev, ...args, (err, ...res) =>
+      err ? reject(new Error(`no ack for "${ev}" within ${WAIT} ms`)) : resolve(res));
+  });
+}
+
+// Records every listed event of socket as [event, ...args], in arrival order.
+function record(socket, ...events) {
+  const log = [];
+  for (const ev of events) socket.on(ev, (...a) => log.push([ev, ...a]));
+  return log;
+}
+
+// Buffers compare by content whatever view the transport produced.
+function norm(v) {
+  if (Buffer.isBuffer(v)) return { buf: [...v] };
+  if (v instanceof ArrayBuffer) return { buf: [...new Uint8Array(v)] };
+  if (ArrayBuffer.isView(v)) return { buf: [...new Uint8Array(v.buffer, v.byteOffset, v.byteLength)] };
+  if (Array.isArray(v)) return v.map(norm);
+  if (v && typeof v === "object") return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, norm(x)]));
+  return v;
+}
+
 process.on("exit", () => {
   for (const p of started) p.kill("SIGKILL");
 });
 
-module.exports = { startSockeye, stopProc, once, until, emitAck, BIN };
+module.exports = { startSockeye, stopProc, once, until, emitAck, refused, ack, record, norm, BIN };
