@@ -25,6 +25,10 @@ typedef struct rds_streams_config {
     const char *key_prefix;  /* "sockeye" */
     uint64_t window_ms;      /* recovery window (maxDisconnectionDuration) */
     size_t batch;            /* XRANGE COUNT per call, default 100 */
+    /* Added with the implementation (issue 4); zero/NULL = defaults. */
+    size_t max_entries;      /* entries read per restore at most, default 100000 (SIO_ETOOBIG) */
+    void (*on_log)(void *ud, int level, const char *msg); /* RDS_LOG_*; NULL = stderr */
+    void *log_ud;
 } rds_streams_config_t;
 
 /* cmd must be a command (not subscriber) connection; borrowed, must outlive the result. */

@@ -1,0 +1,225 @@
+#!lua name=sockeye
+--[[ sockeye.lua -- the Redis function library every Sockeye node loads at start.
+
+Connection state recovery needs a few multi-key steps to be atomic: giving a broadcast
+its offset, storing it in its streams and publishing it must not interleave with another
+publish (or pub/sub order would differ from offset order), and a session must be read and
+taken over in one step (or two nodes could both restore it). Redis runs a function to
+completion before anything else, so each step below is one FCALL, one round trip.
+
+Key schema and field meanings: adapter/REDIS.md. Every key a function touches is passed in
+KEYS (never built here), so the library works on Redis Cluster: the keys of one namespace
+share the {N} hash tag, hence one slot. Loadable with FUNCTION LOAD REPLACE on Redis 7.0.
+
+Times come from TIME, never from the callers, so offsets and the window checks use one
+clock even when the nodes' clocks disagree.
+
+Entries are kept for window + SLACK_MS (trim threshold and stream expiry alike): a restore
+that accepted an offset at the very edge of the window then has SLACK_MS to finish reading
+before a concurrent publish could trim what it still has to read (rds_streams.c enforces
+that bound on its side).
+]]
+
+local SLACK_MS = 10000
+
+-- Milliseconds of Redis' clock.
+local function now_ms()
+    local t = redis.call('TIME')
+    return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- "<ms>-<seq>" -> ms, seq (numbers); nil when malformed. Lua numbers are doubles: exact up
+-- to 2^53, far above any millisecond clock or per-millisecond sequence.
+local function parse_id(s)
+    if type(s) ~= 'string' then
+        return nil
+    end
+    local ms, seq = string.match(s, '^(%d+)%-(%d+)$')
+    if ms == nil or #ms > 15 or #seq > 15 then
+        return nil
+    end
+    return tonumber(ms), tonumber(seq)
+end
+
+local function fmt_id(ms, seq)
+    return string.format('%.0f-%.0f', ms, seq)
+end
+
+local function window_arg(v)
+    local w = tonumber(v)
+    if w == nil or w <= 0 or w ~= math.floor(w) then
+        error('sockeye: window_ms must be a positive integer, got ' .. tostring(v))
+    end
+    return w
+end
+
+-- msgpack str header for a string of n bytes (the forms notepack.io writes).
+local function mp_str(s)
+    local n = #s
+    if n < 32 then
+        return string.char(0xa0 + n) .. s
+    elseif n < 256 then
+        return string.char(0xd9, n) .. s
+    end
+    error('sockeye: offset too long')
+end
+
+--[[ sockeye_publish
+KEYS[1]  P:{N}:last
+KEYS[2+] the streams: P:{N}:all, or P:{N}:r:<room> for each target room
+ARGV     window_ms, channel, message (msgpack [uid, packet, opts], a 3-element array)
+Returns the new offset. The next id is strictly greater than P:{N}:last (same or earlier
+millisecond: sequence + 1), so ids are unique and ordered across the namespace's streams
+even when Redis' clock steps back. ]]
+local function publish(keys, args)
+    local window = window_arg(args[1])
+    local channel, msg = args[2], args[3]
+    if #keys < 2 then
+        error('sockeye_publish: needs the last-offset key and at least one stream')
+    end
+    if type(msg) ~= 'string' or string.byte(msg, 1) ~= 0x93 then
+        error('sockeye_publish: message is not a msgpack 3-element array (first byte 0x93)')
+    end
+    local now = now_ms()
+    local base_ms, base_seq = parse_id(redis.call('GET', keys[1]))
+    if base_ms == nil then
+        -- P:{N}:last expired (namespace quiet for two windows) or was lost: the streams
+        -- may still hold ids above the clock after a clock step, and XADD refuses ids
+        -- that are not above a stream's top, after the earlier XADDs were done.
+        for i = 2, #keys do
+            local top = redis.call('XREVRANGE', keys[i], '+', '-', 'COUNT', 1)
+            if top[1] ~= nil then
+                local ms, seq = parse_id(top[1][1])
+                if ms ~= nil and (base_ms == nil or ms > base_ms or
+                                  (ms == base_ms and seq > base_seq)) then
+                    base_ms, base_seq = ms, seq
+                end
+            end
+        end
+    end
+    local id
+    if base_ms == nil or now > base_ms then
+        id = fmt_id(now, 0)
+    else
+        id = fmt_id(base_ms, base_seq + 1)
+    end
+    local minid = fmt_id(math.max(now - window - SLACK_MS, 0), 0)
+    for i = 2, #keys do
+        redis.call('XADD', keys[i], 'MINID', '~', minid, id, 'm', msg)
+        redis.call('PEXPIRE', keys[i], window + SLACK_MS)
+    end
+    redis.call('SET', keys[1], id, 'PX', 2 * window + SLACK_MS)
+    -- [uid, packet, opts] -> [uid, packet, opts, offset]: Node nodes read three elements.
+    redis.call('PUBLISH', channel, string.char(0x94) .. string.sub(msg, 2) .. mp_str(id))
+    return id
+end
+
+-- The namespace's last offset, created from the clock when missing so that the next
+-- publish gets a strictly greater id (a session offset must never equal a later entry).
+local function last_offset(key, window)
+    local last = redis.call('GET', key)
+    if parse_id(last) ~= nil then
+        return last
+    end
+    last = fmt_id(now_ms(), 0)
+    redis.call('SET', key, last, 'PX', 2 * window + SLACK_MS)
+    return last
+end
+
+--[[ sockeye_session_open
+KEYS[1] P:{N}:sess:<pid>    KEYS[2] P:{N}:last
+ARGV    window_ms, owner, sid, pid, rooms (JSON array), data (JSON)
+Writes the whole session with offset = the namespace's last offset; returns that offset. ]]
+local function session_open(keys, args)
+    local window = window_arg(args[1])
+    local offset = last_offset(keys[2], window)
+    redis.call('DEL', keys[1])
+    redis.call('HSET', keys[1], 'sid', args[3], 'pid', args[4], 'rooms', args[5],
+               'data', args[6], 'offset', offset, 'owner', args[2])
+    redis.call('PEXPIRE', keys[1], window + SLACK_MS)
+    return offset
+end
+
+--[[ sockeye_session_update
+KEYS[1] P:{N}:sess:<pid>
+ARGV    window_ms, owner, sid, pid, rooms (JSON array), data (JSON)
+Rewrites sid/pid/rooms/data and the TTL when owner still holds the session. Returns 1, or
+0 when the session is gone or another connection took it over (a stale write). ]]
+local function session_update(keys, args)
+    local window = window_arg(args[1])
+    if redis.call('HGET', keys[1], 'owner') ~= args[2] then
+        return 0
+    end
+    redis.call('HSET', keys[1], 'sid', args[3], 'pid', args[4], 'rooms', args[5],
+               'data', args[6])
+    redis.call('PEXPIRE', keys[1], window + SLACK_MS)
+    return 1
+end
+
+--[[ sockeye_session_refresh
+KEYS    P:{N}:sess:<pid> ...
+ARGV    window_ms
+Extends each existing session to window + slack from now. Returns how many existed. ]]
+local function session_refresh(keys, args)
+    local window = window_arg(args[1])
+    local n = 0
+    for i = 1, #keys do
+        n = n + redis.call('PEXPIRE', keys[i], window + SLACK_MS)
+    end
+    return n
+end
+
+--[[ sockeye_session_release
+KEYS[1] P:{N}:sess:<pid>
+ARGV    window_ms, owner, recoverable ("1" or "0")
+The socket is gone: a recoverable session lives one window from now, another is deleted.
+Only the current owner may do it; returns 1, or 0 for a stale owner / no session. ]]
+local function session_release(keys, args)
+    local window = window_arg(args[1])
+    if redis.call('HGET', keys[1], 'owner') ~= args[2] then
+        return 0
+    end
+    if args[3] == '1' then
+        redis.call('PEXPIRE', keys[1], window)
+    else
+        redis.call('DEL', keys[1])
+    end
+    return 1
+end
+
+--[[ sockeye_session_take
+KEYS[1] P:{N}:sess:<pid>
+ARGV    window_ms, owner, offset ("" = the client received nothing: use the session's)
+Looks the session up for a restore and makes owner its holder in the same step.
+Returns {sid, pid, rooms, data, offset, now_ms}, or an integer: 0 no (complete) session,
+-1 malformed offset, -2 offset older than the window (its entries may be trimmed). A
+refused take changes nothing. ]]
+local function session_take(keys, args)
+    local window = window_arg(args[1])
+    local h = redis.call('HMGET', keys[1], 'sid', 'pid', 'rooms', 'data', 'offset')
+    if not h[1] or not h[2] or not h[3] or not h[5] then
+        return 0
+    end
+    local offset = args[3]
+    if offset == nil or offset == '' then
+        offset = h[5]
+    end
+    local ms = parse_id(offset)
+    if ms == nil then
+        return -1
+    end
+    local now = now_ms()
+    if ms < now - window then
+        return -2
+    end
+    redis.call('HSET', keys[1], 'owner', args[2])
+    redis.call('PEXPIRE', keys[1], window + SLACK_MS)
+    return {h[1], h[2], h[3], h[4] or 'null', offset, string.format('%.0f', now)}
+end
+
+redis.register_function('sockeye_publish', publish)
+redis.register_function('sockeye_session_open', session_open)
+redis.register_function('sockeye_session_update', session_update)
+redis.register_function('sockeye_session_refresh', session_refresh)
+redis.register_function('sockeye_session_release', session_release)
+redis.register_function('sockeye_session_take', session_take)
