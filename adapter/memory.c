@@ -258,6 +258,14 @@ static int adp__memory_save_session(adp_adapter_t *a, const adp_session_t *s)
     return SIO_OK;
 }
 
+/* Write-through hook at a socket's end: only a recoverable disconnect is kept, the
+ * rest of the session's life is in the socket itself on a single node. */
+static void adp__memory_session_close(adp_adapter_t *a, const adp_session_t *s, int recoverable)
+{
+    if (recoverable)
+        adp__memory_save_session(a, s);
+}
+
 static int adp__memory_expired(const adp_memory_t *m, uint64_t at, uint64_t now)
 {
     return now > at && now - at > m->cfg.recovery_window_ms;
@@ -356,6 +364,7 @@ static const adp_vtable_t adp__memory_vt = {
     .save_session = adp__memory_save_session,
     .restore_session = adp__memory_restore_session,
     .tick = adp__memory_tick,
+    .session_close = adp__memory_session_close,
 };
 
 /* New in-memory adapter for namespace nsp (copied). host is copied; cfg may be NULL

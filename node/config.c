@@ -16,6 +16,7 @@
 #include <strings.h>
 
 #include "alloc.h"
+#include "rds_url.h"
 
 typedef enum cfg_type {
     CFG_INT,    /* int, decimal, within [min, max] */
@@ -57,6 +58,8 @@ typedef struct cfg_entry {
 static int check_namespace(const char *v, char *err, size_t errlen);
 static int check_path(const char *v, char *err, size_t errlen);
 static int check_regex(const char *v, char *err, size_t errlen);
+static int check_redis_url(const char *v, char *err, size_t errlen);
+static int check_nonempty(const char *v, char *err, size_t errlen);
 
 static const cfg_choice_t transport_choices[] = {
     {"polling", SIO_TRANSPORT_POLLING},
@@ -156,6 +159,24 @@ static const cfg_entry_t cfg_table[] = {
     {"drain-timeout", "SOCKEYE_DRAIN_TIMEOUT", CFG_UINT, "10000", "MS",
      "On SIGTERM/SIGINT, time allowed to close every client before exiting anyway.",
      OFF(drain_timeout_ms), 1, UINT_MAX, NULL, NULL, 0},
+    {"redis", "SOCKEYE_REDIS", CFG_STRING, NULL, "URL",
+     "Join the cluster behind this Redis: redis://[user:pass@]host[:port][/db] or "
+     "unix:///path[?db=N]; unset = a single node.",
+     OFF(redis_url), 0, 0, NULL, check_redis_url, CFG_NULLABLE},
+    /* The same setting under the name Redis clients and the env convention use. */
+    {"redis-url", "SOCKEYE_REDIS_URL", CFG_STRING, NULL, "URL", "Same as --redis.",
+     OFF(redis_url), 0, 0, NULL, check_redis_url, CFG_NULLABLE},
+    {"redis-key-prefix", "SOCKEYE_REDIS_KEY_PREFIX", CFG_STRING, "sockeye", "PREFIX",
+     "Prefix of the keys Sockeye keeps in Redis (node registry, sessions, streams).",
+     OFF(redis_key_prefix), 0, 0, NULL, check_nonempty, 0},
+    {"redis-channel-prefix", "SOCKEYE_REDIS_CHANNEL_PREFIX", CFG_STRING, "socket.io", "PREFIX",
+     "Prefix of the pub/sub channels: the `key` of @socket.io/redis-adapter and -emitter, so "
+     "Node servers and emitters with the same prefix share the cluster.",
+     OFF(redis_channel_prefix), 0, 0, NULL, check_nonempty, 0},
+    {"redis-request-timeout", "SOCKEYE_REDIS_REQUEST_TIMEOUT", CFG_UINT, "5000", "MS",
+     "How long a cluster request (fetch sockets, all rooms, server-side emit, broadcast "
+     "acks) waits for the other nodes.",
+     OFF(redis_request_timeout_ms), 1, UINT_MAX, NULL, NULL, 0},
     {"log-level", "SOCKEYE_LOG_LEVEL", CFG_ENUM, "info", "LEVEL",
      "Logging on stderr: error, warn, info or debug.", OFF(log_level), 0, 0, log_choices, NULL, 0},
 };
@@ -488,6 +509,31 @@ static int check_regex(const char *v, char *err, size_t errlen)
         return -1;
     }
     regfree(&re);
+    return 0;
+}
+
+/* A URL we would misread is refused here, before anything starts. */
+static int check_redis_url(const char *v, char *err, size_t errlen)
+{
+    rds_url_t u = {0}; /* fresh: rds_url_parse fills it */
+    char why[120];
+    int rc;
+
+    rc = rds_url_parse(&u, v, why, sizeof(why));
+    rds_url_free(&u);
+    if (rc != SIO_OK) {
+        errf(err, errlen, "bad Redis URL: %s", why);
+        return -1;
+    }
+    return 0;
+}
+
+static int check_nonempty(const char *v, char *err, size_t errlen)
+{
+    if (v[0] == '\0') {
+        errf(err, errlen, "an empty prefix is not allowed");
+        return -1;
+    }
     return 0;
 }
 

@@ -44,9 +44,13 @@ typedef struct sio_node_config {
     char *echo_event;
     char *ask_event; /* (event, ...args) -> asks the client, replies its answer */
     unsigned ask_timeout_ms;
-    char *www_dir;             /* "" = the directory the binary was built with */
-    unsigned drain_timeout_ms; /* graceful shutdown budget */
-    int log_level;             /* sio_log_level_t */
+    char *www_dir;                     /* "" = the directory the binary was built with */
+    unsigned drain_timeout_ms;         /* graceful shutdown budget */
+    char *redis_url;                   /* NULL = single node (no cluster) */
+    char *redis_key_prefix;            /* keys Sockeye stores in Redis */
+    char *redis_channel_prefix;        /* pub/sub channels (@socket.io/redis-adapter's key) */
+    unsigned redis_request_timeout_ms; /* cluster requests */
+    int log_level;                     /* sio_log_level_t */
 } sio_node_config_t;
 
 /* What the caller should do after parsing. Errors are the negative sio_err_t. */

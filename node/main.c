@@ -211,6 +211,46 @@ static void route_healthz(node_t *n, sio_http_res_t *res)
         res_text(res, 200, "text/plain; charset=utf-8", "ok\n", 3);
 }
 
+/* The cluster link: is it up, how often it came back, what could not cross it. */
+static void route_metrics_redis(node_t *n, strbuf_t *b)
+{
+    sio_redis_stats_t rs;
+
+    sio_server_redis_stats(n->srv, &rs);
+    if (!rs.enabled)
+        return;
+    sb_printf(b,
+              "# HELP sockeye_redis_up 1 while the Redis connection is up.\n"
+              "# TYPE sockeye_redis_up gauge\n"
+              "sockeye_redis_up{connection=\"command\"} %d\n"
+              "sockeye_redis_up{connection=\"subscriber\"} %d\n",
+              rs.command_up, rs.subscriber_up);
+    sb_printf(b,
+              "# HELP sockeye_redis_reconnects_total Times a Redis connection came back.\n"
+              "# TYPE sockeye_redis_reconnects_total counter\n"
+              "sockeye_redis_reconnects_total %llu\n",
+              (unsigned long long)rs.reconnects);
+    sb_printf(b,
+              "# HELP sockeye_redis_publish_failures_total Broadcasts and requests that could "
+              "not reach the other nodes.\n"
+              "# TYPE sockeye_redis_publish_failures_total counter\n"
+              "sockeye_redis_publish_failures_total %llu\n",
+              (unsigned long long)rs.publish_failures);
+    sb_printf(b,
+              "# HELP sockeye_redis_request_timeouts_total Cluster requests that ended before "
+              "every node answered.\n"
+              "# TYPE sockeye_redis_request_timeouts_total counter\n"
+              "sockeye_redis_request_timeouts_total %llu\n",
+              (unsigned long long)rs.request_timeouts);
+    sb_printf(b,
+              "# HELP sockeye_redis_messages_total Broadcasts published (out) and received "
+              "from other nodes (in).\n"
+              "# TYPE sockeye_redis_messages_total counter\n"
+              "sockeye_redis_messages_total{direction=\"in\"} %llu\n"
+              "sockeye_redis_messages_total{direction=\"out\"} %llu\n",
+              (unsigned long long)rs.messages_in, (unsigned long long)rs.messages_out);
+}
+
 static void route_metrics(node_t *n, sio_http_res_t *res)
 {
     strbuf_t b = {0};
@@ -247,6 +287,7 @@ static void route_metrics(node_t *n, sio_http_res_t *res)
               "invalid room).\n# TYPE sockeye_app_refused_total counter\n"
               "sockeye_app_refused_total %llu\n",
               (unsigned long long)st->refused);
+    route_metrics_redis(n, &b);
     sb_printf(&b,
               "# HELP sockeye_draining 1 while the node shuts down.\n"
               "# TYPE sockeye_draining gauge\nsockeye_draining %d\n",
@@ -400,6 +441,65 @@ static int install_app(node_t *n)
     return SIO_OK;
 }
 
+static void start_listening(node_t *n)
+{
+    static const int signums[2] = {SIGTERM, SIGINT};
+    int rc = sio_server_listen(n->srv);
+
+    if (rc != SIO_OK) {
+        node_log(SIO_LOG_ERROR, "cannot listen on %s:%d: %s", n->cfg.srv.host, n->cfg.srv.port,
+                 sio_strerror(rc));
+        n->exit_code = 1;
+        sio_server_close(n->srv, on_server_closed, n);
+        return;
+    }
+    for (size_t i = 0; i < 2; i++)
+        uv_signal_start(&n->sig[i], on_signal, signums[i]);
+    printf("sockeye: listening on %s:%d\n", n->cfg.srv.host, sio_server_port(n->srv));
+    fflush(stdout);
+}
+
+static void redis_log(void *ud, int level, const char *msg)
+{
+    node_log(level, "%s", msg);
+}
+
+/* First outcome of the Redis connection: listen only once the node is part of the
+ * cluster, so a client never reaches a node that cannot yet hear the others. */
+static void on_redis(sio_server_t *srv, int err, const char *reason, void *ud)
+{
+    node_t *n = ud;
+
+    if (n->draining)
+        return;
+    if (err != SIO_OK) {
+        node_log(SIO_LOG_ERROR, "cannot join the cluster: %s",
+                 reason != NULL ? reason : sio_strerror(err));
+        n->exit_code = 1;
+        sio_server_close(n->srv, on_server_closed, n);
+        return;
+    }
+    start_listening(n);
+}
+
+static int start_redis(node_t *n)
+{
+    sio_redis_config_t rc;
+
+    sio_redis_config_init(&rc);
+    rc.url = n->cfg.redis_url;
+    rc.key_prefix = n->cfg.redis_key_prefix;
+    rc.channel_prefix = n->cfg.redis_channel_prefix;
+    rc.request_timeout_ms = n->cfg.redis_request_timeout_ms;
+    rc.on_log = redis_log;
+    rc.log_ud = n;
+    if (sio_server_use_redis(n->srv, &rc, on_redis, n) != SIO_OK) {
+        node_log(SIO_LOG_ERROR, "cannot use Redis: bad --redis URL");
+        return SIO_EINVAL;
+    }
+    return SIO_OK;
+}
+
 int main(int argc, char **argv)
 {
     static node_t node;
@@ -407,7 +507,6 @@ int main(int argc, char **argv)
     const char *prog = argc > 0 ? argv[0] : "sockeye";
     char err[512];
     int rc;
-    static const int signums[2] = {SIGTERM, SIGINT};
 
     /* A peer that vanishes mid-write must cost one connection, not the process. */
     signal(SIGPIPE, SIG_IGN);
@@ -460,20 +559,13 @@ int main(int argc, char **argv)
     n->drain.data = n;
 
     rc = install_app(n);
-    if (rc == SIO_OK) {
-        rc = sio_server_listen(n->srv);
-        if (rc != SIO_OK)
-            node_log(SIO_LOG_ERROR, "cannot listen on %s:%d: %s", n->cfg.srv.host, n->cfg.srv.port,
-                     sio_strerror(rc));
-    }
+    if (rc == SIO_OK && n->cfg.redis_url != NULL)
+        rc = start_redis(n); /* listens from on_redis */
+    else if (rc == SIO_OK)
+        start_listening(n);
     if (rc != SIO_OK) {
         n->exit_code = 1;
         sio_server_close(n->srv, on_server_closed, n);
-    } else {
-        for (size_t i = 0; i < 2; i++)
-            uv_signal_start(&n->sig[i], on_signal, signums[i]);
-        printf("sockeye: listening on %s:%d\n", n->cfg.srv.host, sio_server_port(n->srv));
-        fflush(stdout);
     }
 
     uv_run(n->loop, UV_RUN_DEFAULT);

@@ -9,9 +9,14 @@
  *
  * Broadcast acks follow Node: one ack id from the namespace counter for the whole
  * broadcast, registered on each target socket; the callback completes when every
- * target answered or went away, or at the timeout. They are delivered on this node
- * only (ADP_LOCAL): the adapter interface carries no cross-node ack replies, and an
- * ack id sent to another node's clients could collide with that node's own ids.
+ * server reported how many clients it reached and each of those answered or went
+ * away, or at the timeout. The ack id never leaves the node: other nodes get the
+ * packet without it (the adapter's broadcast_ack) and assign their own ids, since
+ * ours could collide with theirs; their clients' answers come back as counts and
+ * single ack arguments.
+ *
+ * Room operations (socketsJoin/Leave, disconnectSockets) apply to this node's
+ * sockets at once and are published for the others, unless sio_local.
  */
 #include <string.h>
 
@@ -231,9 +236,29 @@ int sio_emit(sio_op_t *op, const char *event, cJSON *args, const sio_bin_t *bins
     return rc;
 }
 
-static void sio__bcast_free(sio_bcast_t *bc)
+/* See sio_private.h. Never NULL (OOM aborts). */
+sio_bcast_t *sio__bcast_new(sio_namespace_t *nsp)
 {
+    sio_bcast_t *bc = sio_calloc(1, sizeof(*bc));
+
+    bc->srv = nsp->srv;
+    bc->nsp = nsp;
+    bc->responses = cJSON_CreateArray();
+    sio_list_init(&bc->entries);
+    bc->refs = 1;
+    bc->servers_known = 1; /* this node alone until the adapter says otherwise */
+    bc->servers = 1;
+    bc->servers_seen = 1;
+    return bc;
+}
+
+/* See sio_private.h; frees bc at the last reference. */
+void sio__bcast_unref(sio_bcast_t *bc)
+{
+    if (--bc->refs > 0)
+        return;
     cJSON_Delete(bc->responses);
+    sio_free(bc->reply_id);
     sio_free(bc);
 }
 
@@ -241,12 +266,12 @@ static void sio__bcast_timer_closed(uv_handle_t *h)
 {
     sio_bcast_t *bc = h->data;
     sio_server_t *srv = bc->srv;
-    sio__bcast_free(bc);
+    sio__bcast_unref(bc);
     sio__server_handle_gone(srv);
 }
 
 /* Ends bc once: unregisters what is still waiting on sockets, runs the callback. */
-static void sio__bcast_finish(sio_bcast_t *bc, int err)
+void sio__bcast_finish(sio_bcast_t *bc, int err)
 {
     if (bc->done)
         return;
@@ -256,11 +281,11 @@ static void sio__bcast_finish(sio_bcast_t *bc, int err)
     if (bc->cb != NULL)
         bc->cb(err, bc->responses, bc->ud);
     if (bc->timed) {
+        bc->timed = 0;
         uv_timer_stop(&bc->timer);
         uv_close((uv_handle_t *)&bc->timer, sio__bcast_timer_closed);
-    } else {
-        sio__bcast_free(bc);
     }
+    sio__bcast_unref(bc);
 }
 
 static void sio__bcast_timeout(uv_timer_t *t)
@@ -268,26 +293,114 @@ static void sio__bcast_timeout(uv_timer_t *t)
     sio__bcast_finish(t->data, SIO_ETIMEDOUT);
 }
 
-void sio__bcast_answer(sio_bcast_t *bc, cJSON *args)
+/* See sio_private.h; a no-op for 0, a finished bc, or one already armed. */
+void sio__bcast_arm(sio_bcast_t *bc, uint64_t ms)
 {
-    cJSON_AddItemToArray(bc->responses, cJSON_Duplicate(args, 1));
-    bc->answered++;
-    if (bc->answered >= bc->expected)
-        sio__bcast_finish(bc, SIO_OK);
+    sio_server_t *srv = bc->srv;
+
+    if (ms == 0 || bc->done || bc->timed)
+        return;
+    uv_timer_init(srv->loop, &bc->timer);
+    bc->timer.data = bc;
+    bc->timed = 1;
+    bc->refs++;
+    srv->n_handles++;
+    uv_timer_start(&bc->timer, sio__bcast_timeout, ms, 0);
 }
 
+/* See sio_private.h. */
+void sio__bcast_check(sio_bcast_t *bc)
+{
+    if (!bc->done && bc->servers_known && bc->servers_seen >= bc->servers &&
+        bc->answered >= bc->expected)
+        sio__bcast_finish(bc, bc->err);
+}
+
+/* A local target answered: kept in the responses, or (another node asked) sent back
+ * through the adapter with its first argument only. */
+void sio__bcast_answer(sio_bcast_t *bc, cJSON *args, const sio_bin_t *bins, size_t nbins)
+{
+    if (bc->done)
+        return;
+    bc->answered++;
+    if (bc->reply_id != NULL) {
+        /* Another node asked: only the first argument crosses (Node's wire). */
+        adp_adapter_t *a = bc->nsp->adapter;
+        if (a->vt->broadcast_ack_reply != NULL)
+            a->vt->broadcast_ack_reply(a, bc->reply_id, args != NULL ? args->child : NULL, bins,
+                                       nbins);
+    } else {
+        cJSON_AddItemToArray(bc->responses, cJSON_Duplicate(args, 1));
+    }
+    sio__bcast_check(bc);
+}
+
+/* A local target closed before answering: one answer fewer to wait for. */
 void sio__bcast_target_gone(sio_bcast_t *bc)
 {
     if (bc->expected > 0)
         bc->expected--;
-    if (bc->answered >= bc->expected)
-        sio__bcast_finish(bc, SIO_OK);
+    sio__bcast_check(bc);
+}
+
+/* ---- the adapter's report on the other nodes (adp_ack_events_t, ud = bc) */
+
+static void sio__bc_on_servers(void *ud, int err, size_t n)
+{
+    sio_bcast_t *bc = ud;
+
+    bc->servers_known = 1;
+    bc->servers = err == SIO_OK && n > 0 ? n : 1;
+    if (err != SIO_OK)
+        bc->err = SIO_EREDIS;
+    sio__bcast_check(bc);
+}
+
+static void sio__bc_on_count(void *ud, size_t n)
+{
+    sio_bcast_t *bc = ud;
+
+    if (bc->done)
+        return;
+    bc->servers_seen++;
+    bc->expected += n;
+    sio__bcast_check(bc);
+}
+
+static void sio__bc_on_ack(void *ud, const cJSON *arg, const sio_bin_t *bins, size_t n_bins)
+{
+    sio_bcast_t *bc = ud;
+    cJSON *one;
+
+    if (bc->done)
+        return;
+    one = cJSON_CreateArray();
+    if (arg != NULL)
+        cJSON_AddItemToArray(one, cJSON_Duplicate(arg, 1));
+    bc->answered++;
+    cJSON_AddItemToArray(bc->responses, one);
+    sio__bcast_check(bc);
+}
+
+static void sio__bc_on_end(void *ud)
+{
+    sio_bcast_t *bc = ud;
+
+    bc->remote = 0;
+    /* The adapter gave up waiting (its timeout is ours): whatever is missing now will
+     * not come. */
+    if (!bc->done) {
+        sio__bcast_check(bc);
+        sio__bcast_finish(bc, bc->err != SIO_OK ? bc->err : SIO_ETIMEDOUT);
+    }
+    sio__bcast_unref(bc);
 }
 
 /* Broadcast asking every target to acknowledge. cb runs exactly once unless this
- * returns an error: SIO_OK with the answers when all targets answered or went away
- * (at once when there is none), SIO_ETIMEDOUT at op's timeout (0 = none). Local
- * targets only (see the top of this file). Consumes op and args. */
+ * returns an error: SIO_OK with the answers when every server reported and all
+ * targets answered or went away (at once when there is none), SIO_ETIMEDOUT at op's
+ * timeout, SIO_EREDIS when the other nodes could not be asked (this node's answers).
+ * Consumes op and args. */
 int sio_emit_ack(sio_op_t *op, const char *event, cJSON *args, const sio_bin_t *bins, size_t nbins,
                  sio_bcast_ack_cb cb, void *ud)
 {
@@ -300,46 +413,46 @@ int sio_emit_ack(sio_op_t *op, const char *event, cJSON *args, const sio_bin_t *
         return SIO_EINVAL;
     }
     sio_namespace_t *nsp = op->nsp;
-    sio_server_t *srv = nsp->srv;
     adp_adapter_t *a = nsp->adapter;
     sio_packet_t *p = sio__event_packet(nsp->name, event, args, bins, nbins);
-    sio_bcast_t *bc = sio_calloc(1, sizeof(*bc));
+    sio_bcast_t *bc = sio__bcast_new(nsp);
+    uint64_t timeout_ms = op->timeout_ms;
 
-    bc->srv = srv;
     bc->cb = cb;
     bc->ud = ud;
-    bc->responses = cJSON_CreateArray();
-    sio_list_init(&bc->entries);
-    bc->id = p->id = nsp->next_ack_id++;
-    /* Answers cannot arrive while we deliver (one thread, no re-entry from the
-     * engine), so expected is final once broadcast returns. */
-    bc->expected = 0;
-    unsigned timeout_ms = op->timeout_ms;
+    bc->refs++; /* ours until the end of this call: a callback may finish bc */
     sio__op_opts(op, &o);
+    if (!(op->flags & ADP_LOCAL) && a->vt->broadcast_ack != NULL) {
+        adp_ack_events_t ev = {
+            .ud = bc,
+            .on_servers = sio__bc_on_servers,
+            .on_count = sio__bc_on_count,
+            .on_ack = sio__bc_on_ack,
+            .on_end = sio__bc_on_end,
+        };
+        bc->servers_known = 0;
+        bc->remote = 1;
+        bc->refs++;
+        if (a->vt->broadcast_ack(a, p, &o, timeout_ms, &ev) != SIO_OK) {
+            bc->remote = 0;
+            bc->refs--;
+            bc->servers_known = 1;
+            bc->err = SIO_EREDIS;
+        }
+    }
+    /* Answers cannot arrive while we deliver (one thread, no re-entry from the
+     * engine), so the local part of expected is final once broadcast returns. */
+    bc->id = p->id = nsp->next_ack_id++;
     o.flags |= ADP_LOCAL;
     sio_bcast_t *saved = nsp->cur_bcast;
     nsp->cur_bcast = bc;
-    int rc = a->vt->broadcast(a, p, &o);
+    a->vt->broadcast(a, p, &o);
     nsp->cur_bcast = saved;
     sio_packet_free(p);
     sio_op_free(op);
-    if (rc != SIO_OK) {
-        while (!sio_list_empty(&bc->entries))
-            sio__pending_free(SIO_CONTAINER_OF(bc->entries.next, sio_pending_t, bc_node));
-        sio__bcast_free(bc);
-        return rc;
-    }
-    if (bc->answered >= bc->expected) {
-        sio__bcast_finish(bc, SIO_OK);
-        return SIO_OK;
-    }
-    if (timeout_ms > 0) {
-        uv_timer_init(srv->loop, &bc->timer);
-        bc->timer.data = bc;
-        bc->timed = 1;
-        srv->n_handles++;
-        uv_timer_start(&bc->timer, sio__bcast_timeout, timeout_ms, 0);
-    }
+    sio__bcast_check(bc);
+    sio__bcast_arm(bc, timeout_ms);
+    sio__bcast_unref(bc);
     return SIO_OK;
 }
 
@@ -367,49 +480,67 @@ static void sio__collect_one(void *ud, const char *sid, void *sock)
     c->v[c->n++] = s;
 }
 
-typedef enum sio_room_op { SIO_OP_JOIN, SIO_OP_LEAVE, SIO_OP_DISCONNECT } sio_room_op_t;
-
-/* Local sockets only: the adapter interface has no remote room operations. */
-static int sio__sockets_apply(sio_op_t *op, sio_room_op_t what, const char *room, int close)
+/* See sio_private.h. The matches are collected (and held) before any is touched:
+ * joining, leaving and disconnecting change the index being walked. */
+void sio__local_apply(sio_namespace_t *nsp, adp_apply_t what, const adp_opts_t *opts,
+                      const char *const *rooms, size_t n_rooms, int close)
 {
     sio_collect_t c = {0};
 
-    if (op == NULL || op->bad || (what != SIO_OP_DISCONNECT && room == NULL)) {
-        sio_op_free(op);
-        return SIO_EINVAL;
-    }
-    adp_rooms_each(&op->nsp->adapter->rooms, (const char *const *)op->rooms, op->n_rooms,
-                   (const char *const *)op->except, op->n_except, sio__collect_one, &c);
-    sio_op_free(op);
+    adp_rooms_each(&nsp->adapter->rooms, opts->rooms, opts->n_rooms, opts->except, opts->n_except,
+                   sio__collect_one, &c);
     for (size_t i = 0; i < c.n; i++) {
         sio_socket_t *s = c.v[i];
-        if (what == SIO_OP_JOIN)
-            sio_socket_join(s, room);
-        else if (what == SIO_OP_LEAVE)
-            sio_socket_leave(s, room);
-        else
+        for (size_t k = 0; what != ADP_APPLY_DISCONNECT && k < n_rooms; k++) {
+            if (what == ADP_APPLY_JOIN)
+                sio_socket_join(s, rooms[k]);
+            else
+                sio_socket_leave(s, rooms[k]);
+        }
+        if (what == ADP_APPLY_DISCONNECT)
             sio_socket_disconnect(s, close);
     }
     for (size_t i = 0; i < c.n; i++)
         sio__socket_release(c.v[i]);
     sio_free(c.v);
-    return SIO_OK;
 }
 
-/* socketsJoin: every matching local socket joins room. Consumes op. */
+/* This node's matches at once, then the other nodes through the adapter (unless
+ * sio_local): SIO_EREDIS when they could not be told. */
+static int sio__sockets_apply(sio_op_t *op, adp_apply_t what, const char *room, int close)
+{
+    adp_opts_t o;
+    int rc = SIO_OK;
+
+    if (op == NULL || op->bad || (what != ADP_APPLY_DISCONNECT && room == NULL)) {
+        sio_op_free(op);
+        return SIO_EINVAL;
+    }
+    sio_namespace_t *nsp = op->nsp;
+    const char *rooms[1] = {room};
+    size_t n_rooms = room != NULL ? 1 : 0;
+    sio__op_opts(op, &o);
+    if (!(op->flags & ADP_LOCAL) && nsp->adapter->vt->remote_apply != NULL)
+        rc = nsp->adapter->vt->remote_apply(nsp->adapter, what, &o, rooms, n_rooms, close);
+    sio__local_apply(nsp, what, &o, rooms, n_rooms, close);
+    sio_op_free(op);
+    return rc == SIO_OK ? SIO_OK : SIO_EREDIS;
+}
+
+/* socketsJoin: every matching socket joins room. Consumes op. */
 int sio_sockets_join(sio_op_t *op, const char *room)
 {
-    return sio__sockets_apply(op, SIO_OP_JOIN, room, 0);
+    return sio__sockets_apply(op, ADP_APPLY_JOIN, room, 0);
 }
 
-/* socketsLeave: every matching local socket leaves room. Consumes op. */
+/* socketsLeave: every matching socket leaves room. Consumes op. */
 int sio_sockets_leave(sio_op_t *op, const char *room)
 {
-    return sio__sockets_apply(op, SIO_OP_LEAVE, room, 0);
+    return sio__sockets_apply(op, ADP_APPLY_LEAVE, room, 0);
 }
 
 /* disconnectSockets: sio_socket_disconnect(s, close) on each match. Consumes op. */
 int sio_sockets_disconnect(sio_op_t *op, int close)
 {
-    return sio__sockets_apply(op, SIO_OP_DISCONNECT, NULL, close);
+    return sio__sockets_apply(op, ADP_APPLY_DISCONNECT, NULL, close);
 }

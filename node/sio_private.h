@@ -24,6 +24,7 @@
 #include "eio.h"
 #include "list.h"
 #include "map.h"
+#include "redis.h"
 #include "sio_parser.h"
 #include "sockeye.h"
 
@@ -66,6 +67,10 @@ struct sio_server {
     void *http_ud;
     sio_adapter_factory_t adapter_factory;
     void *adapter_ud;
+    adp_redis_t *redis; /* the cluster context (sio_server_use_redis), NULL without */
+    int redis_closing;  /* its close started (after the engine's) */
+    sio_redis_cb redis_cb;
+    void *redis_ud;
 };
 
 typedef struct sio_middleware {
@@ -85,6 +90,9 @@ struct sio_namespace {
     void *conn_ud;
     int64_t next_ack_id;    /* server->client ack ids, shared by the sockets (as Node) */
     sio_bcast_t *cur_bcast; /* set only while a broadcast-with-ack is being delivered */
+    sio_server_event_cb on_server_event; /* serverSideEmit from other nodes */
+    void *server_event_ud;
+    sio_list_t server_acks; /* sio_server_ack_t not answered yet, freed with the nsp */
 };
 
 /* One per Engine.IO session. */
@@ -121,6 +129,7 @@ struct sio_socket {
     cJSON *data; /* owned socket.data ({} by default) */
     void *userdata;
     int recovered;
+    uint64_t issued; /* wall clock ms of the CONNECT (handshake.issued) */
     sio_sock_state_t state;
     unsigned holds;     /* callbacks on the stack + restore in flight */
     int restoring;      /* restore_session issued, callback not yet run */
@@ -153,19 +162,37 @@ struct sio_pending {
     int timed; /* timer initialised (freed from its close callback) */
 };
 
-/* One per sio_emit_ack call. */
+/* One per sio_emit_ack call, or per broadcast-with-ack another node asked us to
+ * deliver (reply_id set: each answer goes back through the adapter). Freed when
+ * refs drops to 0: one for the broadcast until it finishes, one while its timer is
+ * open, one while the adapter's cross-node part runs. */
 struct sio_bcast {
     sio_server_t *srv;
+    sio_namespace_t *nsp;
     int64_t id;
     sio_bcast_ack_cb cb;
     void *ud;
-    size_t expected; /* targets that may still answer */
+    char *reply_id;  /* the other node's request id (responder side), else NULL */
+    size_t expected; /* targets that may still answer (other nodes' counts added) */
     size_t answered;
     cJSON *responses;   /* array of each answer's args array */
     sio_list_t entries; /* sio_pending_t.bc_node still registered on sockets */
     uv_timer_t timer;
     int timed;
     int done;
+    int refs;
+    int remote;          /* the adapter's part is running (its on_end not called yet) */
+    int servers_known;   /* the server count is known */
+    size_t servers;      /* servers serving the namespace, this one included */
+    size_t servers_seen; /* servers that reported their client count (this one: 1) */
+    int err;             /* SIO_EREDIS when the other nodes could not be asked */
+};
+
+/* A serverSideEmit from another node that wants an answer. */
+struct sio_server_ack {
+    sio_list_t node; /* in nsp->server_acks */
+    sio_namespace_t *nsp;
+    char *request_id;
 };
 
 /* One-shot broadcast builder. */
@@ -227,6 +254,13 @@ sio_pending_t *sio__pending_add(sio_socket_t *s, int64_t id, sio_ack_cb cb, void
 void sio__pending_free(sio_pending_t *p);
 /* Joins through adp_join (index first, then the adapter's hook). */
 int sio__adapter_join(sio_namespace_t *nsp, sio_socket_t *s, const char *room);
+/* What the adapter's session hooks get: s's session, borrowing s's strings and rooms
+ * (rooms points into stack when they fit in n_stack, else at an allocation the caller
+ * frees with sio__session_done). */
+void sio__socket_session(sio_socket_t *s, adp_session_t *sess, const char **stack, size_t n_stack);
+void sio__session_done(adp_session_t *sess, const char **stack);
+/* {id, handshake, rooms, data}: a socket as fetchSockets describes it (new tree). */
+cJSON *sio__socket_describe(sio_socket_t *s);
 
 /* ------------------------------------------------------------ sio_broadcast.c */
 
@@ -237,8 +271,29 @@ sio_packet_t *sio__event_packet(const char *nsp, const char *event, cJSON *args,
                                 const sio_bin_t *bins, size_t nbins);
 /* Appends args (an array's items, or one value) to arr. Consumes args. */
 void sio__append_args(cJSON *arr, cJSON *args);
-/* A target of bc answered (args borrowed) or went away (args NULL, gone = 1). */
-void sio__bcast_answer(sio_bcast_t *bc, cJSON *args);
+/* A target of bc answered (args and its buffers borrowed) or went away. */
+void sio__bcast_answer(sio_bcast_t *bc, cJSON *args, const sio_bin_t *bins, size_t nbins);
 void sio__bcast_target_gone(sio_bcast_t *bc);
+/* Drops one reference of bc (sio_bcast_t.refs). */
+void sio__bcast_unref(sio_bcast_t *bc);
+/* Ends bc once with err (cb or nothing for a responder), unregistering its targets. */
+void sio__bcast_finish(sio_bcast_t *bc, int err);
+/* New broadcast-with-ack bookkeeping (refs 1, not timed). */
+sio_bcast_t *sio__bcast_new(sio_namespace_t *nsp);
+/* Arms bc's timeout (ms > 0). */
+void sio__bcast_arm(sio_bcast_t *bc, uint64_t ms);
+/* Finishes bc when every server reported and every target answered. */
+void sio__bcast_check(sio_bcast_t *bc);
+/* join/leave/disconnect on this node's sockets matching opts (room operations and
+ * the adapter's apply callback). */
+void sio__local_apply(sio_namespace_t *nsp, adp_apply_t what, const adp_opts_t *opts,
+                      const char *const *rooms, size_t n_rooms, int close);
+
+/* ------------------------------------------------------------ sio_cluster.c */
+
+/* The adapter host of nsp: deliver plus the callbacks serving other nodes. */
+void sio__host_init(sio_namespace_t *nsp, adp_host_t *host);
+/* Frees nsp's unanswered server acks (namespace teardown). */
+void sio__server_acks_free(sio_namespace_t *nsp);
 
 #endif

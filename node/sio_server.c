@@ -91,9 +91,10 @@ uint64_t sio__now_ms(void)
 
 static adp_adapter_t *sio__adapter_new(sio_server_t *srv, sio_namespace_t *nsp)
 {
-    adp_host_t host = {.ud = nsp, .deliver = sio__deliver};
+    adp_host_t host;
     adp_adapter_t *a = NULL;
 
+    sio__host_init(nsp, &host);
     if (srv->adapter_factory != NULL)
         a = srv->adapter_factory(srv->adapter_ud, nsp->name, &host);
     if (a == NULL) {
@@ -114,6 +115,7 @@ static sio_namespace_t *sio__nsp_new(sio_server_t *srv, const char *name)
     nsp->srv = srv;
     nsp->name = sio_strdup(name);
     sio_map_init(&nsp->sockets);
+    sio_list_init(&nsp->server_acks);
     nsp->adapter = sio__adapter_new(srv, nsp);
     if (nsp->adapter == NULL) {
         sio_free(nsp->name);
@@ -128,6 +130,7 @@ static void sio__nsp_free(sio_namespace_t *nsp)
 {
     if (nsp->adapter != NULL)
         nsp->adapter->vt->destroy(nsp->adapter);
+    sio__server_acks_free(nsp);
     sio_map_clear(&nsp->sockets);
     sio_free(nsp->mw);
     sio_free(nsp->name);
@@ -527,6 +530,11 @@ int sio_server_listen(sio_server_t *srv)
     int rc = eio_server_listen(srv->eio);
     if (rc != SIO_OK)
         return rc;
+    if (srv->redis != NULL) {
+        char addr[300];
+        snprintf(addr, sizeof(addr), "%s:%d", srv->cfg.host, sio_server_port(srv));
+        adp_redis_set_address(srv->redis, addr);
+    }
     uv_timer_init(srv->loop, &srv->tick);
     srv->tick.data = srv;
     srv->n_handles++;
@@ -552,8 +560,20 @@ void sio_server_on_http(sio_server_t *srv, sio_http_cb cb, void *ud)
     srv->http_ud = ud;
 }
 
+static void sio__redis_closed(void *arg)
+{
+    sio__server_handle_gone(arg);
+}
+
 static void sio__server_maybe_closed(sio_server_t *srv)
 {
+    /* Redis goes last among the I/O: the clients' closes just wrote their sessions. */
+    if (srv->closing && srv->eio_closed && srv->redis != NULL && !srv->redis_closing) {
+        srv->redis_closing = 1;
+        srv->n_handles++;
+        adp_redis_close(srv->redis, sio__redis_closed, srv);
+        return;
+    }
     if (srv->closing && srv->eio_closed && srv->n_handles == 0 && !srv->close_fired) {
         srv->close_fired = 1;
         if (srv->close_cb != NULL)
@@ -616,6 +636,7 @@ void sio_server_free(sio_server_t *srv)
     while (sio_map_next(&srv->nsps, &it, &k, &v))
         sio__nsp_free(v);
     sio_map_clear(&srv->nsps);
+    adp_redis_free(srv->redis); /* after its adapters */
     SIO_LIST_FOREACH_SAFE(li, tmp, &srv->patterns)
     {
         sio_pattern_t *p = SIO_CONTAINER_OF(li, sio_pattern_t, node);

@@ -45,6 +45,7 @@ static sio_socket_t *sio__socket_new(sio_client_t *c, sio_namespace_t *nsp)
         s->pid = sio_strdup(id);
     }
     s->data = cJSON_CreateObject();
+    s->issued = sio__now_ms();
     s->state = SIO_SOCK_CONNECTING;
     sio_map_init(&s->handlers);
     sio_list_init(&s->acks_out);
@@ -183,6 +184,8 @@ static void sio__pending_fail_all(sio_socket_t *s)
 
 /* ---------------------------------------------------------------- rooms */
 
+static void sio__socket_session_changed(sio_socket_t *s);
+
 int sio__adapter_join(sio_namespace_t *nsp, sio_socket_t *s, const char *room)
 {
     return adp_join(nsp->adapter, s->id, s, room);
@@ -196,7 +199,11 @@ int sio_socket_join(sio_socket_t *s, const char *room)
         return SIO_EINVAL;
     if (s->state == SIO_SOCK_CLOSED)
         return SIO_ECLOSED;
-    return sio__adapter_join(s->nsp, s, room);
+    int was = adp_rooms_is_member(&s->nsp->adapter->rooms, s->id, room);
+    int rc = sio__adapter_join(s->nsp, s, room);
+    if (!was)
+        sio__socket_session_changed(s);
+    return rc;
 }
 
 /* Removes s from room (no-op when not a member). */
@@ -206,7 +213,10 @@ int sio_socket_leave(sio_socket_t *s, const char *room)
         return SIO_EINVAL;
     if (s->state == SIO_SOCK_CLOSED)
         return SIO_ECLOSED;
+    if (!adp_rooms_is_member(&s->nsp->adapter->rooms, s->id, room))
+        return SIO_OK;
     adp_leave(s->nsp->adapter, s->id, room);
+    sio__socket_session_changed(s);
     return SIO_OK;
 }
 
@@ -222,29 +232,65 @@ static void sio__socket_leave_all(sio_socket_t *s)
     adp_leave_all(s->nsp->adapter, s->id);
 }
 
-/* ---------------------------------------------------------------- close */
+/* ---------------------------------------------------------------- sessions */
 
-static void sio__socket_save_session(sio_socket_t *s)
+void sio__socket_session(sio_socket_t *s, adp_session_t *sess, const char **stack, size_t n_stack)
 {
     adp_adapter_t *a = s->nsp->adapter;
-    const char *stack[32];
     const char **rooms = stack;
-    size_t n = adp_rooms_of(&a->rooms, s->id, stack, 32);
+    size_t n = adp_rooms_of(&a->rooms, s->id, stack, n_stack);
 
-    if (n > 32) {
+    if (n > n_stack) {
         rooms = sio_malloc(n * sizeof(*rooms));
         n = adp_rooms_of(&a->rooms, s->id, rooms, n);
     }
-    adp_session_t sess = {
-        .sid = s->id,
-        .pid = s->pid,
-        .rooms = (char **)rooms,
-        .n_rooms = n,
-        .data = s->data,
-    };
-    a->vt->save_session(a, &sess);
-    if (rooms != stack)
-        sio_free(rooms);
+    sess->sid = s->id;
+    sess->pid = s->pid;
+    sess->rooms = (char **)rooms;
+    sess->n_rooms = n;
+    sess->data = s->data;
+}
+
+/* See sio_private.h. */
+void sio__session_done(adp_session_t *sess, const char **stack)
+{
+    if ((const char **)sess->rooms != stack)
+        sio_free(sess->rooms);
+}
+
+/* Tells a write-through adapter that s's rooms or data changed (connected sockets
+ * with a session only: a connecting one is written whole when it is admitted). */
+static void sio__socket_session_changed(sio_socket_t *s)
+{
+    adp_adapter_t *a = s->nsp->adapter;
+    const char *stack[32];
+    adp_session_t sess;
+
+    if (s->state != SIO_SOCK_CONNECTED || s->pid == NULL || a->vt->session_update == NULL)
+        return;
+    sio__socket_session(s, &sess, stack, 32);
+    a->vt->session_update(a, &sess);
+    sio__session_done(&sess, stack);
+}
+
+/* ---------------------------------------------------------------- close */
+
+/* The session's end: kept for a comeback when recoverable (memory adapter: saved;
+ * write-through adapters: given its final TTL), dropped otherwise. */
+static void sio__socket_end_session(sio_socket_t *s, int recoverable)
+{
+    adp_adapter_t *a = s->nsp->adapter;
+    const char *stack[32];
+    adp_session_t sess;
+
+    if (a->vt->session_close == NULL && (!recoverable || a->vt->save_session == NULL))
+        return;
+    sio__socket_session(s, &sess, stack, 32);
+    if (a->vt->session_close != NULL)
+        a->vt->session_close(a, &sess, recoverable);
+    else
+        a->vt->save_session(a, &sess);
+    sio__session_done(&sess, stack);
 }
 
 void sio__socket_close(sio_socket_t *s, const char *reason, int send_disconnect)
@@ -268,9 +314,8 @@ void sio__socket_close(sio_socket_t *s, const char *reason, int send_disconnect)
         }
         if (sio_map_get(&nsp->sockets, s->id) == s)
             sio_map_del(&nsp->sockets, s->id);
-        if (reason != NULL && srv->cfg.recovery && s->pid != NULL &&
-            nsp->adapter->vt->save_session != NULL && sio__reason_recoverable(reason))
-            sio__socket_save_session(s);
+        if (srv->cfg.recovery && s->pid != NULL)
+            sio__socket_end_session(s, reason != NULL && sio__reason_recoverable(reason));
     }
     sio__socket_leave_all(s);
     sio__pending_fail_all(s);
@@ -362,6 +407,13 @@ static void sio__socket_admit(sio_socket_t *s, const adp_session_t *sess, sio_pa
     sio__client_send(c, reply, 0);
     sio_packet_free(reply);
 
+    if (srv->cfg.recovery && s->pid != NULL && nsp->adapter->vt->session_open != NULL) {
+        const char *stack[32];
+        adp_session_t sess;
+        sio__socket_session(s, &sess, stack, 32);
+        nsp->adapter->vt->session_open(nsp->adapter, &sess);
+        sio__session_done(&sess, stack);
+    }
     if (nsp->on_conn != NULL)
         nsp->on_conn(s, nsp->conn_ud);
 }
@@ -392,6 +444,10 @@ static void sio__on_restore(void *ud, int err, adp_session_t *sess, sio_packet_t
         } else {
             sio__socket_admit(s, NULL, NULL, 0);
         }
+    } else if (err == SIO_OK && sess != NULL && s->nsp->adapter->vt->session_close != NULL) {
+        /* The client left while its session was being restored: the session was taken
+         * over for it, give it back for the next attempt. */
+        s->nsp->adapter->vt->session_close(s->nsp->adapter, sess, 1);
     }
     if (sess != NULL)
         adp_session_free(sess);
@@ -424,9 +480,11 @@ void sio__socket_connect(sio_client_t *c, sio_packet_t *p)
         /* The client merges {pid, offset} into its auth; they are ours, not the app's. */
         cJSON *jp = cJSON_DetachItemFromObjectCaseSensitive(s->auth, "pid");
         cJSON *jo = cJSON_DetachItemFromObjectCaseSensitive(s->auth, "offset");
-        if (cJSON_IsString(jp) && cJSON_IsString(jo)) {
+        /* No offset: the client received nothing yet (a write-through adapter knows
+         * where its session began; the memory adapter declines). */
+        if (cJSON_IsString(jp)) {
             pid = sio_strdup(jp->valuestring);
-            offset = sio_strdup(jo->valuestring);
+            offset = cJSON_IsString(jo) ? sio_strdup(jo->valuestring) : NULL;
         }
         cJSON_Delete(jp);
         cJSON_Delete(jo);
@@ -508,7 +566,7 @@ static void sio__socket_ack_reply(sio_socket_t *s, sio_packet_t *p)
     if (pe->bc != NULL) {
         sio_bcast_t *bc = pe->bc;
         sio__pending_free(pe);
-        sio__bcast_answer(bc, args);
+        sio__bcast_answer(bc, args, p->attach, p->n_attach);
     } else {
         sio_ack_cb cb = pe->cb;
         void *ud = pe->ud;
@@ -778,6 +836,7 @@ void sio_socket_set_data(sio_socket_t *s, cJSON *data)
     }
     cJSON_Delete(s->data);
     s->data = data != NULL ? data : cJSON_CreateObject();
+    sio__socket_session_changed(s);
 }
 
 void *sio_socket_userdata(const sio_socket_t *s)

@@ -180,7 +180,9 @@ int sio_socket_recovered(const sio_socket_t *s);
 const char *sio_socket_transport(const sio_socket_t *s); /* "polling" | "websocket" */
 
 /* socket.data: application state saved with the session for recovery. The socket
- * owns the tree; set_data consumes the new one. */
+ * owns the tree; set_data consumes the new one. With Redis the session is written
+ * through at set_data, at each join/leave and at the disconnect, so a change made in
+ * place reaches the other nodes at the next of those. */
 cJSON *sio_socket_data(sio_socket_t *s);
 void sio_socket_set_data(sio_socket_t *s, cJSON *data);
 /* A C pointer for the embedding program; not persisted. */
@@ -226,14 +228,135 @@ void sio_op_free(sio_op_t *op);
 int sio_emit(sio_op_t *op, const char *event, cJSON *args, const sio_bin_t *bins, size_t nbins);
 /* Broadcast with acknowledgements: cb runs exactly once, when every targeted client
  * answered (err SIO_OK) or at the timeout (SIO_ETIMEDOUT), with an array holding each
- * answering client's ack arguments array. */
+ * answering client's ack arguments array. With Redis the targets are on every node
+ * (unless sio_local): a client of another node appears as a one-element array, since
+ * only the first ack argument crosses nodes (Node's wire), and err SIO_EREDIS means
+ * the other nodes could not be reached (responses holds this node's answers). A zero
+ * timeout is the Redis request timeout when other nodes are involved. */
 typedef void (*sio_bcast_ack_cb)(int err, const cJSON *responses, void *ud);
 int sio_emit_ack(sio_op_t *op, const char *event, cJSON *args, const sio_bin_t *bins,
                  size_t nbins, sio_bcast_ack_cb cb, void *ud);
-/* Room operations on the matching sockets; each consumes op. */
+/* Room operations on the matching sockets, on every node with Redis (this node only
+ * with sio_local). Each consumes op. SIO_EREDIS: applied here but Redis could not
+ * carry it to the other nodes. */
 int sio_sockets_join(sio_op_t *op, const char *room);
 int sio_sockets_leave(sio_op_t *op, const char *room);
 int sio_sockets_disconnect(sio_op_t *op, int close);
+
+/* ---------------------------------------------------------------- cluster
+ *
+ * With Redis (sio_server_use_redis) every node of a cluster shares broadcasts and
+ * room operations; without it the calls below answer for this node alone, so a
+ * program works the same on one node and on many. The wire format is that of
+ * @socket.io/redis-adapter 8.x, so Node.js servers on that adapter and
+ * @socket.io/redis-emitter publishers can be part of the same cluster.
+ *
+ *   io.fetchSockets()                      sio_fetch_sockets(sio_op(nsp), cb, ud)
+ *   io.in("r").socketsJoin("x")            sio_sockets_join(sio_to(sio_op(nsp), "r"), "x")
+ *   io.local.disconnectSockets()           sio_sockets_disconnect(sio_local(sio_op(nsp)), 0)
+ *   io.serverSideEmit("ev", 1)             sio_server_emit(nsp, "ev", args)
+ *   io.serverSideEmit("ev", 1, cb)         sio_server_emit_ack(nsp, "ev", args, cb, ud)
+ *   io.on("ev", (arg, cb) => ...)          sio_nsp_on_server_event(nsp, handler, ud)
+ *   io.of("/").adapter.allRooms()          sio_all_rooms(nsp, cb, ud)
+ *   io.of("/").adapter.serverCount()       sio_server_count(nsp, cb, ud)
+ *
+ * Every callback below runs exactly once unless the call returned an error, and may
+ * run before the call returns (always, when there is no other node). Trees handed
+ * to callbacks are borrowed for the call. Requests to other nodes end after the
+ * Redis request timeout; a node that died is then simply missing from the answer.
+ */
+
+typedef struct sio_redis_config {
+    const char *url;             /* redis://[user:pass@]host[:port][/db] or unix://; NULL =
+                                  * redis://127.0.0.1:6379 */
+    const char *key_prefix;      /* keys Sockeye stores (registry, sessions), default "sockeye" */
+    const char *channel_prefix;  /* pub/sub channels, default "socket.io" (Node's `key`) */
+    unsigned request_timeout_ms; /* cluster requests, default 5000 (Node's requestsTimeout) */
+    /* Log sink for connection events (lost, back, publish failures); level is 0 error,
+     * 1 warn, 2 info, 3 debug. NULL writes "sockeye: <level>: <msg>" lines on stderr. */
+    void (*on_log)(void *ud, int level, const char *msg);
+    void *log_ud;
+} sio_redis_config_t;
+
+/* Fills cfg with the defaults above. */
+void sio_redis_config_init(sio_redis_config_t *cfg);
+
+/* First outcome of sio_server_use_redis: err SIO_OK once both Redis connections are up
+ * and every namespace is subscribed (a message published from now on is received), or
+ * SIO_EREDIS with a one-line reason (unreachable, refused authentication, bad db ...;
+ * the connections keep retrying in the background). */
+typedef void (*sio_redis_cb)(sio_server_t *srv, int err, const char *reason, void *ud);
+
+/* Makes srv a node of the cluster behind Redis: every namespace (existing and future)
+ * gets the Redis adapter. Call once, before sio_server_listen (listening from cb, once
+ * it reports SIO_OK, means no client reaches a node that cannot hear the others yet);
+ * cfg is copied; cb may be NULL. Returns SIO_OK (cb will run), or SIO_EINVAL for a URL
+ * that does not parse, a second call, or a server that already has clients (cb never
+ * runs). When Redis goes away later, clients stay connected, local delivery goes on,
+ * cross-node broadcasts fail with SIO_EREDIS, and the node reconnects, resubscribes
+ * and logs both. The connections close with sio_server_close, after every client, so
+ * a server using Redis must be closed before sio_server_free. */
+int sio_server_use_redis(sio_server_t *srv, const sio_redis_config_t *cfg, sio_redis_cb cb,
+                         void *ud);
+
+/* Counters for monitoring. */
+typedef struct sio_redis_stats {
+    int enabled;               /* sio_server_use_redis was called */
+    int up;                    /* both connections are up */
+    int command_up, subscriber_up;
+    uint64_t reconnects;       /* times a connection came back, both connections summed */
+    uint64_t publish_failures; /* broadcasts that could not reach the other nodes */
+    uint64_t request_timeouts; /* cluster requests that ended before every node answered */
+    uint64_t messages_in;      /* broadcasts received from other nodes and delivered */
+    uint64_t messages_out;     /* broadcasts published */
+    const char *uid;           /* this node's id in the cluster ("" without Redis) */
+} sio_redis_stats_t;
+
+/* Fills out (all zero / "" without Redis). */
+void sio_server_redis_stats(const sio_server_t *srv, sio_redis_stats_t *out);
+
+/* fetchSockets: the sockets matching op on every node, as an array of
+ * {"id", "rooms": [...], "data", "handshake": {headers, time, address, xdomain, secure,
+ * issued, url, query, auth}} (Node's RemoteSocket fields). err SIO_OK: every node
+ * answered; SIO_ETIMEDOUT / SIO_EREDIS: some nodes did not, sockets holds the ones
+ * that did (this node's always). sio_local(op) asks this node only. Consumes op. */
+typedef void (*sio_fetch_cb)(int err, const cJSON *sockets, void *ud);
+int sio_fetch_sockets(sio_op_t *op, sio_fetch_cb cb, void *ud);
+
+/* allRooms: every room name on every node, each once (sockets' own id rooms
+ * included, as Node). err as for sio_fetch_sockets. */
+typedef void (*sio_rooms_cb)(int err, const cJSON *rooms, void *ud);
+int sio_all_rooms(sio_namespace_t *nsp, sio_rooms_cb cb, void *ud);
+
+/* serverCount: how many servers serve this namespace, this one included (1 without
+ * Redis, and on SIO_EREDIS). */
+typedef void (*sio_count_cb)(int err, size_t count, void *ud);
+int sio_server_count(sio_namespace_t *nsp, sio_count_cb cb, void *ud);
+
+/* serverSideEmit: event(args...) to the OTHER servers' handlers of this namespace
+ * (never this node's). JSON values only: binary does not cross (Node's wire is JSON
+ * here). args (an array of arguments, or one value, or NULL) is consumed. SIO_EREDIS
+ * when Redis is unreachable, SIO_EINVAL for a NULL or reserved event name. */
+int sio_server_emit(sio_namespace_t *nsp, const char *event, cJSON *args);
+/* The same, asking each other server for one answer: cb gets an array with one
+ * answer per server (null for a server that answered nothing). err SIO_OK: all
+ * answered; SIO_ETIMEDOUT: some did not within the request timeout (responses holds
+ * those that did); SIO_EREDIS: none could be asked. */
+typedef void (*sio_server_emit_cb)(int err, const cJSON *responses, void *ud);
+int sio_server_emit_ack(sio_namespace_t *nsp, const char *event, cJSON *args,
+                        sio_server_emit_cb cb, void *ud);
+
+/* A server-side event from another node (io.on(event) in Node). args holds the
+ * arguments after the event name. ack is NULL when the sender wants no answer, else
+ * it must be answered once with sio_server_ack (an ack never answered is freed with
+ * the server). One handler per namespace; cb NULL removes it. */
+typedef struct sio_server_ack sio_server_ack_t;
+typedef void (*sio_server_event_cb)(sio_namespace_t *nsp, const char *event, const cJSON *args,
+                                    sio_server_ack_t *ack, void *ud);
+void sio_nsp_on_server_event(sio_namespace_t *nsp, sio_server_event_cb cb, void *ud);
+/* Answers with arg (one value, consumed; NULL answers nothing). Frees ack. SIO_EREDIS
+ * when the answer could not be published. */
+int sio_server_ack(sio_server_ack_t *ack, cJSON *arg);
 
 /* {"_placeholder":true,"num":num}: marks where bins[num] goes in args. */
 cJSON *sio_placeholder(int num);
