@@ -55,3 +55,42 @@ void adp_leave_all(adp_adapter_t *a, const char *sid)
         a->vt->leave_all(a, sid);
     adp_rooms_del_all(&a->rooms, sid);
 }
+
+/* ---------------------------------------------------------------- offsets */
+
+int adp_offset_parse(const char *s, uint64_t *ms, uint64_t *seq)
+{
+    uint64_t v[2] = {0, 0};
+
+    if (s == NULL)
+        return 0;
+    for (int part = 0; part < 2; part++) {
+        const char *start = s;
+        while (*s >= '0' && *s <= '9') {
+            uint64_t d = (uint64_t)(*s - '0');
+            if (v[part] > (UINT64_MAX - d) / 10)
+                return 0;
+            v[part] = v[part] * 10 + d;
+            s++;
+        }
+        if (s == start || *s != (part == 0 ? '-' : '\0'))
+            return 0;
+        s++;
+    }
+    *ms = v[0];
+    *seq = v[1];
+    return 1;
+}
+
+int adp_offset_cmp(uint64_t ams, uint64_t aseq, uint64_t bms, uint64_t bseq)
+{
+    if (ams != bms)
+        return ams < bms ? -1 : 1;
+    return aseq < bseq ? -1 : aseq > bseq;
+}
+
+int adp_packet_offset(const sio_packet_t *p, uint64_t *ms, uint64_t *seq)
+{
+    const cJSON *last = p->data != NULL && p->data->child != NULL ? p->data->child->prev : NULL;
+    return last != NULL && cJSON_IsString(last) && adp_offset_parse(last->valuestring, ms, seq);
+}

@@ -30,7 +30,19 @@ typedef struct adp_opts {
     const char *const *except;
     size_t n_except;
     unsigned flags;
+    /* The packet's recovery offset ("<ms>-<seq>", also the last item of its data) when
+     * it has one, else NULL. Lets the namespace drop a live copy of a packet a restore
+     * already replayed (see sio__deliver). */
+    const char *offset;
 } adp_opts_t;
+
+/* Recovery offsets are "<ms>-<seq>" (decimal, no sign), totally ordered per namespace.
+ * adp_offset_parse returns 1 and the two numbers, or 0 for anything else (overflow too). */
+int adp_offset_parse(const char *s, uint64_t *ms, uint64_t *seq);
+/* <0, 0, >0 as a is before, equal to, after b. */
+int adp_offset_cmp(uint64_t ams, uint64_t aseq, uint64_t bms, uint64_t bseq);
+/* The offset a stored/replayed packet's data ends with: 1 when there is one. */
+int adp_packet_offset(const sio_packet_t *p, uint64_t *ms, uint64_t *seq);
 
 /* What connection state recovery saves of a socket. One per session. */
 typedef struct adp_session {

@@ -130,28 +130,6 @@ static void adp__memory_drop_oldest(adp_memory_t *m)
     m->n_log--;
 }
 
-/* Parses "<ms>-<seq>" (decimal, no sign, no overflow). 0 on anything else. */
-static int adp__offset_parse(const char *s, uint64_t *ms, uint64_t *seq)
-{
-    uint64_t v[2] = {0, 0};
-    for (int part = 0; part < 2; part++) {
-        const char *start = s;
-        while (*s >= '0' && *s <= '9') {
-            uint64_t d = (uint64_t)(*s - '0');
-            if (v[part] > (UINT64_MAX - d) / 10)
-                return 0;
-            v[part] = v[part] * 10 + d;
-            s++;
-        }
-        if (s == start || *s != (part == 0 ? '-' : '\0'))
-            return 0;
-        s++;
-    }
-    *ms = v[0];
-    *seq = v[1];
-    return 1;
-}
-
 static int adp__recoverable(const sio_packet_t *pkt, const adp_opts_t *opts)
 {
     return (pkt->type == SIO_EVENT || pkt->type == SIO_BINARY_EVENT) && pkt->id < 0 &&
@@ -293,7 +271,7 @@ static int adp__memory_restore_session(adp_adapter_t *a, const char *pid, const 
         adp__saved_free(sv);
         goto notfound;
     }
-    if (offset == NULL || !adp__offset_parse(offset, &ms, &seq))
+    if (offset == NULL || !adp_offset_parse(offset, &ms, &seq))
         goto notfound;
 
     /* Walk back from the newest entry to the offset: cost is what was missed. */

@@ -1062,6 +1062,7 @@ void rds_opts_view(const rds_opts_t *o, adp_opts_t *view)
     view->except = (const char *const *)o->except;
     view->n_except = o->n_except;
     view->flags = o->flags;
+    view->offset = NULL; /* the caller sets it from the message's 4th element */
 }
 
 /* ---------------------------------------------------------------- broadcasts */

@@ -71,45 +71,6 @@ static void adp__rds_log(void *ud, int level, const char *msg)
     adp__redis_log(ud, level, "%s", msg);
 }
 
-/* Parses "<ms>-<seq>" (a stream id). 0 on anything else. */
-static int adp__offset_parse(const char *s, uint64_t *ms, uint64_t *seq)
-{
-    uint64_t v[2] = {0, 0};
-
-    if (s == NULL)
-        return 0;
-    for (int part = 0; part < 2; part++) {
-        const char *start = s;
-        while (*s >= '0' && *s <= '9') {
-            uint64_t d = (uint64_t)(*s - '0');
-            if (v[part] > (UINT64_MAX - d) / 10)
-                return 0;
-            v[part] = v[part] * 10 + d;
-            s++;
-        }
-        if (s == start || *s != (part == 0 ? '-' : '\0'))
-            return 0;
-        s++;
-    }
-    *ms = v[0];
-    *seq = v[1];
-    return 1;
-}
-
-static int adp__offset_cmp(uint64_t ams, uint64_t aseq, uint64_t bms, uint64_t bseq)
-{
-    if (ams != bms)
-        return ams < bms ? -1 : 1;
-    return aseq < bseq ? -1 : aseq > bseq;
-}
-
-/* The offset a packet's data ends with (a missed or held packet), or 0. */
-static int adp__packet_offset(const sio_packet_t *p, uint64_t *ms, uint64_t *seq)
-{
-    const cJSON *last = p->data != NULL && p->data->child != NULL ? p->data->child->prev : NULL;
-    return last != NULL && cJSON_IsString(last) && adp__offset_parse(last->valuestring, ms, seq);
-}
-
 static int adp__strv_has(char *const *v, size_t n, const char *s)
 {
     for (size_t i = 0; i < n; i++) {
@@ -245,6 +206,7 @@ static void adp__on_stored(void *ud, int err, const char *offset)
             if (rds_decode_broadcast(pc->msg.data, pc->msg.len, &b) == SIO_OK) {
                 cJSON_AddItemToArray(b.packet->data, cJSON_CreateString(offset));
                 rds_opts_view(&b.opts, &view);
+                view.offset = offset;
                 pc->a->base.host.deliver(pc->a->base.host.ud, b.packet, &view);
                 rds_broadcast_free(&b);
             }
@@ -409,13 +371,14 @@ static void adp__on_broadcast(rds_conn_t *c, const rds_message_t *m, void *ud)
         goto done;
     if (!own)
         r->stats.messages_in++;
-    if (b.offset != NULL && r->st != NULL && adp__offset_parse(b.offset, &ms, &seq) &&
+    if (b.offset != NULL && r->st != NULL && adp_offset_parse(b.offset, &ms, &seq) &&
         cJSON_IsArray(b.packet->data)) {
         cJSON_AddItemToArray(b.packet->data, cJSON_CreateString(b.offset));
         if (!sio_list_empty(&a->restores))
             adp__hold(a, b.packet, &b.opts, ms, seq);
     }
     rds_opts_view(&b.opts, &view);
+    view.offset = b.offset;
     a->base.host.deliver(a->base.host.ud, b.packet, &view);
 done:
     rds_broadcast_free(&b);
@@ -525,7 +488,7 @@ static int adp__missed_has(sio_packet_t **v, size_t n, uint64_t ms, uint64_t seq
 {
     for (size_t i = 0; i < n; i++) {
         uint64_t m2, s2;
-        if (adp__packet_offset(v[i], &m2, &s2) && m2 == ms && s2 == seq)
+        if (adp_packet_offset(v[i], &m2, &s2) && m2 == ms && s2 == seq)
             return 1;
     }
     return 0;
@@ -571,7 +534,7 @@ static void adp__on_restored(void *ud, int err, adp_session_t *s, sio_packet_t *
      * new ones, then one insertion pass keeps the whole list sorted. */
     while (!sio_list_empty(&rs->held)) {
         adp_held_t *h = SIO_CONTAINER_OF(rs->held.next, adp_held_t, link);
-        int seen = rs->have_offset && adp__offset_cmp(h->ms, h->seq, rs->ms, rs->seq) <= 0;
+        int seen = rs->have_offset && adp_offset_cmp(h->ms, h->seq, rs->ms, rs->seq) <= 0;
         if (!seen && adp__opts_match(&h->opts, s) &&
             !adp__missed_has(all, n_missed, h->ms, h->seq)) {
             all[n++] = h->pkt;
@@ -582,12 +545,12 @@ static void adp__on_restored(void *ud, int err, adp_session_t *s, sio_packet_t *
     for (size_t i = 1; i < n; i++) {
         sio_packet_t *p = all[i];
         uint64_t pm = 0, ps = 0;
-        adp__packet_offset(p, &pm, &ps);
+        adp_packet_offset(p, &pm, &ps);
         size_t j = i;
         while (j > 0) {
             uint64_t qm = 0, qs = 0;
-            adp__packet_offset(all[j - 1], &qm, &qs);
-            if (adp__offset_cmp(qm, qs, pm, ps) <= 0)
+            adp_packet_offset(all[j - 1], &qm, &qs);
+            if (adp_offset_cmp(qm, qs, pm, ps) <= 0)
                 break;
             all[j] = all[j - 1];
             j--;
@@ -629,7 +592,7 @@ static int adp__redis_restore(adp_adapter_t *base, const char *pid, const char *
     rs->a = a;
     rs->pid = sio_strdup(pid);
     rs->owner = adp__new_owner(r);
-    rs->have_offset = adp__offset_parse(offset, &rs->ms, &rs->seq);
+    rs->have_offset = adp_offset_parse(offset, &rs->ms, &rs->seq);
     rs->cb = cb;
     rs->ud = ud;
     sio_list_init(&rs->held);

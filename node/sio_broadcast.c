@@ -59,6 +59,8 @@ sio_packet_t *sio__event_packet(const char *nsp, const char *event, cJSON *args,
 typedef struct sio_deliver_ctx {
     sio_frame_t **frames;
     size_t n;
+    int has_offset; /* the packet carries a recovery offset (ms, seq) */
+    uint64_t ms, seq;
     unsigned eio_flags;
     int64_t id;
     sio_bcast_t *bc;
@@ -71,6 +73,11 @@ static void sio__deliver_one(void *ud, const char *sid, void *sock)
 
     if (s == NULL || s->state == SIO_SOCK_CLOSED || !sio__client_usable(s->client))
         return;
+    if (s->has_floor && ctx->has_offset) {
+        if (adp_offset_cmp(ctx->ms, ctx->seq, s->floor_ms, s->floor_seq) <= 0)
+            return; /* replayed by the restore already */
+        s->has_floor = 0;
+    }
     if (sio__client_send_frames(s->client, ctx->frames, ctx->n, ctx->eio_flags) != SIO_OK)
         return;
     if (ctx->bc != NULL) {
@@ -93,6 +100,7 @@ void sio__deliver(void *ud, const sio_packet_t *pkt, const adp_opts_t *opts)
         frames = sio_malloc(want * sizeof(*frames));
     ctx.frames = frames;
     ctx.n = sio_encode(pkt, frames);
+    ctx.has_offset = opts->offset != NULL && adp_offset_parse(opts->offset, &ctx.ms, &ctx.seq);
     if (opts->flags & ADP_VOLATILE)
         ctx.eio_flags |= EIO_SEND_VOLATILE;
     if (opts->flags & ADP_NOCOMPRESS)
@@ -210,6 +218,7 @@ static void sio__op_opts(const sio_op_t *op, adp_opts_t *o)
     o->except = (const char *const *)op->except;
     o->n_except = op->n_except;
     o->flags = op->flags;
+    o->offset = NULL; /* the adapter assigns one, if any */
 }
 
 /* ---------------------------------------------------------------- emit */

@@ -133,6 +133,11 @@ struct sio_socket {
     sio_sock_state_t state;
     unsigned holds;     /* callbacks on the stack + restore in flight */
     int restoring;      /* restore_session issued, callback not yet run */
+    /* After a restore: the offset of the last packet replayed. A live packet at or
+     * below it is a copy still in flight when the restore read the streams: dropped.
+     * Cleared by the first live packet above it (live order is offset order). */
+    int has_floor;
+    uint64_t floor_ms, floor_seq;
     sio_map_t handlers; /* event name -> sio_handler_t* (owned) */
     sio_handler_t any;
     sio_disconnect_cb on_disconnect;

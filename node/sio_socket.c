@@ -440,6 +440,8 @@ static void sio__on_restore(void *ud, int err, adp_session_t *sess, sio_packet_t
                 sess->data = NULL;
             }
             s->recovered = 1;
+            if (n_missed > 0)
+                s->has_floor = adp_packet_offset(missed[n_missed - 1], &s->floor_ms, &s->floor_seq);
             sio__socket_admit(s, sess, missed, n_missed);
         } else {
             sio__socket_admit(s, NULL, NULL, 0);

@@ -445,14 +445,9 @@ describe("recovery across nodes (redis)", { skip: !HAVE_REDIS && "redis-server n
 
   // The restoring node reads the streams on its command connection while the pub/sub
   // copies of the newest entries are still in flight on its subscriber connection: those
-  // arrive after the restore answered, and must not reach the client a second time.
-  // Known to fail with adapter/redis.c as of this writing (it stops holding live packets
-  // when the restore answers): marked todo so the suite stays green while it is fixed;
-  // drop the todo once it passes.
-  const TODO_LATE_COPIES = process.env.SOCKEYE_STRICT_RECOVERY ? false
-    : "adapter/redis.c delivers late pub/sub copies of replayed events (duplicates)";
-  it("pub/sub copies arriving after the restore are not delivered twice",
-    { ...CASE, todo: TODO_LATE_COPIES }, async () => {
+  // arrive after the restore answered, and must not reach the client a second time
+  // (the socket's replay floor in node/sio_broadcast.c drops them).
+  it("pub/sub copies arriving after the restore are not delivered twice", CASE, async () => {
     closeClients();
     await stopAll(nodes);
     const slow = await startSlowSubscriberProxy(redis.port, 60);

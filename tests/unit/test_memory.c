@@ -147,7 +147,7 @@ static const char *emit(fx_t *f, const char *name, int n, const char *const *roo
 {
     static char offset[64];
     sio_packet_t *p = sio_packet_new(SIO_EVENT, "/chat");
-    adp_opts_t opts = {rooms, n_rooms, except, n_except, flags};
+    adp_opts_t opts = {rooms, n_rooms, except, n_except, flags, NULL};
     p->data = cJSON_CreateArray();
     cJSON_AddItemToArray(p->data, cJSON_CreateString(name));
     cJSON_AddItemToArray(p->data, cJSON_CreateNumber(n));

@@ -213,7 +213,7 @@ static void assert_zero_msg(const rds_msg_t *m)
 static void test_example_bytes(void **state)
 {
     const char *rooms[] = {"lobby"};
-    adp_opts_t o = {rooms, 1, NULL, 0, 0};
+    adp_opts_t o = {rooms, 1, NULL, 0, 0, NULL};
     sio_packet_t *p = sio_packet_new(SIO_EVENT, "/");
     sio_bin_t out;
     rds_broadcast_t b;
@@ -350,7 +350,7 @@ static void test_numbers(void **state)
 static void test_number_edges(void **state)
 {
     sio_packet_t *p = sio_packet_new(SIO_EVENT, "/");
-    adp_opts_t o = {NULL, 0, NULL, 0, 0};
+    adp_opts_t o = {NULL, 0, NULL, 0, 0, NULL};
     rds_broadcast_t b;
     sio_bin_t out;
     const char *data_hex;
@@ -454,7 +454,7 @@ static void test_binary_roundtrip(void **state)
                          {(unsigned char *)"\x00\xff\x10", 3},
                          {(unsigned char *)"hello", 5}};
     const char *except[] = {"x", "y"};
-    adp_opts_t o = {NULL, 0, except, 2, ADP_NOCOMPRESS};
+    adp_opts_t o = {NULL, 0, except, 2, ADP_NOCOMPRESS, NULL};
     sio_packet_t *p = sio_packet_new(SIO_EVENT, "/n");
     rds_broadcast_t b;
     sio_bin_t out;
@@ -743,7 +743,7 @@ static void test_depth_limit(void **state)
     char hex[1024], *s;
     rds_broadcast_t b;
     sio_bin_t out;
-    adp_opts_t o = {NULL, 0, NULL, 0, 0};
+    adp_opts_t o = {NULL, 0, NULL, 0, 0, NULL};
 
     for (int extra = 61; extra <= 62; extra++) {
         s = hex;
@@ -785,7 +785,7 @@ static void test_depth_limit(void **state)
 static void test_encode_errors(void **state)
 {
     sio_packet_t *p = sio_packet_new(SIO_EVENT, "/");
-    adp_opts_t o = {NULL, 0, NULL, 0, 0};
+    adp_opts_t o = {NULL, 0, NULL, 0, 0, NULL};
     const char *null_room[] = {NULL};
     sio_bin_t out = {(unsigned char *)"x", 1};
 
@@ -839,7 +839,7 @@ static void test_request_all_rooms(void **state)
 static void test_request_join_leave(void **state)
 {
     const char *rooms[] = {"a"}, *except[] = {"b"}, *targets[] = {"c", "d"};
-    adp_opts_t o = {rooms, 1, except, 1, 0};
+    adp_opts_t o = {rooms, 1, except, 1, 0, NULL};
     const char *json = "{\"uid\":\"AbC123\",\"type\":2,\"opts\":{\"rooms\":[\"a\"],"
                        "\"except\":[\"b\"]},\"rooms\":[\"c\",\"d\"]}";
     sio_bin_t out;
@@ -895,7 +895,7 @@ static void test_request_join_leave(void **state)
 
 static void test_request_disconnect(void **state)
 {
-    adp_opts_t o = {NULL, 0, NULL, 0, 0};
+    adp_opts_t o = {NULL, 0, NULL, 0, 0, NULL};
     const char *json = "{\"uid\":\"u\",\"type\":4,\"opts\":{\"rooms\":[],\"except\":[]},"
                        "\"close\":true}";
     sio_bin_t out;
@@ -930,7 +930,7 @@ static void test_request_disconnect(void **state)
 static void test_request_fetch_sockets(void **state)
 {
     const char *rooms[] = {"a"};
-    adp_opts_t o = {rooms, 1, NULL, 0, 0};
+    adp_opts_t o = {rooms, 1, NULL, 0, 0, NULL};
     const char *json = "{\"uid\":\"u\",\"requestId\":\"r\",\"type\":5,\"opts\":{\"rooms\":"
                        "[\"a\"],\"except\":[]}}";
     sio_bin_t out;

@@ -463,7 +463,7 @@ static void encode(sio_bin_t *out, const char *nsp, const char *event, int n,
                    size_t n_except, int with_bin)
 {
     sio_packet_t *p = sio_packet_new(SIO_EVENT, nsp);
-    adp_opts_t o = {rooms, n_rooms, except, n_except, 0};
+    adp_opts_t o = {rooms, n_rooms, except, n_except, 0, NULL};
 
     p->data = cJSON_CreateArray();
     cJSON_AddItemToArray(p->data, cJSON_CreateString(event));
