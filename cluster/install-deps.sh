@@ -23,7 +23,7 @@ PACKAGES=(
     build-essential cmake pkg-config clang libclang-rt-14-dev
     libwebsockets-dev libuv1-dev libhiredis-dev libcmocka-dev libmsgpack-dev libcjson-dev
     libssl-dev zlib1g-dev
-    redis-server valgrind
+    redis-server valgrind haproxy
 )
 
 is_installed() {

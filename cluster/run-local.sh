@@ -7,12 +7,23 @@
 # adapter. Flags are passed through to `sockeye`; defaults: --host 127.0.0.1 --port 3000.
 #
 # usage: bash cluster/run-local.sh [--port 3000] [--host 127.0.0.1] [other sockeye flags]
+#
+# With --cluster (first argument) it runs the docker-compose topology on loopback instead:
+# redis-server, 3 nodes and HAProxy on 127.0.0.1:3000 (cluster/run-cluster.sh; the other
+# arguments are its flags: --nodes N, --port P, --persist, -- sockeye flags).
+#        bash cluster/run-local.sh --cluster [--nodes 3] [--port 3000] [-- sockeye flags]
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
 say() { printf 'run-local: %s\n' "$*" >&2; }
+
+cluster=0
+if [ "${1:-}" = --cluster ]; then
+    cluster=1
+    shift
+fi
 
 bash "$ROOT/cluster/install-deps.sh"
 
@@ -28,6 +39,10 @@ out=$(cmake --build "$ROOT/build" -j "$(nproc)" 2>&1) || {
     say "build failed"
     exit 1
 }
+
+if [ "$cluster" -eq 1 ]; then
+    SOCKEYE_BIN=$ROOT/build/sockeye exec bash "$ROOT/cluster/run-cluster.sh" "$@"
+fi
 
 # Our defaults unless the caller gave them; remember what was asked for the URL.
 host="" port=""
