@@ -4,8 +4,9 @@
  * series of short HTTP requests, and during an upgrade it is two connections at
  * once. So the session (sid) is the unit the application sees, and connections
  * attach to it for a while (eio_private.h). This file never calls lws except through
- * the eio__wake_* hooks of http.c, which ask for a WRITEABLE callback; everything
- * written to the network is written from those callbacks.
+ * the eio__wake_* hooks of http.c, which have the queue written later (from a
+ * WRITEABLE callback, or by http.c's flush before the loop sleeps); nothing is
+ * written to the network from inside an eio_* call.
  *
  * Why on_close is deferred: the application must never be re-entered from inside
  * one of its own eio_* calls (eio_session_send may close on a full queue), and a
@@ -161,6 +162,7 @@ eio_server_t *eio_server_new(uv_loop_t *loop, const eio_config_t *cfg, const eio
     srv->port = cfg->port;
     sio_list_init(&srv->sessions);
     sio_list_init(&srv->pending);
+    sio_list_init(&srv->writes);
     sio_map_init(&srv->by_id);
     srv->ping = sio_frame_from("2", 1, 0);
     srv->phase = EIO_SRV_NEW;
@@ -292,6 +294,7 @@ eio_session_t *eio__session_open(eio_server_t *srv, int transport, eio_handshake
     s->in_map = 1;
     sio_list_push_back(&srv->sessions, &s->link);
     sio_list_init(&s->pending);
+    sio_list_init(&s->wlink);
     s->address = hs->address;
     s->url = hs->url;
     s->query = hs->query;
@@ -507,6 +510,7 @@ void eio__session_maybe_free(eio_session_t *s)
     s->state = EIO_S_DEAD;
     eio__unmap(s);
     sio_list_remove(&s->link);
+    sio_list_remove(&s->wlink);
     eio__queue_clear(&s->q);
     uv_close((uv_handle_t *)&s->hb_timer, eio__on_timer_closed);
     uv_close((uv_handle_t *)&s->upg_timer, eio__on_timer_closed);

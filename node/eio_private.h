@@ -89,11 +89,14 @@ typedef struct eio_conn {
     unsigned char pmd;          /* permessage-deflate negotiated (http.c: eio__pmd_ext) */
     unsigned char msg_deflated; /* the message being received is compressed */
     void *zrx;                  /* inflate stream (z_stream) of this connection, lazily */
+    unsigned char want_write;   /* WebSocket: WRITEABLE asked for; the queue waits for it */
+    unsigned char peer_closed;  /* WebSocket: the client's close frame came; lws answers it */
 } eio_conn_t;
 
 struct eio_session {
     sio_list_t link;    /* srv->sessions while not DEAD */
     sio_list_t pending; /* srv->pending while on_close waits for the loop */
+    sio_list_t wlink;   /* srv->writes while its WebSocket has frames to flush */
     eio_server_t *srv;
     char id[EIO_ID_LEN + 1];
     int transport;           /* SIO_TRANSPORT_POLLING or SIO_TRANSPORT_WEBSOCKET */
@@ -156,7 +159,10 @@ struct eio_server {
     uv_timer_t drain_timer;  /* bounds the shutdown drain */
     uv_timer_t accept_timer; /* pauses accepting while out of file descriptors */
     uv_idle_t reap_idle;     /* waits for lws' own handles after lws_context_destroy */
-    int handles_ready;       /* the three handles above are initialised */
+    sio_list_t writes;       /* eio_session_t.wlink: WebSockets to flush before the loop sleeps */
+    uv_prepare_t flush_prep; /* runs the flush (http.c) while writes is not empty */
+    int lws_kick;            /* an lws timeout was set outside lws: wake lws (http.c) */
+    int handles_ready;       /* the handles above are initialised */
     int n_handles;           /* our uv handles not yet closed (incl. session timers) */
     uint64_t reap_deadline;
     sio_frame_t *ping; /* the shared "2" frame */
@@ -213,9 +219,11 @@ uint64_t eio__now(eio_server_t *srv);
 
 /* ---------------------------------------------------------------- http.c */
 
-/* Asks lws for a WRITEABLE callback on the connection that should carry s's next
- * output (the held GET, or the WebSocket). No-op when there is none. The WebSocket
- * of a closing session is bounded as by eio__wake_close. */
+/* s has output for the connection that should carry it: a held GET gets a WRITEABLE
+ * callback; an open session's WebSocket is put on srv->writes and flushed straight
+ * into its socket before the loop next sleeps (the WebSocket of a closing session
+ * goes through WRITEABLE, bounded as by eio__wake_close). No-op when there is no
+ * such connection. */
 void eio__wake(eio_session_t *s);
 /* Asks the connection to close with a WebSocket close code at its next WRITEABLE;
  * lws drops it if that does not come within pingInterval + pingTimeout. */

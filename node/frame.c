@@ -10,6 +10,9 @@ sio_frame_t *sio_frame_new(size_t len, int binary)
     f->refcnt = 1;
     f->binary = binary ? 1 : 0;
     f->len = len;
+    f->z = NULL;
+    f->z_len = 0;
+    f->z_tried = 0;
     f->buf[SIO_FRAME_PRE + len] = '\0';
     return f;
 }
@@ -24,6 +27,8 @@ sio_frame_t *sio_frame_from(const void *data, size_t len, int binary)
 
 void sio_frame_unref(sio_frame_t *f)
 {
-    if (f != NULL && --f->refcnt == 0)
+    if (f != NULL && --f->refcnt == 0) {
+        sio_free(f->z);
         sio_free(f);
+    }
 }

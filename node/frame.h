@@ -19,9 +19,15 @@
 #define SIO_FRAME_PRE 32
 
 typedef struct sio_frame {
-    unsigned refcnt;       /* owners: queues and the encoder until it hands it over */
-    unsigned char binary;  /* 1 = binary attachment, 0 = text Engine.IO packet */
-    size_t len;            /* payload length, headroom excluded */
+    unsigned refcnt;      /* owners: queues and the encoder until it hands it over */
+    unsigned char binary; /* 1 = binary attachment, 0 = text Engine.IO packet */
+    size_t len;           /* payload length, headroom excluded */
+    /* The WebSocket permessage-deflate form, made by the first compressing recipient
+     * and reused by the others (http.c: the engine's deflate is the same for every
+     * connection). Owned by the frame; freed with it. */
+    unsigned char *z;      /* compressed bytes, headroom before them; NULL when not made */
+    size_t z_len;          /* compressed length */
+    unsigned char z_tried; /* 1 once compression was tried (z NULL: it does not pay) */
     unsigned char buf[];   /* SIO_FRAME_PRE headroom, then len payload bytes, then a NUL */
 } sio_frame_t;
 

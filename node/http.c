@@ -9,8 +9,12 @@
  *
  * Writes: HTTP answers are small and written in the callback of their own request
  * (lws buffers what the socket does not take); the held polling GET is answered from
- * LWS_CALLBACK_HTTP_WRITEABLE; WebSocket frames go out one lws_write per
- * LWS_CALLBACK_SERVER_WRITEABLE straight from the frame's SIO_FRAME_PRE headroom.
+ * LWS_CALLBACK_HTTP_WRITEABLE. WebSocket frames are written by us, not by lws: the
+ * sessions that got frames during a loop iteration are listed, and before the loop
+ * sleeps (uv_prepare) each one's queue goes into its socket with one sendmsg, many
+ * frames at once, straight from the frames' SIO_FRAME_PRE headroom. Only when the
+ * kernel says EAGAIN does lws get asked for LWS_CALLBACK_SERVER_WRITEABLE
+ * (eio__ws_flush tells why and how this stays in order with lws' own writes).
  *
  * WebSocket data frames are framed here and written raw, and permessage-deflate is
  * done here too (one shared deflate stream for sending, one inflate stream per
@@ -36,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <zlib.h>
@@ -1105,44 +1110,219 @@ static void eio__deflate_end(eio_server_t *srv)
     }
 }
 
+/* The bytes of one data frame as it goes to connection c: WebSocket header and
+ * payload, contiguous, inside memory the frame owns (*len set). The header goes
+ * into the headroom before the payload or before the frame's compressed form;
+ * every recipient writes the same bytes there, and only on the loop thread. A
+ * broadcast is compressed once: the deflate is the same for every connection, so
+ * the first compressing recipient keeps the result on the frame (f->z). */
+static unsigned char *eio__ws_bytes(eio_server_t *srv, const eio_conn_t *c, sio_frame_t *f,
+                                    unsigned flags, size_t *len)
+{
+    unsigned char *data = sio_frame_data(f);
+    size_t h;
+
+    if (c->pmd && !(flags & EIO_SEND_NOCOMPRESS) && f->len >= EIO_DEFLATE_MIN) {
+        if (!f->z_tried) {
+            f->z_tried = 1;
+            f->z = eio__deflate(srv, data, f->len, &f->z_len);
+        }
+        if (f->z != NULL) {
+            h = eio__ws_header(f->z + EIO_WS_HDR_MAX, f->binary, 1, f->z_len);
+            *len = h + f->z_len;
+            return f->z + EIO_WS_HDR_MAX - h;
+        }
+    }
+    h = eio__ws_header(data, f->binary, 0, f->len);
+    *len = h + f->len;
+    return data - h;
+}
+
 /* One data frame, framed here and handed to lws as raw bytes. Why not
  * lws_write(TEXT/BINARY): that runs every data frame through the connection's
  * extensions, and lws 4.1.6's permessage-deflate aborts on some messages and has
  * no per-message opt-out for EIO_SEND_NOCOMPRESS (see eio__pmd_ext). lws still
  * parses what clients send, answers their pings and sends the close frames. A raw
  * write is copied by lws when the socket does not take it all, so the frame is
- * free to go as soon as this returns. */
+ * free to go as soon as this returns. Takes over the caller's reference to f. */
 static int eio__ws_write(eio_server_t *srv, struct lws *wsi, eio_conn_t *c, sio_frame_t *f,
                          unsigned flags)
 {
-    unsigned char *data = sio_frame_data(f), *z = NULL;
-    size_t zlen = 0, h;
-    int n;
+    size_t len;
+    unsigned char *p = eio__ws_bytes(srv, c, f, flags, &len);
+    int n = lws_write(wsi, p, len, LWS_WRITE_HTTP);
 
-    if (c->pmd && !(flags & EIO_SEND_NOCOMPRESS) && f->len >= EIO_DEFLATE_MIN)
-        z = eio__deflate(srv, data, f->len, &zlen);
-    if (z != NULL) {
-        h = eio__ws_header(z + EIO_WS_HDR_MAX, f->binary, 1, zlen);
-        n = lws_write(wsi, z + EIO_WS_HDR_MAX - h, h + zlen, LWS_WRITE_HTTP);
-        sio_free(z);
-    } else {
-        /* the header goes into the frame's headroom: every recipient writes the
-         * same bytes there, and only on the loop thread */
-        h = eio__ws_header(data, f->binary, 0, f->len);
-        n = lws_write(wsi, data - h, h + f->len, LWS_WRITE_HTTP);
-    }
     sio_frame_unref(f);
     return n < 0 ? -1 : 0;
+}
+
+/* Asks lws for one WRITEABLE callback; until it comes the flush leaves c alone.
+ * Each request costs lws an epoll_ctl pair (libuv's uv_poll_start re-registers
+ * the descriptor), so it is made only once per wait. */
+static void eio__want_write(struct lws *wsi, eio_conn_t *c)
+{
+    if (!c->want_write) {
+        c->want_write = 1;
+        lws_callback_on_writable(wsi);
+    }
+}
+
+enum { EIO_FLUSH_DONE, EIO_FLUSH_WAIT, EIO_FLUSH_FAIL };
+
+#define EIO_FLUSH_IOV 64 /* frames per sendmsg */
+
+/* Writes s's queued frames straight into the WebSocket's socket, many frames per
+ * sendmsg, until the queue is empty (EIO_FLUSH_DONE) or the socket is full
+ * (EIO_FLUSH_WAIT: WRITEABLE comes when it drains); EIO_FLUSH_FAIL when the socket
+ * failed (the connection must go).
+ *
+ * Why not lws_write per frame from WRITEABLE: each frame then costs a send and two
+ * epoll_ctl (lws starts and stops POLLOUT through uv_poll_start, which libuv turns
+ * into a delete and a re-add of the descriptor). This costs one sendmsg per
+ * connection and loop iteration, and POLLOUT only when the kernel says EAGAIN.
+ *
+ * Ordering with what lws writes itself on the connection (pongs, its close echo,
+ * the tail of a write it buffered): we only write while lws holds nothing buffered,
+ * and we never keep half a frame -- the unsent rest of a frame cut by the kernel is
+ * handed to lws (lws_write raw copies it), which sends it before anything else. So
+ * lws always sees the stream at a frame boundary. The descriptor carries the
+ * WebSocket bytes as they are: the context has no TLS (eio_server_listen; TLS is
+ * a proxy's job in front of the node). */
+static int eio__ws_flush(eio_server_t *srv, struct lws *wsi, eio_conn_t *c, eio_session_t *s)
+{
+    struct iovec iov[EIO_FLUSH_IOV];
+    int fd = lws_get_socket_fd(wsi);
+
+    if (lws_partial_buffered(wsi) || fd < 0) {
+        eio__want_write(wsi, c);
+        return EIO_FLUSH_WAIT;
+    }
+    while (s->q.len > 0) {
+        size_t n = s->q.len < EIO_FLUSH_IOV ? s->q.len : EIO_FLUSH_IOV, done;
+        struct msghdr mh;
+        ssize_t w;
+
+        for (size_t i = 0; i < n; i++) {
+            eio_qent_t *e = &s->q.buf[(s->q.head + i) & (s->q.cap - 1)];
+            iov[i].iov_base = eio__ws_bytes(srv, c, e->f, e->flags, &iov[i].iov_len);
+        }
+        memset(&mh, 0, sizeof(mh));
+        mh.msg_iov = iov;
+        mh.msg_iovlen = n;
+        do
+            w = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+        while (w < 0 && errno == EINTR);
+        if (w < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                return EIO_FLUSH_FAIL;
+            eio__want_write(wsi, c);
+            return EIO_FLUSH_WAIT;
+        }
+        done = (size_t)w;
+        for (size_t i = 0; i < n; i++) {
+            sio_frame_t *f;
+            int rc;
+
+            if (done >= iov[i].iov_len) {
+                done -= iov[i].iov_len;
+                sio_frame_unref(eio__queue_pop(&s->q, NULL));
+                continue;
+            }
+            if (done == 0) { /* the socket is full at a frame boundary */
+                eio__want_write(wsi, c);
+                return EIO_FLUSH_WAIT;
+            }
+            f = eio__queue_pop(&s->q, NULL);
+            rc = lws_write(wsi, (unsigned char *)iov[i].iov_base + done, iov[i].iov_len - done,
+                           LWS_WRITE_HTTP);
+            sio_frame_unref(f);
+            if (rc < 0)
+                return EIO_FLUSH_FAIL;
+            if (lws_partial_buffered(wsi)) {
+                /* lws asked for WRITEABLE itself; it comes once lws sent the rest */
+                c->want_write = 1;
+                return EIO_FLUSH_WAIT;
+            }
+            break; /* lws got it all out after all: go on */
+        }
+    }
+    return EIO_FLUSH_DONE;
+}
+
+/* Can s's WebSocket (wsi, connection c) be written outside WRITEABLE right now? Not
+ * once the client sent its close (lws answers it and sends nothing more, as before),
+ * not once lws started a close of its own (a protocol error in what the client sent:
+ * lws stored a close reason and sends the close frame from POLLOUT; no data may
+ * follow it), not for a closing session (its last frames and the close frame go
+ * from WRITEABLE, under the close deadline). */
+static int eio__flush_ok(eio_session_t *s, struct lws *wsi, eio_conn_t *c)
+{
+    return c != NULL && c->s == s && c->role == EIO_ROLE_WS && !c->peer_closed &&
+           s->state == EIO_S_OPEN && lws_get_close_length(wsi) == 0;
+}
+
+/* The loop is about to sleep: flush every WebSocket that got frames since (Redis'
+ * handleClientsWithPendingWrites). A session queued during this run (none is: a
+ * flush calls nothing that sends) would be taken in the same pass. */
+static void eio__on_flush(uv_prepare_t *h)
+{
+    eio_server_t *srv = h->data;
+
+    while (!sio_list_empty(&srv->writes)) {
+        eio_session_t *s = SIO_CONTAINER_OF(srv->writes.next, eio_session_t, wlink);
+        struct lws *wsi = s->ws;
+        eio_conn_t *c;
+
+        sio_list_remove(&s->wlink);
+        if (wsi == NULL || s->q.len == 0)
+            continue;
+        c = lws_wsi_user(wsi);
+        /* a session closing meanwhile was woken through WRITEABLE (eio__wake); a
+         * connection with WRITEABLE on its way is flushed from there */
+        if (!eio__flush_ok(s, wsi, c) || c->want_write)
+            continue;
+        if (eio__ws_flush(srv, wsi, c, s) == EIO_FLUSH_FAIL) {
+            /* as a failed lws_write would: the connection closes, CLOSED tells the
+             * session; lws does it from its own loop callback, not under us */
+            lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+            srv->lws_kick = 1;
+        }
+    }
+    if (srv->lws_kick) {
+        srv->lws_kick = 0;
+        if (srv->ctx != NULL && srv->phase < EIO_SRV_LWS_DOWN)
+            lws_cancel_service(srv->ctx);
+    }
+    uv_prepare_stop(h);
+}
+
+/* Has the flush run before the loop next sleeps. */
+static void eio__flush_arm(eio_server_t *srv)
+{
+    if (srv->handles_ready && srv->phase < EIO_SRV_HANDLES)
+        uv_prepare_start(&srv->flush_prep, eio__on_flush);
+}
+
+/* lws 4.1 on libuv re-arms its timer (the one behind lws_set_timeout) only around
+ * its own callbacks (lws_io_cb, its idle handle). A timeout set from anywhere else
+ * -- our heartbeat timers, the application -- would wait for the next event on some
+ * lws socket: for ever on a quiet server, so a peer that stopped reading was never
+ * dropped. So before the loop sleeps the flush wakes lws once (lws_cancel_service:
+ * an eventfd write, after which lws recomputes its timer). */
+static void eio__lws_kick(eio_server_t *srv)
+{
+    srv->lws_kick = 1;
+    eio__flush_arm(srv);
 }
 
 static int eio__on_ws_writeable(eio_server_t *srv, struct lws *wsi, eio_conn_t *c)
 {
     eio_session_t *s;
-    sio_frame_t *f;
-    unsigned flags = 0;
+    int rc;
 
     if (c == NULL)
         return -1;
+    c->want_write = 0;
     if (c->close_code)
         return eio__ws_close_now(wsi, c->close_code);
     s = c->s;
@@ -1156,22 +1336,19 @@ static int eio__on_ws_writeable(eio_server_t *srv, struct lws *wsi, eio_conn_t *
         return 0;
     if (s == NULL) /* orphaned: its session is gone */
         return eio__ws_close_now(wsi, LWS_CLOSE_STATUS_NORMAL);
-    f = eio__queue_pop(&s->q, &flags);
-    if (f == NULL) {
-        if (s->state != EIO_S_OPEN) {
-            /* flushed after a server-side close: now close the socket */
-            unsigned short code = strcmp(s->reason, "server shutting down") == 0
-                                      ? LWS_CLOSE_STATUS_GOINGAWAY
-                                      : LWS_CLOSE_STATUS_NORMAL;
-            eio__detach(s, wsi, c);
-            eio__session_maybe_free(s);
-            return eio__ws_close_now(wsi, code);
-        }
-        return 0;
+    rc = eio__ws_flush(srv, wsi, c, s);
+    if (rc == EIO_FLUSH_FAIL)
+        return -1;
+    if (rc == EIO_FLUSH_DONE && s->state != EIO_S_OPEN) {
+        /* flushed after a server-side close: now close the socket */
+        unsigned short code = strcmp(s->reason, "server shutting down") == 0
+                                  ? LWS_CLOSE_STATUS_GOINGAWAY
+                                  : LWS_CLOSE_STATUS_NORMAL;
+        eio__detach(s, wsi, c);
+        eio__session_maybe_free(s);
+        return eio__ws_close_now(wsi, code);
     }
-    if (s->q.len > 0 || s->state != EIO_S_OPEN)
-        lws_callback_on_writable(wsi);
-    return eio__ws_write(srv, wsi, c, f, flags);
+    return 0;
 }
 
 /* The client offered permessage-deflate (eio__pmd_ext). We accept unless the offer
@@ -1259,6 +1436,10 @@ static int eio__callback(struct lws *wsi, enum lws_callback_reasons reason, void
         return eio__on_ws_rx(srv, wsi, c, in, len);
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return eio__on_ws_writeable(srv, wsi, c);
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        if (c != NULL) /* lws echoes the close; nothing of ours may follow it */
+            c->peer_closed = 1;
+        return 0;
     case LWS_CALLBACK_CLOSED:
     case LWS_CALLBACK_CLOSED_HTTP:
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
@@ -1322,16 +1503,35 @@ static void eio__close_deadline(eio_server_t *srv, struct lws *wsi)
     uint64_t secs = (ms + 999) / 1000;
 
     lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_SEND, secs < INT_MAX ? (int)secs : INT_MAX);
+    eio__lws_kick(srv);
 }
 
 void eio__wake(eio_session_t *s)
 {
     struct lws *wsi = s->transport == SIO_TRANSPORT_WEBSOCKET ? s->ws : s->get;
+    eio_server_t *srv = s->srv;
 
     if (wsi == NULL)
         return;
-    if (wsi == s->ws && s->state != EIO_S_OPEN) /* flushing its last frames */
-        eio__close_deadline(s->srv, wsi);
+    if (wsi == s->ws) {
+        eio_conn_t *c;
+
+        /* once per loop iteration and recipient of a broadcast: touch nothing but
+         * s here, the flush looks at the connection (eio__flush_ok) */
+        if (s->state == EIO_S_OPEN) {
+            if (s->wlink.next == &s->wlink) { /* not listed yet */
+                sio_list_push_back(&srv->writes, &s->wlink);
+                eio__flush_arm(srv);
+            }
+            return;
+        }
+        eio__close_deadline(srv, wsi); /* flushing its last frames */
+        c = lws_wsi_user(wsi);
+        if (c != NULL) {
+            eio__want_write(wsi, c);
+            return;
+        }
+    }
     lws_callback_on_writable(wsi);
 }
 
@@ -1504,11 +1704,13 @@ static void eio__handles_init(eio_server_t *srv)
     uv_timer_init(srv->loop, &srv->drain_timer);
     uv_idle_init(srv->loop, &srv->reap_idle);
     uv_timer_init(srv->loop, &srv->accept_timer);
+    uv_prepare_init(srv->loop, &srv->flush_prep);
+    srv->flush_prep.data = srv;
     srv->pending_idle.data = srv;
     srv->drain_timer.data = srv;
     srv->reap_idle.data = srv;
     srv->accept_timer.data = srv;
-    srv->n_handles += 4;
+    srv->n_handles += 5;
     srv->handles_ready = 1;
 }
 
@@ -1571,6 +1773,7 @@ static void eio__close_handles(eio_server_t *srv)
     uv_close((uv_handle_t *)&srv->drain_timer, eio__on_srv_handle_closed);
     uv_close((uv_handle_t *)&srv->reap_idle, eio__on_srv_handle_closed);
     uv_close((uv_handle_t *)&srv->accept_timer, eio__on_srv_handle_closed);
+    uv_close((uv_handle_t *)&srv->flush_prep, eio__on_srv_handle_closed);
 }
 
 typedef struct eio_lws_count {
