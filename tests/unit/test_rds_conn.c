@@ -82,85 +82,7 @@ typedef struct fx {
     obs_t obs[MAX_CONNS];
 } fx_t;
 
-static int have_redis = -1;
-
-static int redis_on_path(void)
-{
-    const char *path = getenv("PATH");
-    char buf[4096];
-
-    if (have_redis >= 0)
-        return have_redis;
-    have_redis = 0;
-    while (path != NULL && *path != '\0') {
-        const char *colon = strchr(path, ':');
-        size_t n = colon != NULL ? (size_t)(colon - path) : strlen(path);
-        if (n > 0 && n < sizeof(buf) - 16) {
-            snprintf(buf, sizeof(buf), "%.*s/redis-server", (int)n, path);
-            if (access(buf, X_OK) == 0)
-                have_redis = 1;
-        }
-        path = colon != NULL ? colon + 1 : NULL;
-    }
-    return have_redis;
-}
-
-#define REQUIRE_REDIS()                                                                            \
-    do {                                                                                           \
-        if (!redis_on_path()) {                                                                    \
-            print_message("redis-server is not on PATH: skipping this test\n");                    \
-            skip();                                                                                \
-        }                                                                                          \
-    } while (0)
-
-/* ------------------------------------------------------------------ bounded waits */
-
-static void deadline_cb(uv_timer_t *t)
-{
-    fx_t *f = t->data;
-    f->expired = 1;
-}
-
-/* Runs the loop until cond holds or ms elapse; fails the test when cond does not hold. */
-#define WAIT_FOR(f, cond, ms)                                                                      \
-    do {                                                                                           \
-        (f)->expired = 0;                                                                          \
-        uv_timer_start(&(f)->deadline, deadline_cb, (ms), 0);                                      \
-        while (!(cond) && !(f)->expired)                                                           \
-            uv_run(&(f)->loop, UV_RUN_ONCE);                                                       \
-        uv_timer_stop(&(f)->deadline);                                                             \
-        if (!(cond))                                                                               \
-            print_message("timed out after %u ms waiting for: %s\n", (unsigned)(ms), #cond);       \
-        assert_true(cond);                                                                         \
-    } while (0)
-
-/* Runs the loop for ms whatever happens (to check that nothing more does). */
-static void run_for(fx_t *f, unsigned ms)
-{
-    f->expired = 0;
-    uv_timer_start(&f->deadline, deadline_cb, ms, 0);
-    while (!f->expired)
-        uv_run(&f->loop, UV_RUN_ONCE);
-}
-
-/* ------------------------------------------------------------------ redis-server */
-
-static int free_port(void)
-{
-    struct sockaddr_in sa;
-    socklen_t len = sizeof(sa);
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-    assert_true(fd >= 0);
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-    port = ntohs(sa.sin_port);
-    close(fd);
-    return port;
-}
+#include "redis_fixture.h"
 
 /* One TCP connect attempt on the loop; 0 when the port accepted. */
 typedef struct probe {
@@ -196,9 +118,9 @@ static int probe_port(fx_t *f, int port)
         p.done = 1;
         p.status = -1;
     }
-    WAIT_FOR(f, p.done, 2000);
+    RT_WAIT_FOR(f, p.done, 2000);
     uv_close((uv_handle_t *)&p.tcp, probe_closed);
-    WAIT_FOR(f, p.closed, 2000);
+    RT_WAIT_FOR(f, p.closed, 2000);
     return p.status;
 }
 
@@ -206,67 +128,16 @@ static int probe_port(fx_t *f, int port)
  * unix_path when given) and waits until it accepts TCP connections. */
 static void redis_start(fx_t *f, const char *pass, const char *unix_path)
 {
-    char port[16];
-    const char *argv[20];
-    int argc = 0, fd;
-    posix_spawn_file_actions_t fa;
-
-    snprintf(port, sizeof(port), "%d", f->port);
     snprintf(f->pass, sizeof(f->pass), "%s", pass != NULL ? pass : "");
-    argv[argc++] = "redis-server";
-    argv[argc++] = "--port";
-    argv[argc++] = port;
-    argv[argc++] = "--bind";
-    argv[argc++] = "127.0.0.1";
-    argv[argc++] = "--save";
-    argv[argc++] = "";
-    argv[argc++] = "--appendonly";
-    argv[argc++] = "no";
-    argv[argc++] = "--dir";
-    argv[argc++] = f->dir;
-    argv[argc++] = "--logfile";
-    argv[argc++] = f->logfile;
-    if (f->pass[0] != '\0') {
-        argv[argc++] = "--requirepass";
-        argv[argc++] = f->pass;
-    }
-    if (unix_path != NULL) {
-        argv[argc++] = "--unixsocket";
-        argv[argc++] = unix_path;
-        argv[argc++] = "--unixsocketperm";
-        argv[argc++] = "700";
-    }
-    argv[argc] = NULL;
-
-    fd = open("/dev/null", O_RDWR);
-    assert_true(fd >= 0);
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, fd, 0);
-    posix_spawn_file_actions_adddup2(&fa, fd, 1);
-    posix_spawn_file_actions_adddup2(&fa, fd, 2);
-    assert_int_equal(posix_spawnp(&f->pid, "redis-server", &fa, NULL, (char *const *)argv, environ),
-                     0);
-    posix_spawn_file_actions_destroy(&fa);
-    close(fd);
+    rt_redis_spawn(&f->pid, f->port, f->dir, f->logfile, f->pass, unix_path, 1);
 
     /* bounded: up to 100 probes, 20 ms apart */
     for (int i = 0; i < 100; i++) {
         if (probe_port(f, f->port) == 0)
             return;
-        run_for(f, 20);
+        rt_run_for(f, 20);
     }
     fail_msg("redis-server did not accept connections on port %d", f->port);
-}
-
-static void redis_kill(fx_t *f)
-{
-    int st;
-
-    if (f->pid <= 0)
-        return;
-    kill(f->pid, SIGKILL);
-    waitpid(f->pid, &st, 0);
-    f->pid = 0;
 }
 
 /* ------------------------------------------------------------------ connections */
@@ -359,7 +230,7 @@ static rds_conn_t *conn_new(fx_t *f, int i, const char *url_text, int subscriber
 static int conn_start(fx_t *f, int i)
 {
     assert_int_equal(rds_conn_start(f->conns[i], on_start, &f->obs[i]), SIO_OK);
-    WAIT_FOR(f, f->obs[i].starts == 1, 3000);
+    RT_WAIT_FOR(f, f->obs[i].starts == 1, 3000);
     return f->obs[i].start_err;
 }
 
@@ -369,7 +240,7 @@ static void conn_close(fx_t *f, int i)
         return;
     assert_int_equal(rds_conn_close(f->conns[i], on_closed, &f->obs[i]), SIO_OK);
     f->conns[i] = NULL;
-    WAIT_FOR(f, f->obs[i].closed == 1, 2000);
+    RT_WAIT_FOR(f, f->obs[i].closed == 1, 2000);
 }
 
 static void on_reply(rds_conn_t *c, int err, redisReply *r, void *ud)
@@ -393,7 +264,7 @@ static void on_reply(rds_conn_t *c, int err, redisReply *r, void *ud)
     do {                                                                                           \
         memset((res), 0, sizeof(*(res)));                                                          \
         assert_int_equal(rds_conn_command((f)->conns[i], on_reply, (res), __VA_ARGS__), SIO_OK);   \
-        WAIT_FOR(f, (res)->calls == 1, 3000);                                                      \
+        RT_WAIT_FOR(f, (res)->calls == 1, 3000);                                                   \
     } while (0)
 
 static void on_message(rds_conn_t *c, const rds_message_t *m, void *ud)
@@ -428,7 +299,7 @@ static int setup(void **state)
     snprintf(f->dir, sizeof(f->dir), "/tmp/sockeye-rds-XXXXXX");
     assert_non_null(mkdtemp(f->dir));
     snprintf(f->logfile, sizeof(f->logfile), "%s/redis.log", f->dir);
-    f->port = free_port();
+    f->port = rt_free_port();
     *state = f;
     return 0;
 }
@@ -462,7 +333,7 @@ static int teardown(void **state)
             f->conns[i] = NULL;
         }
     }
-    redis_kill(f);
+    rt_redis_kill(&f->pid);
     uv_close((uv_handle_t *)&f->deadline, NULL);
     /* bounded drain: close callbacks need a turn or two */
     for (i = 0; i < 100 && uv_loop_alive(&f->loop); i++)
@@ -482,7 +353,7 @@ static void test_connect_ping(void **state)
     rds_conn_stats_t st;
     res_t r;
 
-    REQUIRE_REDIS();
+    RT_REQUIRE_REDIS();
     redis_start(f, NULL, NULL);
     conn_new(f, 0, NULL, 0, 2000);
     assert_int_equal(rds_conn_is_up(f->conns[0]), 0);
@@ -491,7 +362,7 @@ static void test_connect_ping(void **state)
     assert_int_equal(rds_conn_command(f->conns[0], on_reply, &r, "PING"), SIO_EREDIS);
     assert_int_equal(conn_start(f, 0), SIO_OK);
     assert_int_equal(rds_conn_start(f->conns[0], on_start, &f->obs[0]), SIO_EINVAL);
-    WAIT_FOR(f, f->obs[0].ups == 1, 1000);
+    RT_WAIT_FOR(f, f->obs[0].ups == 1, 1000);
     assert_int_equal(f->obs[0].last_up.n_up, 1);
     assert_int_equal(f->obs[0].connected_logs, 1);
     assert_int_equal(rds_conn_is_up(f->conns[0]), 1);
@@ -523,7 +394,7 @@ static void test_connect_ping(void **state)
     assert_int_equal(rds_conn_command(f->conns[0], on_reply, &r, ""), SIO_EINVAL);
     assert_int_equal(rds_conn_command_argv(f->conns[0], on_reply, &r, 0, NULL, NULL), SIO_EINVAL);
     assert_int_equal(rds_conn_subscribe(f->conns[0], "ch", on_message, NULL), SIO_EINVAL);
-    run_for(f, 50);
+    rt_run_for(f, 50);
     assert_int_equal(r.calls, 1); /* none of the refused ones called back */
 
     rds_conn_get_stats(f->conns[0], &st);
@@ -542,7 +413,7 @@ static void test_set_get_binary(void **state)
     size_t lens[3];
     res_t r;
 
-    REQUIRE_REDIS();
+    RT_REQUIRE_REDIS();
     redis_start(f, NULL, NULL);
     conn_new(f, 0, NULL, 0, 2000);
     assert_int_equal(conn_start(f, 0), SIO_OK);
@@ -555,7 +426,7 @@ static void test_set_get_binary(void **state)
     lens[2] = sizeof(value);
     memset(&r, 0, sizeof(r));
     assert_int_equal(rds_conn_command_argv(f->conns[0], on_reply, &r, 3, argv, lens), SIO_OK);
-    WAIT_FOR(f, r.calls == 1, 2000);
+    RT_WAIT_FOR(f, r.calls == 1, 2000);
     assert_int_equal(r.type, REDIS_REPLY_STATUS);
 
     CMD(f, 0, &r, "GET %b", "bin\0key", (size_t)7);
@@ -573,7 +444,7 @@ static void test_set_get_binary(void **state)
     argv[1] = "plain";
     memset(&r, 0, sizeof(r));
     assert_int_equal(rds_conn_command_argv(f->conns[0], on_reply, &r, 2, argv, NULL), SIO_OK);
-    WAIT_FOR(f, r.calls == 1, 2000);
+    RT_WAIT_FOR(f, r.calls == 1, 2000);
     assert_int_equal(r.len, 5);
     assert_memory_equal(r.str, "plain", 5);
     conn_close(f, 0);
@@ -585,7 +456,7 @@ static void test_command_timeout(void **state)
     rds_conn_stats_t st;
     res_t r, late[3];
 
-    REQUIRE_REDIS();
+    RT_REQUIRE_REDIS();
     redis_start(f, NULL, NULL);
     conn_new(f, 0, NULL, 0, 300);
     assert_int_equal(conn_start(f, 0), SIO_OK);
@@ -597,7 +468,7 @@ static void test_command_timeout(void **state)
     for (int i = 0; i < 3; i++)
         assert_int_equal(rds_conn_command(f->conns[0], on_reply, &late[i], "ECHO %d", i), SIO_OK);
     assert_int_equal(rds_conn_pending(f->conns[0]), 3);
-    WAIT_FOR(f, late[0].calls == 1 && late[1].calls == 1 && late[2].calls == 1, 1000);
+    RT_WAIT_FOR(f, late[0].calls == 1 && late[1].calls == 1 && late[2].calls == 1, 1000);
     for (int i = 0; i < 3; i++)
         assert_int_equal(late[i].err, SIO_ETIMEDOUT);
     assert_int_equal(rds_conn_pending(f->conns[0]), 0);
@@ -608,7 +479,7 @@ static void test_command_timeout(void **state)
     /* the pause ends, the late replies arrive and are swallowed: no second callback */
     {
         rds_conn_t *c = f->conns[0];
-        WAIT_FOR(f, (rds_conn_get_stats(c, &st), st.late_replies == 3), 3000);
+        RT_WAIT_FOR(f, (rds_conn_get_stats(c, &st), st.late_replies == 3), 3000);
     }
     for (int i = 0; i < 3; i++)
         assert_int_equal(late[i].calls, 1);
@@ -626,7 +497,7 @@ static void test_command_timeout(void **state)
     CMD(f, 0, &r, "CLIENT PAUSE 1000");
     memset(late, 0, sizeof(late));
     assert_int_equal(rds_conn_command(f->conns[0], on_reply, &late[0], "PING"), SIO_OK);
-    WAIT_FOR(f, late[0].calls == 1, 1000);
+    RT_WAIT_FOR(f, late[0].calls == 1, 1000);
     assert_int_equal(late[0].err, SIO_ETIMEDOUT);
     conn_close(f, 0);
     assert_int_equal(late[0].calls, 1);
@@ -641,7 +512,7 @@ static void test_pubsub(void **state)
     static const char payload[] = {'h', 'i', '\0', (char)0x80, 'x'};
     res_t r;
 
-    REQUIRE_REDIS();
+    RT_REQUIRE_REDIS();
     redis_start(f, NULL, NULL);
     conn_new(f, 0, NULL, 0, 2000);
     conn_new(f, 1, NULL, 1, 2000);
@@ -652,13 +523,13 @@ static void test_pubsub(void **state)
     assert_int_equal(rds_conn_subscribe(f->conns[1], "chan", on_message, &ch), SIO_OK);
     assert_int_equal(conn_start(f, 0), SIO_OK);
     assert_int_equal(conn_start(f, 1), SIO_OK);
-    WAIT_FOR(f, f->obs[1].ups == 1, 1000);
+    RT_WAIT_FOR(f, f->obs[1].ups == 1, 1000);
     assert_int_equal(ch.subscribed, 1); /* confirmed before on_up */
     assert_int_equal(f->obs[1].last_up.resubscribed, 1);
 
     assert_int_equal(rds_conn_psubscribe(f->conns[1], "pat.*", on_message, &pat), SIO_OK);
     assert_int_equal(rds_conn_subscribe(f->conns[1], "other", on_message, &other), SIO_OK);
-    WAIT_FOR(f, pat.subscribed == 1 && other.subscribed == 1, 2000);
+    RT_WAIT_FOR(f, pat.subscribed == 1 && other.subscribed == 1, 2000);
     assert_int_equal(rds_conn_subscriptions(f->conns[1]), 3);
 
     /* subscriber connections take no commands */
@@ -675,7 +546,7 @@ static void test_pubsub(void **state)
     lens[2] = sizeof(payload);
     memset(&r, 0, sizeof(r));
     assert_int_equal(rds_conn_command_argv(f->conns[0], on_reply, &r, 3, argv, lens), SIO_OK);
-    WAIT_FOR(f, ch.messages == 1, 2000);
+    RT_WAIT_FOR(f, ch.messages == 1, 2000);
     assert_int_equal(r.integer, 1);
     assert_string_equal(ch.channel, "chan");
     assert_string_equal(ch.pattern, "");
@@ -683,7 +554,7 @@ static void test_pubsub(void **state)
     assert_memory_equal(ch.payload, payload, sizeof(payload));
 
     CMD(f, 0, &r, "PUBLISH pat.x %s", "by-pattern");
-    WAIT_FOR(f, pat.messages == 1, 2000);
+    RT_WAIT_FOR(f, pat.messages == 1, 2000);
     assert_string_equal(pat.channel, "pat.x");
     assert_string_equal(pat.pattern, "pat.*");
     assert_memory_equal(pat.payload, "by-pattern", 10);
@@ -695,14 +566,14 @@ static void test_pubsub(void **state)
     assert_int_equal(rds_conn_unsubscribe(f->conns[1], "chan"), SIO_ENOTFOUND);
     assert_int_equal(rds_conn_command(f->conns[0], NULL, NULL, "PUBLISH chan late"), SIO_OK);
     assert_int_equal(rds_conn_command(f->conns[0], NULL, NULL, "PUBLISH other marker"), SIO_OK);
-    WAIT_FOR(f, other.messages == 1, 2000);
+    RT_WAIT_FOR(f, other.messages == 1, 2000);
     assert_int_equal(ch.messages, 1);
 
     /* re-subscribing a held name replaces the handler without a second SUBSCRIBE */
     memset(&ch, 0, sizeof(ch));
     assert_int_equal(rds_conn_subscribe(f->conns[1], "other", on_message, &ch), SIO_OK);
     CMD(f, 0, &r, "PUBLISH other again");
-    WAIT_FOR(f, ch.messages == 1, 2000);
+    RT_WAIT_FOR(f, ch.messages == 1, 2000);
     assert_int_equal(r.integer, 1);
     assert_int_equal(ch.subscribed, 0);
     assert_int_equal(other.messages, 1);
@@ -710,7 +581,7 @@ static void test_pubsub(void **state)
     assert_int_equal(rds_conn_punsubscribe(f->conns[1], "pat.*"), SIO_OK);
     CMD(f, 0, &r, "PUBLISH pat.y %s", "gone");
     CMD(f, 0, &r, "PUBLISH other %s", "marker2");
-    WAIT_FOR(f, ch.messages == 2, 2000);
+    RT_WAIT_FOR(f, ch.messages == 2, 2000);
     assert_int_equal(pat.messages, 1);
     {
         rds_conn_stats_t st;
@@ -740,7 +611,7 @@ static void test_kill_and_restart(void **state)
     res_t r, blocked;
     int i;
 
-    REQUIRE_REDIS();
+    RT_REQUIRE_REDIS();
     redis_start(f, NULL, NULL);
     conn_new(f, 0, NULL, 0, 5000);
     conn_new(f, 1, NULL, 1, 5000);
@@ -752,7 +623,7 @@ static void test_kill_and_restart(void **state)
     assert_int_equal(conn_start(f, 0), SIO_OK);
     assert_int_equal(conn_start(f, 1), SIO_OK);
     assert_int_equal(conn_start(f, 2), SIO_OK);
-    WAIT_FOR(f, f->obs[1].ups == 1 && ch.subscribed == 1 && pat.subscribed == 1, 1000);
+    RT_WAIT_FOR(f, f->obs[1].ups == 1 && ch.subscribed == 1 && pat.subscribed == 1, 1000);
 
     /* a command in flight when Redis dies fails with SIO_EREDIS, exactly once; wait until
      * the server has it blocked so it really is in flight */
@@ -763,12 +634,12 @@ static void test_kill_and_restart(void **state)
         CMD(f, 2, &r, "INFO clients");
         if (strstr(r.str, "blocked_clients:1") != NULL)
             break;
-        run_for(f, 10);
+        rt_run_for(f, 10);
     }
     assert_non_null(strstr(r.str, "blocked_clients:1"));
 
-    redis_kill(f);
-    WAIT_FOR(f, blocked.calls == 1 && f->obs[0].downs == 1 && f->obs[1].downs == 1, 3000);
+    rt_redis_kill(&f->pid);
+    RT_WAIT_FOR(f, blocked.calls == 1 && f->obs[0].downs == 1 && f->obs[1].downs == 1, 3000);
     assert_int_equal(blocked.err, SIO_EREDIS);
     assert_int_equal(blocked.integer, SIO_EREDIS);
     assert_true(f->obs[0].down_reason[0] != '\0');
@@ -784,7 +655,7 @@ static void test_kill_and_restart(void **state)
 
     /* repeated failed attempts: the loss is logged once, a changed reason once more, the
      * repeats only at debug level */
-    WAIT_FOR(f, f->obs[0].debug_logs >= 2 && f->obs[1].debug_logs >= 2, 5000);
+    RT_WAIT_FOR(f, f->obs[0].debug_logs >= 2 && f->obs[1].debug_logs >= 2, 5000);
     assert_int_equal(f->obs[0].lost_logs, 1);
     assert_true(f->obs[0].still_down_logs <= 1);
     assert_int_equal(f->obs[0].warn_logs, f->obs[0].lost_logs + f->obs[0].still_down_logs);
@@ -795,7 +666,7 @@ static void test_kill_and_restart(void **state)
 
     /* Redis comes back on the same port: reconnect, resubscribe, messages flow again */
     redis_start(f, NULL, NULL);
-    WAIT_FOR(f, f->obs[0].ups == 2 && f->obs[1].ups == 2 && f->obs[2].ups == 2, 5000);
+    RT_WAIT_FOR(f, f->obs[0].ups == 2 && f->obs[1].ups == 2 && f->obs[2].ups == 2, 5000);
     assert_int_equal(f->obs[1].last_up.n_up, 2);
     assert_int_equal(f->obs[1].last_up.resubscribed, 2);
     assert_true(f->obs[1].last_up.down_ms > 0);
@@ -810,7 +681,7 @@ static void test_kill_and_restart(void **state)
     assert_int_equal(r.integer, 1);
     CMD(f, 0, &r, "PUBLISH ns:chat %s", "also");
     assert_int_equal(r.integer, 1);
-    WAIT_FOR(f, ch.messages == 1 && pat.messages == 1, 2000);
+    RT_WAIT_FOR(f, ch.messages == 1 && pat.messages == 1, 2000);
     assert_memory_equal(ch.payload, "back", 4);
     assert_string_equal(pat.channel, "ns:chat");
     assert_int_equal(blocked.calls, 1);
@@ -827,7 +698,7 @@ static void test_reset_while_up(void **state)
     res_t r;
     subs_t ch;
 
-    REQUIRE_REDIS();
+    RT_REQUIRE_REDIS();
     redis_start(f, NULL, NULL);
     conn_new(f, 0, NULL, 0, 5000);
     conn_new(f, 1, NULL, 1, 5000);
@@ -835,23 +706,23 @@ static void test_reset_while_up(void **state)
     assert_int_equal(rds_conn_subscribe(f->conns[1], "c", on_message, &ch), SIO_OK);
     assert_int_equal(conn_start(f, 0), SIO_OK);
     assert_int_equal(conn_start(f, 1), SIO_OK);
-    WAIT_FOR(f, ch.subscribed == 1, 1000);
+    RT_WAIT_FOR(f, ch.subscribed == 1, 1000);
 
     kill(f->pid, SIGSTOP);
     memset(&r, 0, sizeof(r));
     assert_int_equal(rds_conn_command(f->conns[0], on_reply, &r, "PING"), SIO_OK);
     /* the subscriber gets unread bytes too, through a subscription change */
     assert_int_equal(rds_conn_subscribe(f->conns[1], "d", on_message, &ch), SIO_OK);
-    run_for(f, 50); /* let both writes reach the stopped server's receive buffers */
-    redis_kill(f);  /* SIGKILL works on a stopped process; unread data -> RST */
-    WAIT_FOR(f, r.calls == 1 && f->obs[0].downs == 1 && f->obs[1].downs == 1, 3000);
+    rt_run_for(f, 50);      /* let both writes reach the stopped server's receive buffers */
+    rt_redis_kill(&f->pid); /* SIGKILL works on a stopped process; unread data -> RST */
+    RT_WAIT_FOR(f, r.calls == 1 && f->obs[0].downs == 1 && f->obs[1].downs == 1, 3000);
     assert_int_equal(r.err, SIO_EREDIS);
     if (getenv("RDS_TEST_VERBOSE") != NULL)
         print_message("reset reasons: \"%s\" / \"%s\"\n", f->obs[0].down_reason,
                       f->obs[1].down_reason);
 
     redis_start(f, NULL, NULL);
-    WAIT_FOR(f, f->obs[0].ups == 2 && f->obs[1].ups == 2, 5000);
+    RT_WAIT_FOR(f, f->obs[0].ups == 2 && f->obs[1].ups == 2, 5000);
     assert_int_equal(f->obs[1].last_up.resubscribed, 2);
     conn_close(f, 1);
     conn_close(f, 0);
@@ -863,7 +734,7 @@ static void test_auth_and_select(void **state)
     char url[256];
     res_t r;
 
-    REQUIRE_REDIS();
+    RT_REQUIRE_REDIS();
     redis_start(f, PASSWORD, NULL);
 
     /* password only (percent-encoded in the URL) */
@@ -892,7 +763,7 @@ static void test_auth_and_select(void **state)
     assert_int_equal(conn_start(f, 1), SIO_EREDIS);
     assert_non_null(strstr(f->obs[1].start_reason, "AUTH refused: "));
     assert_non_null(strstr(f->obs[1].start_reason, "WRONGPASS"));
-    WAIT_FOR(f, f->obs[1].debug_logs >= 1, 3000);
+    RT_WAIT_FOR(f, f->obs[1].debug_logs >= 1, 3000);
     assert_int_equal(f->obs[1].downs, 0);
     assert_int_equal(f->obs[1].ups, 0);
     assert_int_equal(f->obs[1].warn_logs, 1);
@@ -921,7 +792,7 @@ static void test_close_with_pending(void **state)
     rds_conn_t *c;
     int i;
 
-    REQUIRE_REDIS();
+    RT_REQUIRE_REDIS();
     redis_start(f, NULL, NULL);
     c = conn_new(f, 0, NULL, 0, 5000);
     assert_int_equal(conn_start(f, 0), SIO_OK);
@@ -941,8 +812,8 @@ static void test_close_with_pending(void **state)
     }
     assert_int_equal(p[0].integer, SIO_ECLOSED); /* new commands refused while closing */
     assert_int_equal(f->obs[0].closed, 0);       /* the close callback comes from the loop */
-    WAIT_FOR(f, f->obs[0].closed == 1, 2000);
-    run_for(f, 50);
+    RT_WAIT_FOR(f, f->obs[0].closed == 1, 2000);
+    rt_run_for(f, 50);
     for (i = 0; i < 5; i++)
         assert_int_equal(p[i].calls, 1);
     assert_int_equal(f->obs[0].downs, 0);
@@ -973,7 +844,7 @@ static void test_close_reentrant(void **state)
     res_t a, b;
     rds_conn_t *c;
 
-    REQUIRE_REDIS();
+    RT_REQUIRE_REDIS();
     redis_start(f, NULL, NULL);
 
     /* close from a reply callback: the command behind it gets SIO_ECLOSED */
@@ -985,7 +856,7 @@ static void test_close_reentrant(void **state)
     assert_int_equal(rds_conn_command(c, on_reply_close, &a, "PING"), SIO_OK);
     assert_int_equal(rds_conn_command(c, on_reply, &b, "PING"), SIO_OK);
     f->conns[0] = NULL; /* the callback owns the close */
-    WAIT_FOR(f, f->obs[0].closed == 1, 2000);
+    RT_WAIT_FOR(f, f->obs[0].closed == 1, 2000);
     assert_int_equal(a.calls, 1);
     assert_int_equal(a.err, SIO_OK);
     assert_int_equal(b.calls, 1);
@@ -995,13 +866,13 @@ static void test_close_reentrant(void **state)
     c = conn_new(f, 1, NULL, 0, 2000);
     f->conns[1] = NULL;
     assert_int_equal(rds_conn_close(c, on_closed, &f->obs[1]), SIO_OK);
-    WAIT_FOR(f, f->obs[1].closed == 1, 2000);
+    RT_WAIT_FOR(f, f->obs[1].closed == 1, 2000);
 
     /* close from the start callback */
     c = conn_new(f, 2, NULL, 1, 2000);
     f->conns[2] = NULL;
     assert_int_equal(rds_conn_start(c, on_start_close, &f->obs[2]), SIO_OK);
-    WAIT_FOR(f, f->obs[2].closed == 1, 2000);
+    RT_WAIT_FOR(f, f->obs[2].closed == 1, 2000);
     assert_int_equal(f->obs[2].starts, 1);
     assert_int_equal(f->obs[2].start_err, SIO_OK);
     assert_int_equal(f->obs[2].ups, 0); /* closed before on_up */
@@ -1013,7 +884,7 @@ static void test_close_reentrant(void **state)
     assert_int_equal(rds_conn_close(c, on_closed, &f->obs[3]), SIO_OK);
     assert_int_equal(f->obs[3].starts, 1);
     assert_int_equal(f->obs[3].start_err, SIO_ECLOSED);
-    WAIT_FOR(f, f->obs[3].closed == 1, 2000);
+    RT_WAIT_FOR(f, f->obs[3].closed == 1, 2000);
 }
 
 static void test_refused_then_up(void **state)
@@ -1022,15 +893,15 @@ static void test_refused_then_up(void **state)
     rds_conn_stats_t st;
     res_t r;
 
-    REQUIRE_REDIS();
+    RT_REQUIRE_REDIS();
     /* nothing listens yet: a clear first outcome, then retries until Redis appears */
     conn_new(f, 0, NULL, 0, 2000);
     assert_int_equal(conn_start(f, 0), SIO_EREDIS);
     assert_non_null(strstr(f->obs[0].start_reason, "refused"));
     assert_int_equal(f->obs[0].warn_logs, 1);
-    WAIT_FOR(f, f->obs[0].debug_logs >= 1, 3000);
+    RT_WAIT_FOR(f, f->obs[0].debug_logs >= 1, 3000);
     redis_start(f, NULL, NULL);
-    WAIT_FOR(f, f->obs[0].ups == 1, 3000);
+    RT_WAIT_FOR(f, f->obs[0].ups == 1, 3000);
     assert_int_equal(f->obs[0].last_up.n_up, 1);
     assert_int_equal(f->obs[0].connected_logs, 1);
     assert_int_equal(f->obs[0].downs, 0);
@@ -1048,7 +919,7 @@ static void test_unix_socket(void **state)
     char path[128], url[160];
     res_t r;
 
-    REQUIRE_REDIS();
+    RT_REQUIRE_REDIS();
     snprintf(path, sizeof(path), "%s/redis.sock", f->dir);
     redis_start(f, NULL, path);
     snprintf(url, sizeof(url), "unix://%s?db=1", path);
@@ -1107,7 +978,7 @@ static void test_config_edges(void **state)
     assert_string_equal(rds_conn_last_error(c), "");
     assert_int_equal(rds_conn_subscribe(c, "x", on_message, NULL), SIO_EINVAL);
     assert_int_equal(rds_conn_close(c, on_closed, &f->obs[0]), SIO_OK);
-    WAIT_FOR(f, f->obs[0].closed == 1, 1000);
+    RT_WAIT_FOR(f, f->obs[0].closed == 1, 1000);
 }
 
 int main(void)

@@ -72,111 +72,11 @@ typedef struct fx {
     int warns;
 } fx_t;
 
-static int have_redis = -1;
-
-static int redis_on_path(void)
-{
-    const char *path = getenv("PATH");
-    char buf[4096];
-
-    if (have_redis >= 0)
-        return have_redis;
-    have_redis = 0;
-    while (path != NULL && *path != '\0') {
-        const char *colon = strchr(path, ':');
-        size_t n = colon != NULL ? (size_t)(colon - path) : strlen(path);
-        if (n > 0 && n < sizeof(buf) - 16) {
-            snprintf(buf, sizeof(buf), "%.*s/redis-server", (int)n, path);
-            if (access(buf, X_OK) == 0)
-                have_redis = 1;
-        }
-        path = colon != NULL ? colon + 1 : NULL;
-    }
-    return have_redis;
-}
-
-#define REQUIRE_REDIS()                                                                            \
-    do {                                                                                           \
-        if (!redis_on_path()) {                                                                    \
-            print_message("redis-server is not on PATH: skipping this test\n");                    \
-            skip();                                                                                \
-        }                                                                                          \
-    } while (0)
-
-static void deadline_cb(uv_timer_t *t)
-{
-    fx_t *f = t->data;
-    f->expired = 1;
-}
-
-#define WAIT_FOR(f, cond, ms)                                                                      \
-    do {                                                                                           \
-        (f)->expired = 0;                                                                          \
-        uv_timer_start(&(f)->deadline, deadline_cb, (ms), 0);                                      \
-        while (!(cond) && !(f)->expired)                                                           \
-            uv_run(&(f)->loop, UV_RUN_ONCE);                                                       \
-        uv_timer_stop(&(f)->deadline);                                                             \
-        if (!(cond))                                                                               \
-            print_message("timed out after %u ms waiting for: %s\n", (unsigned)(ms), #cond);       \
-        assert_true(cond);                                                                         \
-    } while (0)
-
-static void run_for(fx_t *f, unsigned ms)
-{
-    f->expired = 0;
-    uv_timer_start(&f->deadline, deadline_cb, ms, 0);
-    while (!f->expired)
-        uv_run(&f->loop, UV_RUN_ONCE);
-}
-
-static int free_port(void)
-{
-    struct sockaddr_in sa;
-    socklen_t len = sizeof(sa);
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-    assert_true(fd >= 0);
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-    port = ntohs(sa.sin_port);
-    close(fd);
-    return port;
-}
+#include "redis_fixture.h"
 
 static void redis_start(fx_t *f)
 {
-    char port[16];
-    const char *argv[] = {"redis-server", "--port",    port,           "--bind", "127.0.0.1",
-                          "--save",       "",          "--appendonly", "no",     "--dir",
-                          f->dir,         "--logfile", f->logfile,     NULL};
-    posix_spawn_file_actions_t fa;
-    int fd;
-
-    snprintf(port, sizeof(port), "%d", f->port);
-    fd = open("/dev/null", O_RDWR);
-    assert_true(fd >= 0);
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, fd, 0);
-    posix_spawn_file_actions_adddup2(&fa, fd, 1);
-    posix_spawn_file_actions_adddup2(&fa, fd, 2);
-    assert_int_equal(posix_spawnp(&f->pid, "redis-server", &fa, NULL, (char *const *)argv, environ),
-                     0);
-    posix_spawn_file_actions_destroy(&fa);
-    close(fd);
-}
-
-static void redis_kill(fx_t *f)
-{
-    int st;
-
-    if (f->pid <= 0)
-        return;
-    kill(f->pid, SIGKILL);
-    waitpid(f->pid, &st, 0);
-    f->pid = 0;
+    rt_redis_spawn(&f->pid, f->port, f->dir, f->logfile, NULL, NULL, 1);
 }
 
 /* ------------------------------------------------------------------ replies as text */
@@ -254,7 +154,7 @@ static void on_reply(rds_conn_t *c, int err, redisReply *r, void *ud)
     do {                                                                                           \
         memset((res), 0, sizeof(*(res)));                                                          \
         assert_int_equal(rds_conn_command((f)->cmd, on_reply, (res), __VA_ARGS__), SIO_OK);        \
-        WAIT_FOR(f, (res)->calls == 1, 3000);                                                      \
+        RT_WAIT_FOR(f, (res)->calls == 1, 3000);                                                   \
         assert_int_equal((res)->err, SIO_OK);                                                      \
     } while (0)
 
@@ -365,10 +265,10 @@ static void start(fx_t *f, uint64_t window, size_t batch, size_t max_entries)
 {
     redis_start(f);
     f->cmd = conn_new(f, 0);
-    WAIT_FOR(f, f->cmd_up == 1, 5000);
+    RT_WAIT_FOR(f, f->cmd_up == 1, 5000);
     f->st = streams_new(f, window, batch, max_entries);
     assert_int_equal(rds_streams_load(f->st, on_load, f), SIO_OK);
-    WAIT_FOR(f, f->loads == 1, 3000);
+    RT_WAIT_FOR(f, f->loads == 1, 3000);
     assert_int_equal(f->load_err, SIO_OK);
 }
 
@@ -389,7 +289,7 @@ static void subscribe(fx_t *f, const char *channel)
 {
     f->sub = conn_new(f, 1);
     assert_int_equal(rds_conn_subscribe(f->sub, channel, on_message, f), SIO_OK);
-    WAIT_FOR(f, f->subscribed == 1, 5000);
+    RT_WAIT_FOR(f, f->subscribed == 1, 5000);
 }
 
 static int setup(void **state)
@@ -403,7 +303,7 @@ static int setup(void **state)
     snprintf(f->dir, sizeof(f->dir), "/tmp/sockeye-streams-XXXXXX");
     assert_non_null(mkdtemp(f->dir));
     snprintf(f->logfile, sizeof(f->logfile), "%s/redis.log", f->dir);
-    f->port = free_port();
+    f->port = rt_free_port();
     *state = f;
     return 0;
 }
@@ -436,7 +336,7 @@ static int teardown(void **state)
         rds_conn_close(f->cmd, NULL, NULL);
     if (f->sub != NULL)
         rds_conn_close(f->sub, NULL, NULL);
-    redis_kill(f);
+    rt_redis_kill(&f->pid);
     uv_close((uv_handle_t *)&f->deadline, NULL);
     for (i = 0; i < 100 && uv_loop_alive(&f->loop); i++)
         uv_run(&f->loop, UV_RUN_NOWAIT);
@@ -494,7 +394,7 @@ static void publish_ex(fx_t *f, const char *nsp, const char *event, int n, const
         SIO_OK);
     sio_free(msg.data);
     sio_free(chan);
-    WAIT_FOR(f, res->calls == 1, 3000);
+    RT_WAIT_FOR(f, res->calls == 1, 3000);
     assert_int_equal(res->err, SIO_OK);
 }
 
@@ -549,7 +449,7 @@ static void open_session(fx_t *f, const char *nsp, const adp_session_t *s, const
 {
     opened_t o = {0, 0};
     assert_int_equal(rds_session_open(f->st, nsp, s, owner, on_opened, &o), SIO_OK);
-    WAIT_FOR(f, o.calls == 1, 3000);
+    RT_WAIT_FOR(f, o.calls == 1, 3000);
     assert_int_equal(o.err, SIO_OK);
 }
 
@@ -584,7 +484,7 @@ static int restore(fx_t *f, const char *nsp, const char *pid, const char *offset
 {
     memset(r, 0, sizeof(*r));
     assert_int_equal(rds_streams_restore(f->st, nsp, pid, offset, owner, on_restored, r), SIO_OK);
-    WAIT_FOR(f, r->calls == 1, 5000);
+    RT_WAIT_FOR(f, r->calls == 1, 5000);
     return r->err;
 }
 
@@ -616,12 +516,12 @@ static void test_publish_ids_streams_pubsub(void **state)
     char expect[256];
     long long ttl;
 
-    REQUIRE_REDIS();
+    RT_REQUIRE_REDIS();
     start(f, WINDOW, 0, 0);
     subscribe(f, "socket.io#/#");
 
     publish(f, "/", 1, NULL, 0, &p1);
-    WAIT_FOR(f, f->messages == 1, 3000);
+    RT_WAIT_FOR(f, f->messages == 1, 3000);
     /* the PUBLISH payload: [uid, packet, opts, offset] (first byte 0x94) */
     assert_int_equal(f->payload[0], 0x94);
     assert_int_equal(rds_decode_broadcast(f->payload, f->payload_len, &b), SIO_OK);
@@ -633,7 +533,7 @@ static void test_publish_ids_streams_pubsub(void **state)
 
     publish(f, "/", 2, a, 1, &p2);
     publish(f, "/", 3, ab, 2, &p3);
-    WAIT_FOR(f, f->messages == 3, 3000);
+    RT_WAIT_FOR(f, f->messages == 3, 3000);
     assert_true(id_less(p1.offset, p2.offset));
     assert_true(id_less(p2.offset, p3.offset));
     assert_int_equal(rds_decode_broadcast(f->payload, f->payload_len, &b), SIO_OK);
@@ -681,7 +581,7 @@ static void test_publish_pipelined_same_ms(void **state)
     sio_bin_t msg;
     rds_streams_stats_t stt;
 
-    REQUIRE_REDIS();
+    RT_REQUIRE_REDIS();
     start(f, WINDOW, 0, 0);
     memset(res, 0, sizeof(res));
     for (i = 0; i < MAX_PUB; i++) {
@@ -693,7 +593,7 @@ static void test_publish_pipelined_same_ms(void **state)
     }
     sio_free(chan);
     for (i = 0; i < MAX_PUB; i++) {
-        WAIT_FOR(f, res[i].calls == 1, 5000);
+        RT_WAIT_FOR(f, res[i].calls == 1, 5000);
         assert_int_equal(res[i].err, SIO_OK);
         order[n_done++] = i;
     }
@@ -718,7 +618,7 @@ static void test_publish_refused(void **state)
     sio_bin_t msg;
     const char *bad = "\x92\xa1x\xa1y";
 
-    REQUIRE_REDIS();
+    RT_REQUIRE_REDIS();
     start(f, WINDOW, 0, 0);
     memset(&p, 0, sizeof(p));
     /* not a 3-element array: refused at the call, callback never runs */
@@ -739,7 +639,7 @@ static void test_publish_refused(void **state)
     assert_int_equal(
         rds_streams_publish(f->st, "/", NULL, 0, "ch", msg.data, msg.len, on_published, &p),
         SIO_OK);
-    WAIT_FOR(f, p.calls == 1, 3000);
+    RT_WAIT_FOR(f, p.calls == 1, 3000);
     assert_int_equal(p.err, SIO_EREDIS);
     assert_true(f->warns >= 1);
     /* reloading fixes it */
@@ -748,7 +648,7 @@ static void test_publish_refused(void **state)
     assert_int_equal(
         rds_streams_publish(f->st, "/", NULL, 0, "ch", msg.data, msg.len, on_published, &p),
         SIO_OK);
-    WAIT_FOR(f, p.calls == 1, 3000);
+    RT_WAIT_FOR(f, p.calls == 1, 3000);
     assert_int_equal(p.err, SIO_OK);
     assert_int_equal(f->loads, 2);
     sio_free(msg.data);
@@ -765,7 +665,7 @@ static void test_trim_and_lost_last(void **state)
     uint64_t now;
     unsigned long long ms, seq;
 
-    REQUIRE_REDIS();
+    RT_REQUIRE_REDIS();
     start(f, 2000, 0, 0);
     /* one entry per radix node, so approximate trimming is exact here */
     CMD(f, &r, "CONFIG SET stream-node-max-entries 1");
@@ -802,7 +702,7 @@ static void test_sessions(void **state)
     res_t r;
     long long ttl;
 
-    REQUIRE_REDIS();
+    RT_REQUIRE_REDIS();
     start(f, WINDOW, 0, 0);
 
     /* no last offset yet: open creates one from the clock, so later ids are greater */
@@ -893,7 +793,7 @@ static void test_restore_exact_missed(void **state)
     restres_t r;
     res_t x;
 
-    REQUIRE_REDIS();
+    RT_REQUIRE_REDIS();
     start(f, WINDOW, 0, 0);
     publish(f, "/", 0, a, 1, &e0); /* before the session: never replayed */
     open_session(f, "/", s, "A#1");
@@ -964,7 +864,7 @@ static void test_restore_binary(void **state)
     pubres_t p;
     restres_t r;
 
-    REQUIRE_REDIS();
+    RT_REQUIRE_REDIS();
     start(f, WINDOW, 0, 0);
     open_session(f, "/", s, "A");
     encode(&msg, "/", "bin", 1, NULL, 0, NULL, 0, 1);
@@ -972,7 +872,7 @@ static void test_restore_binary(void **state)
     assert_int_equal(
         rds_streams_publish(f->st, "/", NULL, 0, chan, msg.data, msg.len, on_published, &p),
         SIO_OK);
-    WAIT_FOR(f, p.calls == 1, 3000);
+    RT_WAIT_FOR(f, p.calls == 1, 3000);
     sio_free(msg.data);
     sio_free(chan);
     assert_int_equal(restore(f, "/", "P", NULL, "B", &r), SIO_OK);
@@ -997,7 +897,7 @@ static void test_restore_refusals(void **state)
     pubres_t p;
     res_t x;
 
-    REQUIRE_REDIS();
+    RT_REQUIRE_REDIS();
     start(f, WINDOW, 0, 0);
     /* no session */
     assert_int_equal(restore(f, "/", "nope", NULL, "B", &r), SIO_ENOTFOUND);
@@ -1015,7 +915,7 @@ static void test_restore_refusals(void **state)
         SIO_ENOTFOUND);
     assert_int_equal(rds_streams_restore(f->st, "/", NULL, "1-0", "B", on_restored, &r),
                      SIO_EINVAL);
-    run_for(f, 20);
+    rt_run_for(f, 20);
     assert_int_equal(r.calls, 0);
     CMD(f, &x, "HGET sk:{/}:sess:P owner");
     assert_string_equal(x.text, "A");
@@ -1035,11 +935,11 @@ static void test_restore_refusals(void **state)
     publish(f, "/", 1, rooms, 1, &p);
     assert_int_equal(restore(f, "/", "P", NULL, "B", &r), SIO_OK); /* fresh: fine */
     restres_free(&r);
-    run_for(f, 450);
+    rt_run_for(f, 450);
     /* offset now older than 300 ms (the session itself lives window + slack) */
     assert_int_equal(restore(f, "/", "P", p.offset, "C", &r), SIO_ENOTFOUND);
     assert_int_equal(rds_session_release(f->st, "/", "P", "B", 1), SIO_OK);
-    run_for(f, 450);
+    rt_run_for(f, 450);
     assert_int_equal(redis_int(f, "EXISTS", "sk:{/}:sess:P"), 0);
     assert_int_equal(restore(f, "/", "P", NULL, "C", &r), SIO_ENOTFOUND);
     adp_session_free(s);
@@ -1056,7 +956,7 @@ static void test_restore_batches_rooms_cap(void **state)
     restres_t r;
     int i;
 
-    REQUIRE_REDIS();
+    RT_REQUIRE_REDIS();
     start(f, WINDOW, 3, 0);
     rooms[0] = "S";
     for (i = 0; i < 60; i++) {
@@ -1108,7 +1008,7 @@ static void test_free_with_pending(void **state)
     pubres_t p, q;
     sio_bin_t msg;
 
-    REQUIRE_REDIS();
+    RT_REQUIRE_REDIS();
     start(f, WINDOW, 0, 0);
     open_session(f, "/", s, "A");
     publish(f, "/", 1, rooms, 1, &q);
@@ -1130,7 +1030,7 @@ static void test_free_with_pending(void **state)
     assert_int_equal(o.calls, 1);
     assert_int_equal(o.err, SIO_ECLOSED);
     sync_cmd(f); /* the replies arrive for orphans */
-    run_for(f, 20);
+    rt_run_for(f, 20);
     assert_int_equal(p.calls, 1);
     assert_int_equal(r.calls, 1);
     assert_int_equal(o.calls, 1);
@@ -1139,13 +1039,13 @@ static void test_free_with_pending(void **state)
     f->st = streams_new(f, WINDOW, 1, 0);
     assert_int_equal(rds_streams_restore(f->st, "/", "P", NULL, "D", on_restored, &r), SIO_OK);
     memset(&r, 0, sizeof(r));
-    run_for(f, 0);
+    rt_run_for(f, 0);
     {
         int closed = 0;
         rds_conn_close(f->cmd, on_closed, &closed);
         f->cmd = NULL;
         assert_true(r.calls <= 1);
-        WAIT_FOR(f, closed == 1, 2000);
+        RT_WAIT_FOR(f, closed == 1, 2000);
     }
     rds_streams_free(f->st);
     f->st = NULL;
@@ -1167,7 +1067,7 @@ static void test_redis_down(void **state)
     sio_bin_t msg;
     int i, rc = SIO_OK;
 
-    REQUIRE_REDIS();
+    RT_REQUIRE_REDIS();
     start(f, WINDOW, 0, 0);
     open_session(f, "/", s, "A");
     encode(&msg, "/", "ev", 1, NULL, 0, NULL, 0, 0);
@@ -1175,12 +1075,12 @@ static void test_redis_down(void **state)
     assert_int_equal(
         rds_streams_publish(f->st, "/", NULL, 0, chan, msg.data, msg.len, on_published, &p),
         SIO_OK);
-    redis_kill(f);
-    WAIT_FOR(f, p.calls == 1, 5000);
+    rt_redis_kill(&f->pid);
+    RT_WAIT_FOR(f, p.calls == 1, 5000);
     assert_true(p.err == SIO_OK || p.err == SIO_EREDIS);
     /* bounded: the connection notices within a few turns */
     for (i = 0; i < 200 && rds_conn_is_up(f->cmd); i++)
-        run_for(f, 10);
+        rt_run_for(f, 10);
     rc = rds_streams_publish(f->st, "/", NULL, 0, chan, msg.data, msg.len, on_published, &p);
     assert_int_equal(rc, SIO_EREDIS);
     assert_int_equal(rds_streams_restore(f->st, "/", "P", NULL, "B", on_restored, &r), SIO_EREDIS);

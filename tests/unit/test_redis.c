@@ -117,79 +117,7 @@ typedef struct fx {
     host_t h[2];
 } fx_t;
 
-static int have_redis = -1;
-
-static int redis_on_path(void)
-{
-    const char *path = getenv("PATH");
-    char buf[4096];
-
-    if (have_redis >= 0)
-        return have_redis;
-    have_redis = 0;
-    while (path != NULL && *path != '\0') {
-        const char *colon = strchr(path, ':');
-        size_t n = colon != NULL ? (size_t)(colon - path) : strlen(path);
-        if (n > 0 && n < sizeof(buf) - 16) {
-            snprintf(buf, sizeof(buf), "%.*s/redis-server", (int)n, path);
-            if (access(buf, X_OK) == 0)
-                have_redis = 1;
-        }
-        path = colon != NULL ? colon + 1 : NULL;
-    }
-    return have_redis;
-}
-
-#define REQUIRE_REDIS()                                                                            \
-    do {                                                                                           \
-        if (!redis_on_path()) {                                                                    \
-            print_message("redis-server is not on PATH: skipping this test\n");                    \
-            skip();                                                                                \
-        }                                                                                          \
-    } while (0)
-
-static void deadline_cb(uv_timer_t *t)
-{
-    fx_t *f = t->data;
-    f->expired = 1;
-}
-
-#define WAIT_FOR(f, cond, ms)                                                                      \
-    do {                                                                                           \
-        (f)->expired = 0;                                                                          \
-        uv_timer_start(&(f)->deadline, deadline_cb, (ms), 0);                                      \
-        while (!(cond) && !(f)->expired)                                                           \
-            uv_run(&(f)->loop, UV_RUN_ONCE);                                                       \
-        uv_timer_stop(&(f)->deadline);                                                             \
-        if (!(cond))                                                                               \
-            print_message("timed out after %u ms waiting for: %s\n", (unsigned)(ms), #cond);       \
-        assert_true(cond);                                                                         \
-    } while (0)
-
-static void run_for(fx_t *f, unsigned ms)
-{
-    f->expired = 0;
-    uv_timer_start(&f->deadline, deadline_cb, ms, 0);
-    while (!f->expired)
-        uv_run(&f->loop, UV_RUN_ONCE);
-}
-
-static int free_port(void)
-{
-    struct sockaddr_in sa;
-    socklen_t len = sizeof(sa);
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-    assert_true(fd >= 0);
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-    port = ntohs(sa.sin_port);
-    close(fd);
-    return port;
-}
+#include "redis_fixture.h"
 
 static int port_open(int port)
 {
@@ -207,34 +135,10 @@ static int port_open(int port)
 
 static void redis_start(fx_t *f)
 {
-    char port[16];
-    const char *argv[] = {"redis-server", "--port", port,    "--bind", "127.0.0.1", "--save", "",
-                          "--appendonly", "no",     "--dir", f->dir,   NULL};
-    posix_spawn_file_actions_t fa;
-    int fd = open("/dev/null", O_RDWR);
-
-    snprintf(port, sizeof(port), "%d", f->port);
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, fd, 1);
-    posix_spawn_file_actions_adddup2(&fa, fd, 2);
-    assert_int_equal(posix_spawnp(&f->pid, "redis-server", &fa, NULL, (char *const *)argv, environ),
-                     0);
-    posix_spawn_file_actions_destroy(&fa);
-    close(fd);
+    rt_redis_spawn(&f->pid, f->port, f->dir, NULL, NULL, NULL, 0);
     for (int i = 0; i < 100 && !port_open(f->port); i++)
-        run_for(f, 20);
+        rt_run_for(f, 20);
     assert_true(port_open(f->port));
-}
-
-static void redis_kill(fx_t *f)
-{
-    int st;
-
-    if (f->pid <= 0)
-        return;
-    kill(f->pid, SIGKILL);
-    waitpid(f->pid, &st, 0);
-    f->pid = 0;
 }
 
 static void quiet_log(void *ud, int level, const char *msg)
@@ -291,7 +195,7 @@ static void node_start(fx_t *f, int i)
 {
     start_res_t s = {0};
     assert_int_equal(adp_redis_start(f->r[i], start_cb, &s), SIO_OK);
-    WAIT_FOR(f, s.done, 5000);
+    RT_WAIT_FOR(f, s.done, 5000);
     assert_int_equal(s.err, SIO_OK);
 }
 
@@ -307,7 +211,7 @@ static void node_close(fx_t *f, int i)
     if (f->r[i] == NULL)
         return;
     adp_redis_close(f->r[i], closed_cb, &closed);
-    WAIT_FOR(f, closed == 1, 5000);
+    RT_WAIT_FOR(f, closed == 1, 5000);
     f->h[i].a->vt->destroy(f->h[i].a);
     adp_redis_free(f->r[i]);
     f->r[i] = NULL;
@@ -322,7 +226,7 @@ static int setup(void **state)
     f->deadline.data = f;
     snprintf(f->dir, sizeof(f->dir), "/tmp/sockeye-test-redis.XXXXXX");
     assert_non_null(mkdtemp(f->dir));
-    f->port = free_port();
+    f->port = rt_free_port();
     *state = f;
     return 0;
 }
@@ -346,7 +250,7 @@ static int teardown(void **state)
     }
     for (int i = 0; i < 2; i++)
         node_close(f, i);
-    redis_kill(f);
+    rt_redis_kill(&f->pid);
     uv_close((uv_handle_t *)&f->deadline, NULL);
     uv_run(&f->loop, UV_RUN_DEFAULT);
     if (uv_loop_close(&f->loop) != 0) {
@@ -388,7 +292,7 @@ static void barrier(fx_t *f, int i, int j)
 {
     int before = f->h[j].delivered;
     assert_int_equal(bcast(f, i, "marker", NULL, 0), SIO_OK);
-    WAIT_FOR(f, f->h[j].delivered > before && strcmp(f->h[j].last_event, "marker") == 0, 3000);
+    RT_WAIT_FOR(f, f->h[j].delivered > before && strcmp(f->h[j].last_event, "marker") == 0, 3000);
 }
 
 /* A raw subscriber: the bytes on one channel. */
@@ -436,7 +340,7 @@ static rds_conn_t *tap_new(fx_t *f, tap_t *t, const char *channel)
             break;
         }
     }
-    WAIT_FOR(f, t->up, 3000);
+    RT_WAIT_FOR(f, t->up, 3000);
     return c;
 }
 
@@ -448,7 +352,7 @@ static void tap_close(fx_t *f, rds_conn_t *c)
             f->taps[i] = NULL;
     }
     rds_conn_close(c, closed_cb, &closed);
-    WAIT_FOR(f, closed == 1, 3000);
+    RT_WAIT_FOR(f, closed == 1, 3000);
 }
 
 /* ------------------------------------------------------------------ tests */
@@ -461,7 +365,7 @@ static void test_broadcast_between_nodes(void **state)
     tap_t t = {0};
     rds_broadcast_t b;
 
-    REQUIRE_REDIS();
+    RT_REQUIRE_REDIS();
     redis_start(f);
     node_new(f, 0, 0, 1000);
     node_new(f, 1, 0, 1000);
@@ -472,9 +376,9 @@ static void test_broadcast_between_nodes(void **state)
 
     assert_int_equal(bcast(f, 0, "news", "r", 0), SIO_OK);
     assert_int_equal(f->h[0].delivered, 1); /* local, synchronously */
-    WAIT_FOR(f, f->h[1].delivered == 1, 3000);
+    RT_WAIT_FOR(f, f->h[1].delivered == 1, 3000);
     assert_string_equal(f->h[1].last_event, "news");
-    WAIT_FOR(f, t.messages == 1, 3000);
+    RT_WAIT_FOR(f, t.messages == 1, 3000);
     assert_int_equal(rds_decode_broadcast(t.payload, t.len, &b), SIO_OK);
     assert_string_equal(b.uid, adp_redis_uid(f->r[0]));
     assert_int_equal(b.opts.n_rooms, 1);
@@ -556,7 +460,7 @@ static void test_requests(void **state)
     adp_opts_t all = {0};
     list_res_t r = {0};
 
-    REQUIRE_REDIS();
+    RT_REQUIRE_REDIS();
     redis_start(f);
     node_new(f, 0, 0, 2000);
     node_new(f, 1, 0, 2000);
@@ -565,13 +469,13 @@ static void test_requests(void **state)
     adp_adapter_t *a = f->h[0].a, *b = f->h[1].a;
 
     assert_int_equal(a->vt->server_count(a, count_cb, &r), SIO_OK);
-    WAIT_FOR(f, r.calls == 1, 3000);
+    RT_WAIT_FOR(f, r.calls == 1, 3000);
     assert_int_equal(r.err, SIO_OK);
     assert_int_equal(r.n, 2);
 
     memset(&r, 0, sizeof(r));
     assert_int_equal(a->vt->remote_fetch(a, &all, list_cb, &r), SIO_OK);
-    WAIT_FOR(f, r.calls == 1, 3000);
+    RT_WAIT_FOR(f, r.calls == 1, 3000);
     assert_int_equal(r.err, SIO_OK);
     assert_int_equal(cJSON_GetArraySize(r.list), 1);
     assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(r.list, 0), "id")->valuestring,
@@ -582,7 +486,7 @@ static void test_requests(void **state)
     adp_rooms_add(&b->rooms, "sb", NULL, "room-b");
     memset(&r, 0, sizeof(r));
     assert_int_equal(a->vt->remote_all_rooms(a, list_cb, &r), SIO_OK);
-    WAIT_FOR(f, r.calls == 1, 3000);
+    RT_WAIT_FOR(f, r.calls == 1, 3000);
     assert_int_equal(r.err, SIO_OK);
     assert_int_equal(cJSON_GetArraySize(r.list), 1);
     assert_string_equal(cJSON_GetArrayItem(r.list, 0)->valuestring, "room-b");
@@ -590,7 +494,7 @@ static void test_requests(void **state)
 
     const char *rooms[1] = {"joined"};
     assert_int_equal(a->vt->remote_apply(a, ADP_APPLY_JOIN, &all, rooms, 1, 0), SIO_OK);
-    WAIT_FOR(f, f->h[1].applied == 1, 3000);
+    RT_WAIT_FOR(f, f->h[1].applied == 1, 3000);
     assert_int_equal(f->h[1].apply_what, ADP_APPLY_JOIN);
     assert_string_equal(f->h[1].apply_room, "joined");
     assert_int_equal(f->h[0].applied, 0);
@@ -601,12 +505,12 @@ static void test_requests(void **state)
     memset(&r, 0, sizeof(r));
     assert_int_equal(a->vt->server_emit(a, args, list_cb, &r), SIO_OK);
     cJSON_Delete(args);
-    WAIT_FOR(f, f->h[1].server_events == 1, 3000);
+    RT_WAIT_FOR(f, f->h[1].server_events == 1, 3000);
     assert_int_equal(f->h[0].server_events, 0);
     cJSON *answer = cJSON_CreateNumber(42);
     assert_int_equal(b->vt->server_emit_reply(b, f->h[1].server_request, answer), SIO_OK);
     cJSON_Delete(answer);
-    WAIT_FOR(f, r.calls == 1, 3000);
+    RT_WAIT_FOR(f, r.calls == 1, 3000);
     assert_int_equal(r.err, SIO_OK);
     assert_int_equal(cJSON_GetArrayItem(r.list, 0)->valueint, 42);
     cJSON_Delete(r.list);
@@ -617,8 +521,8 @@ static void test_requests(void **state)
     sio_packet_t *p = event("ask");
     assert_int_equal(a->vt->broadcast_ack(a, p, &all, 2000, &ev), SIO_OK);
     sio_packet_free(p);
-    WAIT_FOR(f, f->h[1].deliver_acks == 1, 3000);
-    WAIT_FOR(f, ar.counts == 1, 3000);
+    RT_WAIT_FOR(f, f->h[1].deliver_acks == 1, 3000);
+    RT_WAIT_FOR(f, ar.counts == 1, 3000);
     assert_int_equal(ar.servers, 1);
     assert_int_equal(ar.n_servers, 2);
     assert_int_equal(ar.clients, 2);
@@ -627,9 +531,9 @@ static void test_requests(void **state)
         assert_int_equal(b->vt->broadcast_ack_reply(b, f->h[1].ack_request, v, NULL, 0), SIO_OK);
         cJSON_Delete(v);
     }
-    WAIT_FOR(f, ar.ends == 1, 3000);
+    RT_WAIT_FOR(f, ar.ends == 1, 3000);
     assert_int_equal(ar.acks, 2);
-    run_for(f, 50);
+    rt_run_for(f, 50);
     assert_int_equal(ar.ends, 1);
 }
 
@@ -642,7 +546,7 @@ static void test_request_timeout(void **state)
     adp_opts_t all = {0};
     list_res_t r = {0};
 
-    REQUIRE_REDIS();
+    RT_REQUIRE_REDIS();
     redis_start(f);
     node_new(f, 0, 0, 300);
     node_new(f, 1, 0, 300);
@@ -653,7 +557,7 @@ static void test_request_timeout(void **state)
 
     uint64_t t0 = uv_now(&f->loop);
     assert_int_equal(a->vt->remote_fetch(a, &all, list_cb, &r), SIO_OK);
-    WAIT_FOR(f, r.calls == 1, 3000);
+    RT_WAIT_FOR(f, r.calls == 1, 3000);
     uint64_t took = uv_now(&f->loop) - t0;
     assert_int_equal(r.err, SIO_ETIMEDOUT);
     assert_int_equal(cJSON_GetArraySize(r.list), 1); /* node 1's answer */
@@ -672,24 +576,24 @@ static void test_redis_down_and_back(void **state)
     fx_t *f = *state;
     adp_redis_stats_t st;
 
-    REQUIRE_REDIS();
+    RT_REQUIRE_REDIS();
     redis_start(f);
     node_new(f, 0, 0, 1000);
     node_new(f, 1, 0, 1000);
     node_start(f, 0);
     node_start(f, 1);
-    redis_kill(f);
-    WAIT_FOR(f, (adp_redis_get_stats(f->r[0], &st), !st.command_up), 3000);
+    rt_redis_kill(&f->pid);
+    RT_WAIT_FOR(f, (adp_redis_get_stats(f->r[0], &st), !st.command_up), 3000);
     assert_int_equal(bcast(f, 0, "down", NULL, 0), SIO_EREDIS);
     assert_int_equal(f->h[0].delivered, 1);
     adp_redis_get_stats(f->r[0], &st);
     assert_int_equal(st.publish_failures, 1);
 
     redis_start(f);
-    WAIT_FOR(f,
-             (adp_redis_get_stats(f->r[0], &st), st.command_up && st.subscriber_up) &&
-                 (adp_redis_get_stats(f->r[1], &st), st.command_up && st.subscriber_up),
-             10000);
+    RT_WAIT_FOR(f,
+                (adp_redis_get_stats(f->r[0], &st), st.command_up && st.subscriber_up) &&
+                    (adp_redis_get_stats(f->r[1], &st), st.command_up && st.subscriber_up),
+                10000);
     adp_redis_get_stats(f->r[1], &st);
     assert_true(st.reconnects >= 2);
     barrier(f, 0, 1);
@@ -702,7 +606,7 @@ static void test_recoverable_round_trip(void **state)
 {
     fx_t *f = *state;
 
-    REQUIRE_REDIS();
+    RT_REQUIRE_REDIS();
     redis_start(f);
     node_new(f, 0, 1, 1000);
     node_new(f, 1, 0, 1000);
@@ -710,10 +614,10 @@ static void test_recoverable_round_trip(void **state)
     node_start(f, 1);
     assert_int_equal(bcast(f, 0, "kept", NULL, 0), SIO_OK);
     assert_int_equal(f->h[0].delivered, 0);
-    WAIT_FOR(f, f->h[0].delivered == 1, 3000);
+    RT_WAIT_FOR(f, f->h[0].delivered == 1, 3000);
     assert_string_equal(f->h[0].last_event, "kept");
     assert_non_null(strchr(f->h[0].last_tail, '-')); /* "<ms>-<seq>" */
-    WAIT_FOR(f, f->h[1].delivered == 1, 3000);
+    RT_WAIT_FOR(f, f->h[1].delivered == 1, 3000);
     assert_string_equal(f->h[1].last_tail, ""); /* node 1 has recovery off: no offset */
     assert_int_equal(bcast(f, 0, "vol", NULL, ADP_VOLATILE), SIO_OK);
     assert_int_equal(f->h[0].delivered, 2);
@@ -728,7 +632,7 @@ static void test_start_refused(void **state)
 
     node_new(f, 0, 0, 1000);
     assert_int_equal(adp_redis_start(f->r[0], start_cb, &s), SIO_OK);
-    WAIT_FOR(f, s.done, 5000);
+    RT_WAIT_FOR(f, s.done, 5000);
     assert_int_equal(s.err, SIO_EREDIS);
     assert_int_equal(adp_redis_start(f->r[0], start_cb, &s), SIO_EINVAL);
 }
