@@ -603,7 +603,12 @@ int eio_session_send(eio_session_t *s, sio_frame_t *f, unsigned flags)
     if (flags & EIO_SEND_VOLATILE) {
         int writable;
         if (s->transport == SIO_TRANSPORT_WEBSOCKET) {
-            writable = s->ws != NULL && s->q.len == 0;
+            /* Frames queued during this loop iteration still go out before it sleeps
+             * (http.c's flush), so "cannot take it now" means the kernel pushed back
+             * and the queue waits for WRITEABLE. Testing for an empty queue instead
+             * dropped a volatile packet sent right after an ack to the same client. */
+            eio_conn_t *c = s->ws != NULL ? lws_wsi_user(s->ws) : NULL;
+            writable = c != NULL && !c->want_write;
         } else {
             eio_conn_t *c = s->get != NULL ? lws_wsi_user(s->get) : NULL;
             writable = c != NULL && !c->noop && !s->upgrading;
