@@ -13,6 +13,7 @@
 #define SOCKEYE_TESTS_REDIS_FIXTURE_H
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -176,6 +177,25 @@ static inline void rt_redis_kill(pid_t *pid)
     kill(*pid, SIGKILL);
     waitpid(*pid, &st, 0);
     *pid = 0;
+}
+
+/* Removes the test's scratch dir (the redis-server files in it, then the dir). */
+static inline void rt_rm_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    char path[512];
+
+    if (d == NULL)
+        return;
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        unlink(path);
+    }
+    closedir(d);
+    rmdir(dir);
 }
 
 #endif

@@ -308,24 +308,6 @@ static int setup(void **state)
     return 0;
 }
 
-static void rm_dir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    char path[512];
-
-    if (d == NULL)
-        return;
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-        unlink(path);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
 static int teardown(void **state)
 {
     fx_t *f = *state;
@@ -341,7 +323,7 @@ static int teardown(void **state)
     for (i = 0; i < 100 && uv_loop_alive(&f->loop); i++)
         uv_run(&f->loop, UV_RUN_NOWAIT);
     rc = uv_loop_close(&f->loop);
-    rm_dir(f->dir);
+    rt_rm_dir(f->dir);
     free(f);
     assert_int_equal(rc, 0);
     return 0;
