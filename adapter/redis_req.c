@@ -253,6 +253,20 @@ int adp__req_server_count(adp_adapter_t *base, adp_count_cb cb, void *ud)
     return adp__rq_send(q);
 }
 
+/* Sends q, whose answers are collected into one list for cb. enc_rc is the result of
+ * encoding q's payload: on failure q is dropped and SIO_EINVAL returned (cb never runs). */
+static int adp__rq_send_list(adp_rreq_t *q, int enc_rc, adp_list_cb cb, void *ud)
+{
+    if (enc_rc != SIO_OK) {
+        adp__rq_abort(q);
+        return SIO_EINVAL;
+    }
+    q->list = cJSON_CreateArray();
+    q->list_cb = cb;
+    q->ud = ud;
+    return adp__rq_send(q);
+}
+
 /* fetchSockets on the other nodes (REMOTE_FETCH): their socket objects, concatenated. */
 int adp__req_remote_fetch(adp_adapter_t *base, const adp_opts_t *opts, adp_list_cb cb, void *ud)
 {
@@ -262,14 +276,7 @@ int adp__req_remote_fetch(adp_adapter_t *base, const adp_opts_t *opts, adp_list_
     if (cb == NULL || opts == NULL)
         return SIO_EINVAL;
     q = adp__rq_new(a, ADP_RQ_FETCH);
-    if (rds_encode_fetch_req(a->r->uid, q->id, opts, &q->payload) != SIO_OK) {
-        adp__rq_abort(q);
-        return SIO_EINVAL;
-    }
-    q->list = cJSON_CreateArray();
-    q->list_cb = cb;
-    q->ud = ud;
-    return adp__rq_send(q);
+    return adp__rq_send_list(q, rds_encode_fetch_req(a->r->uid, q->id, opts, &q->payload), cb, ud);
 }
 
 /* allRooms on the other nodes (ALL_ROOMS): their room names, concatenated. */
@@ -281,14 +288,7 @@ int adp__req_remote_all_rooms(adp_adapter_t *base, adp_list_cb cb, void *ud)
     if (cb == NULL)
         return SIO_EINVAL;
     q = adp__rq_new(a, ADP_RQ_ROOMS);
-    if (rds_encode_all_rooms_req(a->r->uid, q->id, &q->payload) != SIO_OK) {
-        adp__rq_abort(q);
-        return SIO_EINVAL;
-    }
-    q->list = cJSON_CreateArray();
-    q->list_cb = cb;
-    q->ud = ud;
-    return adp__rq_send(q);
+    return adp__rq_send_list(q, rds_encode_all_rooms_req(a->r->uid, q->id, &q->payload), cb, ud);
 }
 
 /* serverSideEmit (SERVER_SIDE_EMIT): published once; with cb, one answer per other
@@ -310,14 +310,8 @@ int adp__req_server_emit(adp_adapter_t *base, const cJSON *args, adp_list_cb cb,
         return rc;
     }
     q = adp__rq_new(a, ADP_RQ_EMIT);
-    if (rds_encode_server_emit_req(a->r->uid, q->id, args, &q->payload) != SIO_OK) {
-        adp__rq_abort(q);
-        return SIO_EINVAL;
-    }
-    q->list = cJSON_CreateArray();
-    q->list_cb = cb;
-    q->ud = ud;
-    return adp__rq_send(q);
+    return adp__rq_send_list(q, rds_encode_server_emit_req(a->r->uid, q->id, args, &q->payload), cb,
+                             ud);
 }
 
 /* Broadcast with acks to the other nodes (BROADCAST, msgpack): their client counts
