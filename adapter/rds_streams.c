@@ -6,22 +6,32 @@
  * the read half of a restore, which only reads after its first call (the take).
  *
  * Restore, and why it is shaped this way:
- *  - sockeye_session_take checks the offset against Redis' clock (the clock that made the
- *    offsets) and makes the caller the session's owner in the same step, so two nodes
- *    cannot both restore one session and the old node's late release becomes a no-op.
+ *  - sockeye_session_take checks that the offset was given out by the namespace, raises
+ *    it to the session's own start and makes the caller the session's owner in the same
+ *    step, so two nodes cannot both restore one session and the old node's late release
+ *    becomes a no-op. It does not test the offset's age: a session that exists proves its
+ *    entries are still kept (retention below), so a quiet room recovers like a busy one.
  *  - Then one XRANGE cursor per stream of the session's rooms (own id room included) and
- *    the namespace stream, each from the offset exclusive in batches of cfg.batch, with at
- *    most RDS_RESTORE_PARALLEL cursors in flight: a socket in thousands of rooms pipelines
- *    a bounded number of commands, not all of them at once.
+ *    the namespace stream, each from the offset exclusive, or from the room's join mark
+ *    when that is later (what was published to a room before the socket joined it is not
+ *    its to replay), in batches of cfg.batch, with at most RDS_RESTORE_PARALLEL cursors
+ *    in flight: a socket in thousands of rooms pipelines a bounded number of commands.
  *  - Entries are merged by id and equal ids dropped (a broadcast to two of the session's
  *    rooms is stored in both streams), then decoded and filtered by except rooms.
  *  - Work is bounded: cfg.max_entries entries and RDS_RESTORE_MAX_BYTES bytes of stored
  *    messages per restore (SIO_ETOOBIG: the client gets a fresh session rather than the
- *    node a memory spike), and RDS_RESTORE_MAX_MS of wall time. The library keeps entries
- *    for window + RDS_SLACK_MS (trim threshold and stream expiry), so a restore that
- *    accepted an offset at the very edge of the window and ends within the slack cannot
- *    have lost entries to a concurrent trim; past that bound it fails (SIO_ETIMEDOUT)
- *    rather than answer with a possible hole.
+ *    node a memory spike), and RDS_RESTORE_MAX_MS of wall time.
+ *
+ * Retention, and why it is window + detect + 3 x RDS_SLACK_MS: a session exists only while
+ * its node refreshes it (TTL window + slack) or for window after its release, and its
+ * node keeps it only while the connection passes heartbeats, so its client was last
+ * known to read everything sent at most window + slack + detect ago (detect: a dead
+ * connection looks alive for up to pingInterval + 2 x pingTimeout). What it missed was
+ * published after that, minus the publish-to-send latency (one slack). Entries are kept
+ * retain_ms (trim threshold and stream expiry alike), which leaves one more slack for the
+ * restore's reads: a restore past RDS_RESTORE_MAX_MS fails (SIO_ETIMEDOUT) rather than
+ * answer with a possible hole. Every node of a cluster must share window and heartbeat
+ * settings: the publisher's retention decides the trim.
  *
  * Life cycle: every call in progress is an operation record (rds_op_t) on st->ops, passed
  * as the ud of its commands. rds_streams_free fails the pending user callbacks with
@@ -50,6 +60,7 @@
 #define RDS_DEFAULT_MAX_ENTRIES 100000u
 #define RDS_RESTORE_MAX_BYTES ((size_t)128 * 1024 * 1024)
 #define RDS_SLACK_MS 10000u      /* SLACK_MS in sockeye.lua */
+#define RDS_RETAIN_SLACKS 3u     /* session slack, delivery latency, restore time */
 #define RDS_RESTORE_MAX_MS 8000u /* < RDS_SLACK_MS: see the rationale above */
 #define RDS_RESTORE_PARALLEL 32u /* XRANGE cursors in flight per restore */
 #define RDS_REFRESH_BATCH 256u   /* session keys per FCALL sockeye_session_refresh */
@@ -84,8 +95,8 @@ typedef struct rds_op {
 struct rds_streams {
     rds_conn_t *cmd;
     char *prefix;
-    uint64_t window_ms;
-    char window_arg[24]; /* window_ms as the decimal ARGV the functions take */
+    uint64_t window_ms, retain_ms;
+    char window_arg[24], retain_arg[24]; /* as the decimal ARGVs the functions take */
     size_t batch, max_entries;
     void (*on_log)(void *ud, int level, const char *msg);
     void *log_ud;
@@ -116,6 +127,8 @@ typedef struct rds_restore_op {
     adp_session_t *s;
     sio_map_t rooms; /* the session's rooms, own id included (values unused) */
     char offset[RDS_OFFSET_MAX];
+    uint64_t off_ms, off_seq;
+    cJSON *joined; /* room -> join mark, from the take */
     uint64_t t0; /* monotonic ms when the take was sent */
     rds_cursor_t *cur;
     size_t n_cur, next_cur, active;
@@ -334,7 +347,9 @@ rds_streams_t *rds_streams_new(rds_conn_t *cmd, const rds_streams_config_t *cfg)
     st->cmd = cmd;
     st->prefix = sio_strdup(cfg->key_prefix != NULL ? cfg->key_prefix : "sockeye");
     st->window_ms = cfg->window_ms;
+    st->retain_ms = cfg->window_ms + cfg->detect_ms + RDS_RETAIN_SLACKS * RDS_SLACK_MS;
     snprintf(st->window_arg, sizeof(st->window_arg), "%" PRIu64, cfg->window_ms);
+    snprintf(st->retain_arg, sizeof(st->retain_arg), "%" PRIu64, st->retain_ms);
     st->batch = cfg->batch != 0 ? cfg->batch : RDS_DEFAULT_BATCH;
     st->max_entries = cfg->max_entries != 0 ? cfg->max_entries : RDS_DEFAULT_MAX_ENTRIES;
     st->on_log = cfg->on_log;
@@ -460,7 +475,7 @@ static void rds__publish_reply(rds_conn_t *c, int err, redisReply *r, void *ud)
 }
 
 /* One FCALL sockeye_publish: keys P:{N}:last then the streams (P:{N}:all, or one per room),
- * args window, channel, message. msg must be the 3-element msgpack array the codec writes
+ * args retain, channel, message. msg must be the 3-element msgpack array the codec writes
  * (checked here too, so a bad caller fails at the call rather than in Redis). SIO_EINVAL
  * on bad arguments; the connection's error when it refused the command. */
 int rds_streams_publish(rds_streams_t *st, const char *nsp, const char *const *rooms,
@@ -499,7 +514,7 @@ int rds_streams_publish(rds_streams_t *st, const char *nsp, const char *const *r
     argv[k++] = numkeys;
     for (i = 0; i <= n_streams; i++)
         argv[k++] = keys[i];
-    argv[k++] = st->window_arg;
+    argv[k++] = st->retain_arg;
     argv[k++] = channel;
     for (i = 0; i < k; i++)
         lens[i] = strlen(argv[i]);
@@ -591,30 +606,31 @@ static int rds__session_valid(const adp_session_t *s)
     return 1;
 }
 
-/* open (with_last) and update share the argument list: window, owner, sid, pid, rooms,
- * data. */
+/* open and update share keys (session, last offset) and arguments: window, retain, owner,
+ * sid, pid, rooms, data, mark. */
 static int rds__session_write(rds_streams_t *st, int kind, const char *nsp, const adp_session_t *s,
-                              const char *owner, rds_op_t *op)
+                              const char *owner, const char *mark, rds_op_t *op)
 {
     const char *fn = kind == RDS_OP_OPEN ? "sockeye_session_open" : "sockeye_session_update";
     char *sess = rds__key(st, nsp, "sess:", s->pid);
     char *last = rds__key(st, nsp, "last", NULL);
     char *rooms = rds__rooms_json(s), *data = rds__data_json(s->data);
-    const char *argv[11];
+    const char *argv[13];
     int k = 0, rc;
 
     argv[k++] = "FCALL";
     argv[k++] = fn;
-    argv[k++] = kind == RDS_OP_OPEN ? "2" : "1";
+    argv[k++] = "2";
     argv[k++] = sess;
-    if (kind == RDS_OP_OPEN)
-        argv[k++] = last;
+    argv[k++] = last;
     argv[k++] = st->window_arg;
+    argv[k++] = st->retain_arg;
     argv[k++] = owner;
     argv[k++] = s->sid;
     argv[k++] = s->pid;
     argv[k++] = rooms;
     argv[k++] = data;
+    argv[k++] = mark != NULL ? mark : "";
     rc = rds__send(op, rds__session_reply, op, k, argv, NULL);
     sio_free(sess);
     sio_free(last);
@@ -626,7 +642,7 @@ static int rds__session_write(rds_streams_t *st, int kind, const char *nsp, cons
 /* FCALL sockeye_session_open. SIO_EINVAL on bad arguments; the connection's refusal
  * otherwise (then nothing was written and cb never runs). */
 int rds_session_open(rds_streams_t *st, const char *nsp, const adp_session_t *s, const char *owner,
-                     void (*cb)(void *ud, int err), void *ud)
+                     const char *mark, void (*cb)(void *ud, int err), void *ud)
 {
     rds_op_t *op;
     int rc;
@@ -636,7 +652,7 @@ int rds_session_open(rds_streams_t *st, const char *nsp, const adp_session_t *s,
     if (st->closing)
         return SIO_ECLOSED;
     op = rds__op_new(st, sizeof(*op), RDS_OP_OPEN, (void (*)(void))cb, ud);
-    rc = rds__session_write(st, RDS_OP_OPEN, nsp, s, owner, op);
+    rc = rds__session_write(st, RDS_OP_OPEN, nsp, s, owner, mark, op);
     if (rc != SIO_OK) {
         rds__op_free(op);
         rds__session_failed(st, RDS_OP_OPEN, rc, NULL);
@@ -648,7 +664,7 @@ int rds_session_open(rds_streams_t *st, const char *nsp, const adp_session_t *s,
  * Redis. Failures (at the call too) are counted in session_write_failed and logged once
  * per failing period. */
 int rds_session_update(rds_streams_t *st, const char *nsp, const adp_session_t *s,
-                       const char *owner)
+                       const char *owner, const char *mark)
 {
     rds_op_t *op;
     int rc;
@@ -658,7 +674,7 @@ int rds_session_update(rds_streams_t *st, const char *nsp, const adp_session_t *
     if (st->closing)
         return SIO_ECLOSED;
     op = rds__op_new(st, sizeof(*op), RDS_OP_UPDATE, NULL, NULL);
-    rc = rds__session_write(st, RDS_OP_UPDATE, nsp, s, owner, op);
+    rc = rds__session_write(st, RDS_OP_UPDATE, nsp, s, owner, mark, op);
     if (rc != SIO_OK) {
         rds__op_free(op);
         rds__session_failed(st, RDS_OP_UPDATE, rc, NULL);
@@ -751,6 +767,7 @@ static void rds__restore_release(rds_restore_op_t *r)
     }
     sio_free(r->ents);
     sio_map_clear(&r->rooms);
+    cJSON_Delete(r->joined);
     adp_session_free(r->s);
     sio_free(r->nsp);
 }
@@ -939,8 +956,8 @@ static void rds__xrange_reply(rds_conn_t *c, int err, redisReply *rep, void *ud)
         rds__restore_finish(r);
 }
 
-/* Builds r->s from the take's reply {sid, pid, rooms, data, offset, now}; 0 when it is not
- * a usable session. */
+/* Builds r->s, r->offset and r->joined from the take's reply {sid, pid, rooms, data,
+ * offset, now, joined}; 0 when it is not a usable session. */
 static int rds__session_parse(rds_restore_op_t *r, const redisReply *rep)
 {
     cJSON *rooms, *data, *it;
@@ -948,14 +965,17 @@ static int rds__session_parse(rds_restore_op_t *r, const redisReply *rep)
     uint64_t ms, seq;
     size_t n = 0;
 
-    if (rep->elements != 6)
+    if (rep->elements != 7)
         return 0;
-    for (size_t i = 0; i < 6; i++)
+    for (size_t i = 0; i < 7; i++)
         if (!rds__is_str(rep->element[i]) ||
             memchr(rep->element[i]->str, 0, rep->element[i]->len) != NULL)
             return 0;
     if (!rds__id_parse(rep->element[4]->str, rep->element[4]->len, &ms, &seq))
         return 0;
+    r->joined = cJSON_ParseWithLength(rep->element[6]->str, rep->element[6]->len);
+    if (!cJSON_IsObject(r->joined))
+        return 0; /* released with r */
     rooms = cJSON_ParseWithLength(rep->element[2]->str, rep->element[2]->len);
     if (!cJSON_IsArray(rooms)) {
         cJSON_Delete(rooms);
@@ -991,7 +1011,26 @@ static int rds__session_parse(rds_restore_op_t *r, const redisReply *rep)
     r->s = s;
     memcpy(r->offset, rep->element[4]->str, rep->element[4]->len);
     r->offset[rep->element[4]->len] = '\0';
+    r->off_ms = ms;
+    r->off_seq = seq;
     return 1;
+}
+
+/* Where the cursor of room starts (exclusive): the offset, or the room's join mark when
+ * the socket joined it later. */
+static const char *rds__cursor_from(const rds_restore_op_t *r, const char *room)
+{
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(r->joined, room);
+    uint64_t ms, seq;
+    size_t n;
+
+    if (!cJSON_IsString(j))
+        return r->offset;
+    n = strlen(j->valuestring);
+    if (n < RDS_OFFSET_MAX && rds__id_parse(j->valuestring, n, &ms, &seq) &&
+        adp_offset_cmp(ms, seq, r->off_ms, r->off_seq) > 0)
+        return j->valuestring;
+    return r->offset;
 }
 
 /* One cursor per distinct room (own id included) plus the namespace stream. */
@@ -1009,22 +1048,23 @@ static void rds__cursors_build(rds_restore_op_t *r)
         sio_map_iter_t it = {0};
         const char *room;
         void *v;
-        while (sio_map_next(&r->rooms, &it, &room, &v))
+        while (sio_map_next(&r->rooms, &it, &room, &v)) {
+            snprintf(r->cur[k].start, sizeof(r->cur[k].start), "(%s", rds__cursor_from(r, room));
             r->cur[k++].key = rds__key(st, r->nsp, "r:", room);
+        }
     }
+    snprintf(r->cur[k].start, sizeof(r->cur[k].start), "(%s", r->offset);
     r->cur[k++].key = rds__key(st, r->nsp, "all", NULL);
     r->n_cur = k;
-    for (i = 0; i < k; i++) {
+    for (i = 0; i < k; i++)
         r->cur[i].r = r;
-        snprintf(r->cur[i].start, sizeof(r->cur[i].start), "(%s", r->offset);
-    }
 }
 
 static void rds__take_reply(rds_conn_t *c, int err, redisReply *rep, void *ud)
 {
     rds_restore_op_t *r = ud;
     static const char *const refusals[] = {"no such session", "malformed offset",
-                                           "offset older than the recovery window"};
+                                           "offset never given out in this namespace"};
     int rc;
 
     if (!rds__op_enter(&r->op))
@@ -1055,10 +1095,10 @@ static void rds__take_reply(rds_conn_t *c, int err, redisReply *rep, void *ud)
 int rds_streams_restore(rds_streams_t *st, const char *nsp, const char *pid, const char *offset,
                         const char *owner, rds_restore_cb cb, void *ud)
 {
-    const char *argv[7];
+    const char *argv[8];
     rds_restore_op_t *r;
     uint64_t ms, seq;
-    char *sess;
+    char *sess, *last;
     int rc;
 
     if (st == NULL || nsp == NULL || pid == NULL || owner == NULL || cb == NULL)
@@ -1074,15 +1114,18 @@ int rds_streams_restore(rds_streams_t *st, const char *nsp, const char *pid, con
     sio_map_init(&r->rooms);
     r->t0 = rds__mono_ms();
     sess = rds__key(st, nsp, "sess:", pid);
+    last = rds__key(st, nsp, "last", NULL);
     argv[0] = "FCALL";
     argv[1] = "sockeye_session_take";
-    argv[2] = "1";
+    argv[2] = "2";
     argv[3] = sess;
-    argv[4] = st->window_arg;
-    argv[5] = owner;
-    argv[6] = offset != NULL ? offset : "";
-    rc = rds__send(&r->op, rds__take_reply, r, 7, argv, NULL);
+    argv[4] = last;
+    argv[5] = st->window_arg;
+    argv[6] = owner;
+    argv[7] = offset != NULL ? offset : "";
+    rc = rds__send(&r->op, rds__take_reply, r, 8, argv, NULL);
     sio_free(sess);
+    sio_free(last);
     if (rc != SIO_OK) {
         rds__op_free(&r->op);
         st->stats.restores_failed++;

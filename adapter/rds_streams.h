@@ -24,6 +24,8 @@ typedef struct rds_streams rds_streams_t; /* one per node (all namespaces) */
 typedef struct rds_streams_config {
     const char *key_prefix;  /* "sockeye" */
     uint64_t window_ms;      /* recovery window (maxDisconnectionDuration) */
+    uint64_t detect_ms;      /* how long a dead connection can pass for alive: pingInterval +
+                                2 x pingTimeout; entries are kept window + detect + 30 s */
     size_t batch;            /* XRANGE COUNT per call, default 100 */
     /* Added with the implementation (issue 4); zero/NULL = defaults. */
     size_t max_entries;      /* entries read per restore at most, default 100000 (SIO_ETOOBIG) */
@@ -50,12 +52,17 @@ int rds_streams_publish(rds_streams_t *st, const char *nsp, const char *const *r
 
 /* Sessions, written through while connected. owner identifies the connection that
  * holds the session (node uid + serial) so a stale owner's late writes are no-ops.
- * open: writes the hash with offset = the namespace's last offset, and its TTL. */
+ * mark: the last offset the node delivered in the namespace (NULL or "" when it has seen
+ * none: the namespace's last offset stands in). Entries up to it were published before
+ * the socket could receive them, so a restore starts after it.
+ * open: writes the hash with offset = mark, and its TTL. */
 int rds_session_open(rds_streams_t *st, const char *nsp, const adp_session_t *s,
-                     const char *owner, void (*cb)(void *ud, int err), void *ud);
-/* Rooms or data changed (fire and forget; failures are counted and logged). */
+                     const char *owner, const char *mark, void (*cb)(void *ud, int err),
+                     void *ud);
+/* Rooms or data changed (fire and forget; failures are counted and logged). Rooms new
+ * since the last write are recorded as joined at mark. */
 int rds_session_update(rds_streams_t *st, const char *nsp, const adp_session_t *s,
-                       const char *owner);
+                       const char *owner, const char *mark);
 /* Refresh the TTL of these sessions (a node calls it every few seconds, pipelined). */
 int rds_session_refresh(rds_streams_t *st, const char *nsp, const char *const *pids, size_t n);
 /* The socket is gone: recoverable -> TTL = window from now; else delete. Owner-checked. */
@@ -65,9 +72,9 @@ int rds_session_release(rds_streams_t *st, const char *nsp, const char *pid, con
 /* Read half of a restore. offset may be NULL (the client had received nothing: the
  * session's own offset is used). On success cb gets the session (owned by cb) and the
  * missed packets in offset order, each an EVENT whose data ends with its offset, already
- * filtered by the session's rooms and the entries' except rooms (owned by cb, array
- * borrowed for the call). SIO_ENOTFOUND: no session, expired, offset malformed or older
- * than the window. Taking ownership (owner field) is part of the read. */
+ * filtered by the session's rooms, their join marks and the entries' except rooms (owned by
+ * cb, array borrowed for the call). SIO_ENOTFOUND: no session, expired, offset malformed or
+ * never given out. Taking ownership (owner field) is part of the read. */
 typedef void (*rds_restore_cb)(void *ud, int err, adp_session_t *s, sio_packet_t **missed,
                                size_t n_missed);
 int rds_streams_restore(rds_streams_t *st, const char *nsp, const char *pid, const char *offset,

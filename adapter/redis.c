@@ -178,6 +178,43 @@ typedef struct adp_pubctx {
     sio_bin_t msg;
 } adp_pubctx_t;
 
+/* Raises a's mark to the offset s[0..len) when it is a later one. */
+static void adp__mark_seen(adp_rnsp_t *a, const char *s, size_t len)
+{
+    char id[sizeof(a->mark)];
+    uint64_t ms, seq;
+
+    if (len >= sizeof(id))
+        return;
+    memcpy(id, s, len);
+    id[len] = '\0';
+    if (!adp_offset_parse(id, &ms, &seq))
+        return;
+    if (a->mark[0] != '\0' && adp_offset_cmp(ms, seq, a->mark_ms, a->mark_seq) <= 0)
+        return;
+    memcpy(a->mark, id, len + 1);
+    a->mark_ms = ms;
+    a->mark_seq = seq;
+}
+
+/* The offset of a stored broadcast without decoding it: sockeye_publish appends it as the
+ * last element of a 4-element array (first byte 0x94), a msgpack str (fixstr, or str8 from
+ * 32 bytes). Only one length can fit: a shorter suffix is preceded by a digit or '-', not
+ * a str header, and a longer one would include the header. */
+static void adp__mark_from_tail(adp_rnsp_t *a, const unsigned char *p, size_t len)
+{
+    if (len < 4 || p[0] != 0x94)
+        return;
+    for (size_t n = 3; n < sizeof(a->mark) && n + 2 < len; n++) {
+        int fix = n < 32 && p[len - n - 1] == 0xa0 + n;
+        int str8 = n >= 32 && p[len - n - 1] == n && p[len - n - 2] == 0xd9;
+        if (fix || str8) {
+            adp__mark_seen(a, (const char *)p + len - n, n);
+            return;
+        }
+    }
+}
+
 static void adp__deliver_msg(adp_rnsp_t *a, const sio_bin_t *msg)
 {
     rds_broadcast_t b;
@@ -203,6 +240,7 @@ static void adp__on_stored(void *ud, int err, const char *offset)
         if (!rds_conn_is_up(r->sub)) {
             rds_broadcast_t b;
             adp_opts_t view;
+            adp__mark_seen(pc->a, offset, strlen(offset));
             if (rds_decode_broadcast(pc->msg.data, pc->msg.len, &b) == SIO_OK) {
                 cJSON_AddItemToArray(b.packet->data, cJSON_CreateString(offset));
                 rds_opts_view(&b.opts, &view);
@@ -357,8 +395,10 @@ static void adp__on_broadcast(rds_conn_t *c, const rds_message_t *m, void *ud)
                                         &room, &room_len);
     if (kind != RDS_CHAN_BROADCAST && kind != RDS_CHAN_ROOM)
         return;
-    if (kind == RDS_CHAN_ROOM && !adp__room_wanted(a, room, room_len))
+    if (kind == RDS_CHAN_ROOM && !adp__room_wanted(a, room, room_len)) {
+        adp__mark_from_tail(a, (const unsigned char *)m->payload, m->payload_len); /* for a socket joining later */
         return;
+    }
     if (rds_decode_broadcast(m->payload, m->payload_len, &b) != SIO_OK) {
         adp__redis_log(r, RDS_LOG_DEBUG, "redis: malformed broadcast on %.*s ignored",
                        (int)m->channel_len, m->channel);
@@ -371,6 +411,8 @@ static void adp__on_broadcast(rds_conn_t *c, const rds_message_t *m, void *ud)
         goto done;
     if (!own)
         r->stats.messages_in++;
+    if (b.offset != NULL)
+        adp__mark_seen(a, b.offset, strlen(b.offset));
     if (b.offset != NULL && r->st != NULL && adp_offset_parse(b.offset, &ms, &seq) &&
         cJSON_IsArray(b.packet->data)) {
         cJSON_AddItemToArray(b.packet->data, cJSON_CreateString(b.offset));
@@ -411,12 +453,12 @@ static void adp__redis_session_open(adp_adapter_t *base, const adp_session_t *s)
         return;
     const char *owner = sio_map_get(&a->live, s->pid);
     if (owner != NULL) {
-        rds_session_update(r->st, base->nsp, s, owner);
+        rds_session_update(r->st, base->nsp, s, owner, a->mark);
         return;
     }
     char *mine = adp__new_owner(r);
     sio_map_put(&a->live, s->pid, mine);
-    rds_session_open(r->st, base->nsp, s, mine, adp__session_opened, r);
+    rds_session_open(r->st, base->nsp, s, mine, a->mark, adp__session_opened, r);
 }
 
 static void adp__redis_session_update(adp_adapter_t *base, const adp_session_t *s)
@@ -428,7 +470,7 @@ static void adp__redis_session_update(adp_adapter_t *base, const adp_session_t *
         return;
     const char *owner = sio_map_get(&a->live, s->pid);
     if (owner != NULL)
-        rds_session_update(r->st, base->nsp, s, owner);
+        rds_session_update(r->st, base->nsp, s, owner, a->mark);
 }
 
 static void adp__redis_session_close(adp_adapter_t *base, const adp_session_t *s, int recoverable)
@@ -444,7 +486,7 @@ static void adp__redis_session_close(adp_adapter_t *base, const adp_session_t *s
     /* socket.data may have been changed in place since the last write: the state
      * that survives is the one at the disconnect. */
     if (r->st != NULL && !r->closed && recoverable)
-        rds_session_update(r->st, base->nsp, s, owner);
+        rds_session_update(r->st, base->nsp, s, owner, a->mark);
     if (r->st != NULL && !r->closed)
         rds_session_release(r->st, base->nsp, s->pid, owner, recoverable);
     sio_free(owner);
@@ -903,6 +945,7 @@ adp_redis_t *adp_redis_new(uv_loop_t *loop, const adp_redis_config_t *cfg)
         rds_streams_config_t sc = {
             .key_prefix = r->key_prefix,
             .window_ms = cfg->recovery_window_ms != 0 ? cfg->recovery_window_ms : 120000,
+            .detect_ms = cfg->detect_ms != 0 ? cfg->detect_ms : 65000,
             .batch = 100,
             .on_log = adp__rds_log,
             .log_ud = r,

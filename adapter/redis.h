@@ -31,6 +31,8 @@ typedef struct adp_redis_config {
     unsigned request_timeout_ms; /* cluster requests (5000) */
     int recovery;                /* connection state recovery through Redis */
     uint64_t recovery_window_ms; /* its window (maxDisconnectionDuration) */
+    uint64_t detect_ms;          /* pingInterval + 2 x pingTimeout: entries outlive sessions
+                                    by this much (rds_streams.c, "Retention") */
     /* Log sink (levels as RDS_LOG_*); NULL = "sockeye: <level>: <msg>" on stderr. */
     void (*on_log)(void *ud, int level, const char *msg);
     void *log_ud;

@@ -88,6 +88,11 @@ struct adp_rnsp {
     char *ch_response;     /* K-response#N# */
     char *ch_response_uid; /* K-response#N#<uid># */
     sio_map_t live;        /* pid -> owner (owned string): sessions this node holds */
+    /* The highest offset this node has seen in the namespace ("" = none yet), from the
+     * subscriber, the one ordered source of its deliveries: a socket that connects or
+     * joins a room now can only receive what comes after it (its session's mark). */
+    char mark[48];
+    uint64_t mark_ms, mark_seq;
     sio_list_t restores;   /* adp_restore_t */
 };
 

@@ -11,13 +11,18 @@ Key schema and field meanings: adapter/REDIS.md. Every key a function touches is
 KEYS (never built here), so the library works on Redis Cluster: the keys of one namespace
 share the {N} hash tag, hence one slot. Loadable with FUNCTION LOAD REPLACE on Redis 7.0.
 
-Times come from TIME, never from the callers, so offsets and the window checks use one
-clock even when the nodes' clocks disagree.
+Times come from TIME, never from the callers, so offsets and the checks use one clock
+even when the nodes' clocks disagree.
 
-Entries are kept for window + SLACK_MS (trim threshold and stream expiry alike): a restore
-that accepted an offset at the very edge of the window then has SLACK_MS to finish reading
-before a concurrent publish could trim what it still has to read (rds_streams.c enforces
-that bound on its side).
+Two durations come with every call (the node computes both from its configuration):
+  window_ms  how long a disconnected session stays recoverable (session TTLs);
+  retain_ms  how long a stored entry is kept (trim threshold and stream expiry):
+             window + heartbeat detection + 3 x SLACK_MS (rds_streams.c has the sum).
+A restore needs no age test on the client's offset: a session that still exists had a
+live, heartbeat-checked connection at most window + SLACK_MS + detection ago, so every
+entry it can have missed is younger than retain_ms minus SLACK_MS for delivery latency
+and SLACK_MS for the restore's own reads. That is what makes the window the same for a
+quiet room (old offset, nothing missed) as for a busy one.
 ]]
 
 local SLACK_MS = 10000
@@ -45,12 +50,23 @@ local function fmt_id(ms, seq)
     return string.format('%.0f-%.0f', ms, seq)
 end
 
-local function window_arg(v)
+local function ms_arg(v, what)
     local w = tonumber(v)
     if w == nil or w <= 0 or w ~= math.floor(w) then
-        error('sockeye: window_ms must be a positive integer, got ' .. tostring(v))
+        error('sockeye: ' .. what .. ' must be a positive integer, got ' .. tostring(v))
     end
     return w
+end
+
+-- -1, 0, 1 as id a is below, equal to or above id b.
+local function cmp_id(ams, aseq, bms, bseq)
+    if ams ~= bms then
+        return ams < bms and -1 or 1
+    end
+    if aseq ~= bseq then
+        return aseq < bseq and -1 or 1
+    end
+    return 0
 end
 
 -- msgpack str header for a string of n bytes (the forms notepack.io writes).
@@ -67,12 +83,12 @@ end
 --[[ sockeye_publish
 KEYS[1]  P:{N}:last
 KEYS[2+] the streams: P:{N}:all, or P:{N}:r:<room> for each target room
-ARGV     window_ms, channel, message (msgpack [uid, packet, opts], a 3-element array)
+ARGV     retain_ms, channel, message (msgpack [uid, packet, opts], a 3-element array)
 Returns the new offset. The next id is strictly greater than P:{N}:last (same or earlier
 millisecond: sequence + 1), so ids are unique and ordered across the namespace's streams
 even when Redis' clock steps back. ]]
 local function publish(keys, args)
-    local window = window_arg(args[1])
+    local retain = ms_arg(args[1], 'retain_ms')
     local channel, msg = args[2], args[3]
     if #keys < 2 then
         error('sockeye_publish: needs the last-offset key and at least one stream')
@@ -83,15 +99,14 @@ local function publish(keys, args)
     local now = now_ms()
     local base_ms, base_seq = parse_id(redis.call('GET', keys[1]))
     if base_ms == nil then
-        -- P:{N}:last expired (namespace quiet for two windows) or was lost: the streams
-        -- may still hold ids above the clock after a clock step, and XADD refuses ids
-        -- that are not above a stream's top, after the earlier XADDs were done.
+        -- P:{N}:last expired (namespace quiet for two retention periods) or was lost:
+        -- the streams may still hold ids above the clock after a clock step, and XADD
+        -- refuses ids that are not above a stream's top, after the earlier XADDs were done.
         for i = 2, #keys do
             local top = redis.call('XREVRANGE', keys[i], '+', '-', 'COUNT', 1)
             if top[1] ~= nil then
                 local ms, seq = parse_id(top[1][1])
-                if ms ~= nil and (base_ms == nil or ms > base_ms or
-                                  (ms == base_ms and seq > base_seq)) then
+                if ms ~= nil and (base_ms == nil or cmp_id(ms, seq, base_ms, base_seq) > 0) then
                     base_ms, base_seq = ms, seq
                 end
             end
@@ -103,12 +118,12 @@ local function publish(keys, args)
     else
         id = fmt_id(base_ms, base_seq + 1)
     end
-    local minid = fmt_id(math.max(now - window - SLACK_MS, 0), 0)
+    local minid = fmt_id(math.max(now - retain, 0), 0)
     for i = 2, #keys do
         redis.call('XADD', keys[i], 'MINID', '~', minid, id, 'm', msg)
-        redis.call('PEXPIRE', keys[i], window + SLACK_MS)
+        redis.call('PEXPIRE', keys[i], retain)
     end
-    redis.call('SET', keys[1], id, 'PX', 2 * window + SLACK_MS)
+    redis.call('SET', keys[1], id, 'PX', 2 * retain)
     -- [uid, packet, opts] -> [uid, packet, opts, offset]: Node nodes read three elements.
     redis.call('PUBLISH', channel, string.char(0x94) .. string.sub(msg, 2) .. mp_str(id))
     return id
@@ -116,42 +131,98 @@ end
 
 -- The namespace's last offset, created from the clock when missing so that the next
 -- publish gets a strictly greater id (a session offset must never equal a later entry).
-local function last_offset(key, window)
+local function last_offset(key, retain)
     local last = redis.call('GET', key)
     if parse_id(last) ~= nil then
         return last
     end
     last = fmt_id(now_ms(), 0)
-    redis.call('SET', key, last, 'PX', 2 * window + SLACK_MS)
+    redis.call('SET', key, last, 'PX', 2 * retain)
     return last
+end
+
+-- The caller's mark (the last offset its node had delivered in the namespace when the
+-- socket connected or joined: what was published before it never reached the socket),
+-- or the namespace's last offset when the node had seen none yet.
+local function mark_or_last(mark, key, retain)
+    if parse_id(mark) ~= nil then
+        return mark
+    end
+    return last_offset(key, retain)
+end
+
+-- The joined map after a rooms change: rooms kept keep their mark, rooms new since the
+-- stored list get mark, rooms left are dropped. Rooms the session had from its start
+-- have no entry (the session's offset is their floor). Malformed stored JSON (written by
+-- something else) counts as empty: the cost is a floor too low for those rooms.
+local function joined_after(old_rooms_json, old_joined_json, new_rooms, mark)
+    local ok, old_rooms = pcall(cjson.decode, old_rooms_json or '[]')
+    if not ok or type(old_rooms) ~= 'table' then
+        old_rooms = {}
+    end
+    local ok2, old_joined = pcall(cjson.decode, old_joined_json or '{}')
+    if not ok2 or type(old_joined) ~= 'table' then
+        old_joined = {}
+    end
+    local had = {}
+    for _, r in ipairs(old_rooms) do
+        had[r] = true
+    end
+    local joined, n = {}, 0
+    for _, r in ipairs(new_rooms) do
+        if type(r) == 'string' then
+            if not had[r] then
+                joined[r], n = mark, n + 1
+            elseif type(old_joined[r]) == 'string' then
+                joined[r], n = old_joined[r], n + 1
+            end
+        end
+    end
+    if n == 0 then
+        return '{}' -- cjson writes an empty table as an object, but say it plainly
+    end
+    return cjson.encode(joined)
 end
 
 --[[ sockeye_session_open
 KEYS[1] P:{N}:sess:<pid>    KEYS[2] P:{N}:last
-ARGV    window_ms, owner, sid, pid, rooms (JSON array), data (JSON)
-Writes the whole session with offset = the namespace's last offset; returns that offset. ]]
+ARGV    window_ms, retain_ms, owner, sid, pid, rooms (JSON array), data (JSON), mark
+Writes the whole session with offset = mark (or the namespace's last offset); returns
+that offset. ]]
 local function session_open(keys, args)
-    local window = window_arg(args[1])
-    local offset = last_offset(keys[2], window)
+    local window = ms_arg(args[1], 'window_ms')
+    local retain = ms_arg(args[2], 'retain_ms')
+    local offset = mark_or_last(args[8], keys[2], retain)
     redis.call('DEL', keys[1])
-    redis.call('HSET', keys[1], 'sid', args[3], 'pid', args[4], 'rooms', args[5],
-               'data', args[6], 'offset', offset, 'owner', args[2])
+    redis.call('HSET', keys[1], 'sid', args[4], 'pid', args[5], 'rooms', args[6],
+               'data', args[7], 'offset', offset, 'joined', '{}', 'owner', args[3])
     redis.call('PEXPIRE', keys[1], window + SLACK_MS)
     return offset
 end
 
 --[[ sockeye_session_update
-KEYS[1] P:{N}:sess:<pid>
-ARGV    window_ms, owner, sid, pid, rooms (JSON array), data (JSON)
-Rewrites sid/pid/rooms/data and the TTL when owner still holds the session. Returns 1, or
-0 when the session is gone or another connection took it over (a stale write). ]]
+KEYS[1] P:{N}:sess:<pid>    KEYS[2] P:{N}:last
+ARGV    window_ms, retain_ms, owner, sid, pid, rooms (JSON array), data (JSON), mark
+Rewrites sid/pid/rooms/data and the TTL when owner still holds the session; rooms new
+since the stored list are marked joined at mark. Returns 1, or 0 when the session is gone
+or another connection took it over (a stale write). ]]
 local function session_update(keys, args)
-    local window = window_arg(args[1])
-    if redis.call('HGET', keys[1], 'owner') ~= args[2] then
+    local window = ms_arg(args[1], 'window_ms')
+    local retain = ms_arg(args[2], 'retain_ms')
+    local h = redis.call('HMGET', keys[1], 'owner', 'rooms', 'joined')
+    if h[1] ~= args[3] then
         return 0
     end
-    redis.call('HSET', keys[1], 'sid', args[3], 'pid', args[4], 'rooms', args[5],
-               'data', args[6])
+    local ok, rooms = pcall(cjson.decode, args[6])
+    if not ok or type(rooms) ~= 'table' then
+        error('sockeye_session_update: rooms is not a JSON array')
+    end
+    local joined = h[3] or '{}'
+    if h[2] ~= args[6] then
+        joined = joined_after(h[2], h[3], rooms, mark_or_last(args[8], keys[2], retain))
+    end
+    redis.call('HSET', keys[1], 'sid', args[4], 'pid', args[5], 'rooms', args[6],
+               'data', args[7], 'joined', joined)
     redis.call('PEXPIRE', keys[1], window + SLACK_MS)
     return 1
 end
@@ -161,7 +232,7 @@ KEYS    P:{N}:sess:<pid> ...
 ARGV    window_ms
 Extends each existing session to window + slack from now. Returns how many existed. ]]
 local function session_refresh(keys, args)
-    local window = window_arg(args[1])
+    local window = ms_arg(args[1], 'window_ms')
     local n = 0
     for i = 1, #keys do
         n = n + redis.call('PEXPIRE', keys[i], window + SLACK_MS)
@@ -175,7 +246,7 @@ ARGV    window_ms, owner, recoverable ("1" or "0")
 The socket is gone: a recoverable session lives one window from now, another is deleted.
 Only the current owner may do it; returns 1, or 0 for a stale owner / no session. ]]
 local function session_release(keys, args)
-    local window = window_arg(args[1])
+    local window = ms_arg(args[1], 'window_ms')
     if redis.call('HGET', keys[1], 'owner') ~= args[2] then
         return 0
     end
@@ -188,33 +259,47 @@ local function session_release(keys, args)
 end
 
 --[[ sockeye_session_take
-KEYS[1] P:{N}:sess:<pid>
+KEYS[1] P:{N}:sess:<pid>    KEYS[2] P:{N}:last
 ARGV    window_ms, owner, offset ("" = the client received nothing: use the session's)
 Looks the session up for a restore and makes owner its holder in the same step.
-Returns {sid, pid, rooms, data, offset, now_ms}, or an integer: 0 no (complete) session,
--1 malformed offset, -2 offset older than the window (its entries may be trimmed). A
-refused take changes nothing. ]]
+Returns {sid, pid, rooms, data, offset, now_ms, joined}, where offset is the client's
+raised to the session's own (entries before the session began were never its own), or
+an integer: 0 no (complete) session, -1 malformed offset, -2 an offset this namespace
+never gave out (above its last one). A refused take changes nothing.
+There is no age test: see the top of this file. ]]
 local function session_take(keys, args)
-    local window = window_arg(args[1])
-    local h = redis.call('HMGET', keys[1], 'sid', 'pid', 'rooms', 'data', 'offset')
+    local window = ms_arg(args[1], 'window_ms')
+    local h = redis.call('HMGET', keys[1], 'sid', 'pid', 'rooms', 'data', 'offset', 'joined')
     if not h[1] or not h[2] or not h[3] or not h[5] then
+        return 0
+    end
+    local floor_ms, floor_seq = parse_id(h[5])
+    if floor_ms == nil then
         return 0
     end
     local offset = args[3]
     if offset == nil or offset == '' then
         offset = h[5]
     end
-    local ms = parse_id(offset)
+    local ms, seq = parse_id(offset)
     if ms == nil then
         return -1
     end
     local now = now_ms()
-    if ms < now - window then
+    local last_ms, last_seq = parse_id(redis.call('GET', keys[2]))
+    if last_ms == nil then
+        last_ms, last_seq = now, 0 -- quiet for two retention periods: ids follow the clock
+    end
+    if cmp_id(ms, seq, last_ms, last_seq) > 0 then
         return -2
+    end
+    if cmp_id(ms, seq, floor_ms, floor_seq) < 0 then
+        offset = h[5]
     end
     redis.call('HSET', keys[1], 'owner', args[2])
     redis.call('PEXPIRE', keys[1], window + SLACK_MS)
-    return {h[1], h[2], h[3], h[4] or 'null', offset, string.format('%.0f', now)}
+    return {h[1], h[2], h[3], h[4] or 'null', offset, string.format('%.0f', now),
+            h[6] or '{}'}
 end
 
 redis.register_function('sockeye_publish', publish)

@@ -244,6 +244,7 @@ int sio_server_use_redis(sio_server_t *srv, const sio_redis_config_t *cfg, sio_r
         .request_timeout_ms = cfg->request_timeout_ms,
         .recovery = srv->cfg.recovery,
         .recovery_window_ms = srv->cfg.recovery_window_ms,
+        .detect_ms = (uint64_t)srv->cfg.ping_interval_ms + 2u * (uint64_t)srv->cfg.ping_timeout_ms,
         .on_log = cfg->on_log,
         .log_ud = cfg->log_ud,
         .connections = sio__connections,

@@ -36,6 +36,9 @@ extern char **environ;
 
 #define WINDOW 60000u
 #define SLACK 10000u /* SLACK_MS of sockeye.lua */
+#define DETECT 5000u /* the heartbeat detection the tests configure */
+/* how long entries are kept for a window w (rds_streams.c, "Retention") */
+#define RETAIN(w) ((w) + DETECT + 3u * SLACK)
 #define MAX_PUB 256
 
 /* ------------------------------------------------------------------ fixture */
@@ -250,6 +253,7 @@ static rds_streams_t *streams_new(fx_t *f, uint64_t window, size_t batch, size_t
     memset(&cfg, 0, sizeof(cfg));
     cfg.key_prefix = "sk";
     cfg.window_ms = window;
+    cfg.detect_ms = DETECT;
     cfg.batch = batch;
     cfg.max_entries = max_entries;
     cfg.on_log = on_log;
@@ -429,7 +433,7 @@ static void on_opened(void *ud, int err)
 static void open_session(fx_t *f, const char *nsp, const adp_session_t *s, const char *owner)
 {
     opened_t o = {0, 0};
-    assert_int_equal(rds_session_open(f->st, nsp, s, owner, on_opened, &o), SIO_OK);
+    assert_int_equal(rds_session_open(f->st, nsp, s, owner, NULL, on_opened, &o), SIO_OK);
     RT_WAIT_FOR(f, o.calls == 1, 3000);
     assert_int_equal(o.err, SIO_OK);
 }
@@ -536,11 +540,11 @@ static void test_publish_ids_streams_pubsub(void **state)
     CMD(f, &r, "GET sk:{/}:last");
     assert_string_equal(r.text, p3.offset);
 
-    /* expiries: streams window + slack, last 2 x window + slack */
+    /* expiries: streams the retention, last twice that */
     ttl = redis_int(f, "PTTL", "sk:{/}:r:a");
-    assert_true(ttl > (long long)(WINDOW + SLACK) - 5000 && ttl <= (long long)(WINDOW + SLACK));
+    assert_true(ttl > (long long)RETAIN(WINDOW) - 5000 && ttl <= (long long)RETAIN(WINDOW));
     ttl = redis_int(f, "PTTL", "sk:{/}:last");
-    assert_true(ttl > (long long)(2 * WINDOW + SLACK) - 5000);
+    assert_true(ttl > (long long)(2 * RETAIN(WINDOW)) - 5000);
 
     /* another namespace has its own counter and keys */
     publish(f, "/chat", 1, a, 1, &q1);
@@ -635,7 +639,7 @@ static void test_publish_refused(void **state)
     sio_free(msg.data);
 }
 
-/* Trimming by MINID: entries older than window + slack go at the next publish to their
+/* Trimming by MINID: entries older than the retention go at the next publish to their
  * stream, newer ones stay; ids stay above a stream's top even when P:{N}:last is gone. */
 static void test_trim_and_lost_last(void **state)
 {
@@ -652,8 +656,8 @@ static void test_trim_and_lost_last(void **state)
     CMD(f, &r, "CONFIG SET stream-node-max-entries 1");
     now = redis_now(f);
     CMD(f, &r, "XADD sk:{/}:r:t 1000-0 m old1");
-    CMD(f, &r, "XADD sk:{/}:r:t %llu-0 m old2", (unsigned long long)(now - 2000 - SLACK - 3000));
-    CMD(f, &r, "XADD sk:{/}:r:t %llu-0 m keep", (unsigned long long)(now - 2000 - SLACK + 3000));
+    CMD(f, &r, "XADD sk:{/}:r:t %llu-0 m old2", (unsigned long long)(now - RETAIN(2000) - 3000));
+    CMD(f, &r, "XADD sk:{/}:r:t %llu-0 m keep", (unsigned long long)(now - RETAIN(2000) + 3000));
     publish(f, "/", 1, t, 1, &p);
     CMD(f, &r, "XRANGE sk:{/}:r:t - +");
     assert_null(strstr(r.text, "old1"));
@@ -715,13 +719,13 @@ static void test_sessions(void **state)
     /* update by the owner rewrites; by another connection it is a no-op */
     sio_free(s->rooms[1]);
     s->rooms[1] = sio_strdup("b");
-    assert_int_equal(rds_session_update(f->st, "/", s, "nodeA#1"), SIO_OK);
+    assert_int_equal(rds_session_update(f->st, "/", s, "nodeA#1", NULL), SIO_OK);
     sync_cmd(f);
     CMD(f, &r, "HGET sk:{/}:sess:P1 rooms");
     assert_string_equal(r.text, "[\"SID1\",\"b\"]");
     sio_free(s->rooms[1]);
     s->rooms[1] = sio_strdup("stale");
-    assert_int_equal(rds_session_update(f->st, "/", s, "nodeB#9"), SIO_OK);
+    assert_int_equal(rds_session_update(f->st, "/", s, "nodeB#9", NULL), SIO_OK);
     sync_cmd(f);
     CMD(f, &r, "HGET sk:{/}:sess:P1 rooms");
     assert_string_equal(r.text, "[\"SID1\",\"b\"]");
@@ -749,8 +753,8 @@ static void test_sessions(void **state)
     assert_int_equal(redis_int(f, "EXISTS", "sk:{/}:sess:P2"), 0);
 
     /* bad arguments */
-    assert_int_equal(rds_session_open(f->st, "/", NULL, "o", on_opened, NULL), SIO_EINVAL);
-    assert_int_equal(rds_session_update(f->st, "/", s, NULL), SIO_EINVAL);
+    assert_int_equal(rds_session_open(f->st, "/", NULL, "o", NULL, on_opened, NULL), SIO_EINVAL);
+    assert_int_equal(rds_session_update(f->st, "/", s, NULL, NULL), SIO_EINVAL);
     assert_int_equal(rds_session_release(f->st, NULL, "P", "o", 1), SIO_EINVAL);
 
     rds_streams_get_stats(f->st, &stt);
@@ -874,6 +878,7 @@ static void test_restore_refusals(void **state)
     const char *rooms[] = {"S"};
     adp_session_t *s = session("S", "P", rooms, 1, NULL);
     rds_streams_t *small;
+    char future[48];
     restres_t r;
     pubres_t p;
     res_t x;
@@ -900,15 +905,22 @@ static void test_restore_refusals(void **state)
     assert_int_equal(r.calls, 0);
     CMD(f, &x, "HGET sk:{/}:sess:P owner");
     assert_string_equal(x.text, "A");
-    /* an offset older than the window */
-    assert_int_equal(restore(f, "/", "P", "1-0", "B", &r), SIO_ENOTFOUND);
+    /* an offset the namespace never gave out (above its last one) */
+    snprintf(future, sizeof(future), "%llu-0", (unsigned long long)(redis_now(f) + 100000));
+    assert_int_equal(restore(f, "/", "P", future, "B", &r), SIO_ENOTFOUND);
     CMD(f, &x, "HGET sk:{/}:sess:P owner");
     assert_string_equal(x.text, "A"); /* a refused take changes nothing */
+    /* an offset from before the session began: raised to its start, nothing of before */
+    publish(f, "/", 1, rooms, 1, &p);
+    assert_int_equal(restore(f, "/", "P", "1-0", "B", &r), SIO_OK);
+    assert_int_equal(r.n, 1);
+    expect_packet(&r, 0, 1, p.offset);
+    restres_free(&r);
     /* a malformed stored session */
     CMD(f, &x, "HSET sk:{/}:sess:P rooms notjson");
     assert_int_equal(restore(f, "/", "P", NULL, "B", &r), SIO_ENOTFOUND);
 
-    /* a small window: the session expires, offsets age out */
+    /* a small window: the session expires a window after its release */
     small = streams_new(f, 300, 0, 0);
     rds_streams_free(f->st);
     f->st = small;
@@ -916,14 +928,78 @@ static void test_restore_refusals(void **state)
     publish(f, "/", 1, rooms, 1, &p);
     assert_int_equal(restore(f, "/", "P", NULL, "B", &r), SIO_OK); /* fresh: fine */
     restres_free(&r);
-    rt_run_for(f, 450);
-    /* offset now older than 300 ms (the session itself lives window + slack) */
-    assert_int_equal(restore(f, "/", "P", p.offset, "C", &r), SIO_ENOTFOUND);
     assert_int_equal(rds_session_release(f->st, "/", "P", "B", 1), SIO_OK);
     rt_run_for(f, 450);
     assert_int_equal(redis_int(f, "EXISTS", "sk:{/}:sess:P"), 0);
     assert_int_equal(restore(f, "/", "P", NULL, "C", &r), SIO_ENOTFOUND);
     adp_session_free(s);
+}
+
+/* The window is the session's, whatever the offset's age: a client whose rooms were quiet
+ * for longer than the window recovers, and gets what came after its offset. A room joined
+ * later replays only what came after its join mark; the session starts at its open mark. */
+static void test_restore_quiet_rooms_and_marks(void **state)
+{
+    fx_t *f = *state;
+    const char *rooms[] = {"S", "q"}, *q[] = {"q"}, *j[] = {"j"}, *later[] = {"S", "q", "j"};
+    adp_session_t *s = session("S", "P", rooms, 2, NULL), *s2;
+    pubres_t p0, p1, p2, pj1, pj2, pj3, ps;
+    restres_t r;
+
+    RT_REQUIRE_REDIS();
+    start(f, 300, 0, 0);
+    /* open mark: the node had delivered up to before p0 when the socket connected */
+    publish(f, "/", 0, q, 1, &p0);
+    {
+        char before[48];
+        unsigned long long ms, seq;
+        opened_t o = {0, 0};
+        id_split(p0.offset, &ms, &seq);
+        snprintf(before, sizeof(before), "%llu-0", ms > 0 ? ms - 1 : 0);
+        assert_int_equal(rds_session_open(f->st, "/", s, "A", before, on_opened, &o), SIO_OK);
+        RT_WAIT_FOR(f, o.calls == 1, 3000);
+        assert_int_equal(o.err, SIO_OK);
+    }
+    publish(f, "/", 1, q, 1, &p1);
+    /* quiet for twice the window, connected (a refresh keeps the session) */
+    rt_run_for(f, 600);
+    assert_int_equal(rds_session_refresh(f->st, "/", (const char *[]){"P"}, 1), SIO_OK);
+    publish(f, "/", 2, q, 1, &p2);
+    assert_int_equal(restore(f, "/", "P", p1.offset, "B", &r), SIO_OK);
+    assert_int_equal(r.n, 1);
+    expect_packet(&r, 0, 2, p2.offset);
+    restres_free(&r);
+    /* no offset from the client: from the open mark, p0 included */
+    assert_int_equal(restore(f, "/", "P", NULL, "C", &r), SIO_OK);
+    assert_int_equal(r.n, 3);
+    expect_packet(&r, 0, 0, p0.offset);
+    restres_free(&r);
+
+    /* room j: pj1 before the join (the node had seen it: the mark), pj2 after */
+    publish(f, "/", 10, j, 1, &pj1);
+    s2 = session("S", "P", later, 3, NULL);
+    assert_int_equal(rds_session_update(f->st, "/", s2, "C", pj1.offset), SIO_OK);
+    publish(f, "/", 11, j, 1, &pj2);
+    /* a data-only rewrite keeps the mark, even with a later one */
+    publish(f, "/", 12, j, 1, &pj3);
+    assert_int_equal(rds_session_update(f->st, "/", s2, "C", pj3.offset), SIO_OK);
+    publish(f, "/", 13, rooms, 1, &ps);
+    assert_int_equal(restore(f, "/", "P", p2.offset, "D", &r), SIO_OK);
+    assert_int_equal(r.n, 3);
+    expect_packet(&r, 0, 11, pj2.offset);
+    expect_packet(&r, 1, 12, pj3.offset);
+    expect_packet(&r, 2, 13, ps.offset);
+    restres_free(&r);
+    /* left and joined again: the new mark */
+    assert_int_equal(rds_session_update(f->st, "/", s, "D", NULL), SIO_OK);
+    assert_int_equal(rds_session_update(f->st, "/", s2, "D", pj2.offset), SIO_OK);
+    assert_int_equal(restore(f, "/", "P", p2.offset, "E", &r), SIO_OK);
+    assert_int_equal(r.n, 2);
+    expect_packet(&r, 0, 12, pj3.offset);
+    expect_packet(&r, 1, 13, ps.offset);
+    restres_free(&r);
+    adp_session_free(s);
+    adp_session_free(s2);
 }
 
 /* Batches (COUNT 3 here), many rooms (more than the cursors kept in flight), and the cap. */
@@ -1000,8 +1076,8 @@ static void test_free_with_pending(void **state)
         rds_streams_publish(f->st, "/", NULL, 0, chan, msg.data, msg.len, on_published, &p),
         SIO_OK);
     assert_int_equal(rds_streams_restore(f->st, "/", "P", NULL, "B", on_restored, &r), SIO_OK);
-    assert_int_equal(rds_session_open(f->st, "/", s, "C", on_opened, &o), SIO_OK);
-    assert_int_equal(rds_session_update(f->st, "/", s, "C"), SIO_OK);
+    assert_int_equal(rds_session_open(f->st, "/", s, "C", NULL, on_opened, &o), SIO_OK);
+    assert_int_equal(rds_session_update(f->st, "/", s, "C", NULL), SIO_OK);
     rds_streams_free(f->st);
     f->st = NULL;
     assert_int_equal(p.calls, 1);
@@ -1065,7 +1141,7 @@ static void test_redis_down(void **state)
     rc = rds_streams_publish(f->st, "/", NULL, 0, chan, msg.data, msg.len, on_published, &p);
     assert_int_equal(rc, SIO_EREDIS);
     assert_int_equal(rds_streams_restore(f->st, "/", "P", NULL, "B", on_restored, &r), SIO_EREDIS);
-    assert_int_equal(rds_session_update(f->st, "/", s, "A"), SIO_EREDIS);
+    assert_int_equal(rds_session_update(f->st, "/", s, "A", NULL), SIO_EREDIS);
     rds_streams_get_stats(f->st, &stt);
     assert_true(stt.publish_failed >= 1);
     assert_true(stt.session_write_failed >= 1);
@@ -1086,6 +1162,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_restore_exact_missed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restore_binary, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restore_refusals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restore_quiet_rooms_and_marks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restore_batches_rooms_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_with_pending, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redis_down, setup, teardown),
