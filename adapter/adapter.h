@@ -201,6 +201,8 @@ void adp_leave_all(adp_adapter_t *a, const char *sid);
 typedef struct adp_memory_config {
     int recovery;                  /* keep a packet log and sessions */
     uint64_t recovery_window_ms;   /* maxDisconnectionDuration */
+    uint64_t detect_ms;            /* pingInterval + 2 x pingTimeout: how long a dead
+                                      connection can pass for alive (log retention) */
     size_t max_log;                /* packets kept at most (oldest dropped first) */
     uint64_t (*now_ms)(void);      /* wall clock in ms; NULL = real time */
 } adp_memory_config_t;

@@ -6,8 +6,18 @@
  *   - a packet log: every recoverable broadcast (EVENT or BINARY_EVENT, no ack id,
  *     not volatile) with its offset, a copy of its opts and its emit time, oldest
  *     first on an intrusive list, bounded by count (max_log) and by age (the
- *     recovery window, swept by tick);
- *   - sessions saved at a recoverable disconnect, keyed by pid.
+ *     retention, swept by tick);
+ *   - per connected socket, its marks: the last offset when it connected (its start)
+ *     and, for each room joined later, the last offset at the join, so a restore never
+ *     hands a socket what was broadcast before it could have received it;
+ *   - sessions saved at a recoverable disconnect, keyed by pid, with their marks.
+ *
+ * The window is the session's, not the offset's: a restore does not need the client's
+ * offset to be in the log (in a quiet room it may be long gone). The log keeps entries for
+ * window + detect + slack (retention), and a saved session lives one window; its socket
+ * passed heartbeats until at most detect before it was saved, so whatever it missed is
+ * younger than the retention. Only the count bound can drop what a session missed: the
+ * highest offset it dropped is remembered, and an offset below it is refused.
  *
  * Offsets are "<ms>-<seq>" like Redis stream ids (and like the Redis adapter), not
  * Node's yeast ids: the client treats the offset as an opaque string. They are
@@ -30,6 +40,7 @@
 
 #define ADP_MEMORY_DEFAULT_WINDOW_MS 120000u /* Node's maxDisconnectionDuration */
 #define ADP_MEMORY_DEFAULT_MAX_LOG 100000u
+#define ADP_MEMORY_SLACK_MS 10000u /* tick granularity and clock jitter, with room to spare */
 #define ADP_OFFSET_MAX 48 /* "<20 digits>-<20 digits>" + NUL fits */
 
 /* One logged broadcast. One per recoverable packet, while inside the window. */
@@ -45,9 +56,24 @@ typedef struct adp_log_entry {
     unsigned flags;
 } adp_log_entry_t;
 
+/* An offset as numbers; 0-0 (never given out: offsets follow the clock) = none. */
+typedef struct adp_mark {
+    uint64_t ms, seq;
+} adp_mark_t;
+
+/* A socket's marks (see the top of the file). */
+typedef struct adp_marks {
+    adp_mark_t start;
+    sio_map_t joined; /* each room of the socket -> adp_mark_t* (joined later) or
+                         &adp__from_start (in it since it connected) */
+} adp_marks_t;
+
+static adp_mark_t adp__from_start;
+
 /* A saved session waiting for its client. One per recoverable disconnect. */
 typedef struct adp_saved {
-    adp_session_t *s; /* owned deep copy */
+    adp_session_t *s;   /* owned deep copy */
+    adp_marks_t *marks; /* NULL when saved through save_session alone */
     uint64_t disconnected_at;
 } adp_saved_t;
 
@@ -58,9 +84,12 @@ typedef struct adp_memory {
     sio_list_t log; /* adp_log_entry_t, oldest first */
     size_t n_log;
     sio_map_t sessions; /* pid -> adp_saved_t* */
+    sio_map_t live;     /* pid -> adp_marks_t*: connected sockets */
+    uint64_t retain_ms; /* log entries are kept this long */
     uint64_t last_ms;   /* offset of the newest logged packet */
     uint64_t last_seq;
-    int have_offset; /* last_ms/last_seq are set */
+    int have_offset;    /* last_ms/last_seq are set */
+    adp_mark_t dropped; /* the newest entry the count bound dropped */
 } adp_memory_t;
 
 static uint64_t adp__memory_realtime(void)
@@ -109,9 +138,63 @@ static adp_session_t *adp__session_dup(const adp_session_t *s)
     return d;
 }
 
+static int adp__mark_cmp(adp_mark_t a, adp_mark_t b)
+{
+    return adp_offset_cmp(a.ms, a.seq, b.ms, b.seq);
+}
+
+static adp_mark_t adp__memory_last(const adp_memory_t *m)
+{
+    adp_mark_t k = {0, 0};
+    if (m->have_offset) {
+        k.ms = m->last_ms;
+        k.seq = m->last_seq;
+    }
+    return k;
+}
+
+static void adp__joined_clear(sio_map_t *joined)
+{
+    sio_map_iter_t it = {0};
+    void *v;
+    while (sio_map_next(joined, &it, NULL, &v))
+        if (v != &adp__from_start)
+            sio_free(v);
+    sio_map_clear(joined);
+}
+
+static void adp__marks_free(adp_marks_t *mk)
+{
+    if (mk == NULL)
+        return;
+    adp__joined_clear(&mk->joined);
+    sio_free(mk);
+}
+
+/* Brings mk's rooms to s's: rooms kept keep their mark, new ones get the last offset. */
+static void adp__marks_rooms(const adp_memory_t *m, adp_marks_t *mk, const adp_session_t *s)
+{
+    sio_map_t next;
+    sio_map_init(&next);
+    for (size_t i = 0; i < s->n_rooms; i++) {
+        void *v = sio_map_del(&mk->joined, s->rooms[i]);
+        if (v == NULL) {
+            adp_mark_t *at = sio_malloc(sizeof(*at));
+            *at = adp__memory_last(m);
+            v = at;
+        }
+        v = sio_map_put(&next, s->rooms[i], v);
+        if (v != NULL && v != &adp__from_start)
+            sio_free(v); /* a room listed twice */
+    }
+    adp__joined_clear(&mk->joined);
+    mk->joined = next;
+}
+
 static void adp__saved_free(adp_saved_t *sv)
 {
     adp_session_free(sv->s);
+    adp__marks_free(sv->marks);
     sio_free(sv);
 }
 
@@ -130,19 +213,37 @@ static void adp__memory_drop_oldest(adp_memory_t *m)
     m->n_log--;
 }
 
+/* The count bound drops the oldest entry, perhaps one a session still misses: noted. */
+static void adp__memory_drop_for_room(adp_memory_t *m)
+{
+    const adp_log_entry_t *e = SIO_CONTAINER_OF(m->log.next, adp_log_entry_t, link);
+    m->dropped.ms = e->ms;
+    m->dropped.seq = e->seq;
+    adp__memory_drop_oldest(m);
+}
+
 static int adp__recoverable(const sio_packet_t *pkt, const adp_opts_t *opts)
 {
     return (pkt->type == SIO_EVENT || pkt->type == SIO_BINARY_EVENT) && pkt->id < 0 &&
            !(opts->flags & ADP_VOLATILE) && cJSON_IsArray(pkt->data);
 }
 
+/* 1 when the socket was in room when e was broadcast (marks NULL: assume it was). */
+static int adp__was_in(const adp_marks_t *mk, const char *room, const adp_log_entry_t *e)
+{
+    const adp_mark_t *at = mk != NULL ? sio_map_get(&mk->joined, room) : NULL;
+    return at == NULL || at == &adp__from_start ||
+           adp_offset_cmp(e->ms, e->seq, at->ms, at->seq) > 0;
+}
+
 /* The Node rule for what a session missed: a room-less broadcast, or one aimed at a
- * room the socket is in, unless the socket is in one of the except rooms. */
-static int adp__entry_matches(const adp_log_entry_t *e, const adp_session_t *s)
+ * room the socket was in (adp__was_in), unless the socket is in one of the except rooms. */
+static int adp__entry_matches(const adp_log_entry_t *e, const adp_session_t *s,
+                              const adp_marks_t *mk)
 {
     int aimed = e->n_rooms == 0;
     for (size_t i = 0; i < s->n_rooms && !aimed; i++)
-        aimed = adp__strv_has(e->rooms, e->n_rooms, s->rooms[i]);
+        aimed = adp__strv_has(e->rooms, e->n_rooms, s->rooms[i]) && adp__was_in(mk, s->rooms[i], e);
     if (!aimed)
         return 0;
     for (size_t i = 0; i < s->n_rooms; i++) {
@@ -164,6 +265,10 @@ static void adp__memory_destroy(adp_adapter_t *a)
     while (sio_map_next(&m->sessions, &it, NULL, &v))
         adp__saved_free(v);
     sio_map_clear(&m->sessions);
+    it = (sio_map_iter_t){0};
+    while (sio_map_next(&m->live, &it, NULL, &v))
+        adp__marks_free(v);
+    sio_map_clear(&m->live);
     adp_rooms_clear(&a->rooms);
     sio_free(a->nsp);
     sio_free(m);
@@ -201,7 +306,7 @@ static void adp__memory_log(adp_memory_t *m, sio_packet_t *pkt, const adp_opts_t
     sio_list_push_back(&m->log, &e->link);
     m->n_log++;
     while (m->n_log > m->cfg.max_log)
-        adp__memory_drop_oldest(m);
+        adp__memory_drop_for_room(m);
 }
 
 /* Delivers pkt to the local targets of opts (opts NULL = everyone). With recovery on,
@@ -221,14 +326,16 @@ static int adp__memory_broadcast(adp_adapter_t *a, sio_packet_t *pkt, const adp_
 }
 
 /* Stores a deep copy of s under s->pid (replacing an older one), stamped with the
- * current time. SIO_EINVAL without recovery or without a pid. */
-static int adp__memory_save_session(adp_adapter_t *a, const adp_session_t *s)
+ * current time, with marks (owned; may be NULL). SIO_EINVAL without recovery or pid. */
+static int adp__memory_save(adp_memory_t *m, const adp_session_t *s, adp_marks_t *marks)
 {
-    adp_memory_t *m = (adp_memory_t *)a;
-    if (!m->cfg.recovery || s == NULL || s->pid == NULL)
+    if (!m->cfg.recovery || s == NULL || s->pid == NULL) {
+        adp__marks_free(marks);
         return SIO_EINVAL;
+    }
     adp_saved_t *sv = sio_malloc(sizeof(*sv));
     sv->s = adp__session_dup(s);
+    sv->marks = marks;
     sv->disconnected_at = m->cfg.now_ms();
     adp_saved_t *old = sio_map_put(&m->sessions, s->pid, sv);
     if (old)
@@ -236,12 +343,47 @@ static int adp__memory_save_session(adp_adapter_t *a, const adp_session_t *s)
     return SIO_OK;
 }
 
-/* Write-through hook at a socket's end: only a recoverable disconnect is kept, the
- * rest of the session's life is in the socket itself on a single node. */
+static int adp__memory_save_session(adp_adapter_t *a, const adp_session_t *s)
+{
+    return adp__memory_save((adp_memory_t *)a, s, NULL);
+}
+
+/* The socket connected (new or restored): its start is the last offset given out, and
+ * the rooms it is in now count from there. */
+static void adp__memory_session_open(adp_adapter_t *a, const adp_session_t *s)
+{
+    adp_memory_t *m = (adp_memory_t *)a;
+    if (!m->cfg.recovery || s->pid == NULL)
+        return;
+    adp_marks_t *mk = sio_calloc(1, sizeof(*mk));
+    mk->start = adp__memory_last(m);
+    sio_map_init(&mk->joined);
+    for (size_t i = 0; i < s->n_rooms; i++)
+        sio_map_put(&mk->joined, s->rooms[i], &adp__from_start);
+    adp__marks_free(sio_map_put(&m->live, s->pid, mk));
+}
+
+/* Rooms or data changed: rooms joined since are marked at the last offset. */
+static void adp__memory_session_update(adp_adapter_t *a, const adp_session_t *s)
+{
+    adp_memory_t *m = (adp_memory_t *)a;
+    adp_marks_t *mk = s->pid != NULL ? sio_map_get(&m->live, s->pid) : NULL;
+    if (mk != NULL)
+        adp__marks_rooms(m, mk, s);
+}
+
+/* The socket's end: a recoverable disconnect is saved with its marks, the rest of the
+ * session's life is in the socket itself on a single node. */
 static void adp__memory_session_close(adp_adapter_t *a, const adp_session_t *s, int recoverable)
 {
+    adp_memory_t *m = (adp_memory_t *)a;
+    adp_marks_t *mk = s->pid != NULL ? sio_map_del(&m->live, s->pid) : NULL;
+    if (mk != NULL)
+        adp__marks_rooms(m, mk, s); /* rooms left in the disconnect handler */
     if (recoverable)
-        adp__memory_save_session(a, s);
+        adp__memory_save(m, s, mk);
+    else
+        adp__marks_free(mk);
 }
 
 static int adp__memory_expired(const adp_memory_t *m, uint64_t at, uint64_t now)
@@ -251,8 +393,9 @@ static int adp__memory_expired(const adp_memory_t *m, uint64_t at, uint64_t now)
 
 /* Calls cb exactly once, before returning: SIO_OK with the session (consumed: removed
  * from the adapter) and copies of the packets it missed, oldest first; or
- * SIO_ENOTFOUND when the session is unknown or expired, or offset is not in the log
- * (never sent, or already trimmed). The missed array is freed after cb returns; the
+ * SIO_ENOTFOUND when the session is unknown or expired, or offset was never given out or
+ * is older than what the count bound dropped. offset NULL (the client received nothing)
+ * reads from the session's start. The missed array is freed after cb returns; the
  * packets and the session belong to cb. Returns SIO_EINVAL without calling anything
  * when cb is NULL, SIO_OK otherwise. */
 static int adp__memory_restore_session(adp_adapter_t *a, const char *pid, const char *offset,
@@ -271,24 +414,33 @@ static int adp__memory_restore_session(adp_adapter_t *a, const char *pid, const 
         adp__saved_free(sv);
         goto notfound;
     }
-    if (offset == NULL || !adp_offset_parse(offset, &ms, &seq))
+    adp_mark_t from;
+    if (offset == NULL && sv->marks != NULL) {
+        from = sv->marks->start;
+    } else if (offset != NULL && adp_offset_parse(offset, &ms, &seq) && m->have_offset) {
+        from.ms = ms;
+        from.seq = seq;
+        if (adp__mark_cmp(from, adp__memory_last(m)) > 0)
+            goto notfound; /* never given out */
+        if (sv->marks != NULL && adp__mark_cmp(from, sv->marks->start) < 0)
+            from = sv->marks->start; /* before the socket was there: not its to replay */
+    } else {
         goto notfound;
+    }
+    if (adp__mark_cmp(from, m->dropped) < 0)
+        goto notfound; /* the count bound dropped entries it missed */
 
     /* Walk back from the newest entry to the offset: cost is what was missed. */
     sio_list_t *at = m->log.prev;
     size_t n_after = 0;
     for (; at != &m->log; at = at->prev, n_after++) {
         const adp_log_entry_t *e = SIO_CONTAINER_OF(at, adp_log_entry_t, link);
-        if (e->ms < ms || (e->ms == ms && e->seq <= seq))
+        if (adp_offset_cmp(e->ms, e->seq, from.ms, from.seq) <= 0)
             break;
     }
-    if (at == &m->log)
-        goto notfound;
-    const adp_log_entry_t *hit = SIO_CONTAINER_OF(at, adp_log_entry_t, link);
-    if (hit->ms != ms || hit->seq != seq)
-        goto notfound;
 
     adp_session_t *s = sv->s;
+    adp_marks_t *mk = sv->marks;
     sio_map_del(&m->sessions, pid);
     sio_free(sv);
 
@@ -297,10 +449,11 @@ static int adp__memory_restore_session(adp_adapter_t *a, const char *pid, const 
     size_t n = 0;
     for (at = at->next; at != &m->log && n < n_after; at = at->next) {
         const adp_log_entry_t *e = SIO_CONTAINER_OF(at, adp_log_entry_t, link);
-        sio_packet_t *p = adp__entry_matches(e, s) ? sio_packet_dup(e->pkt) : NULL;
+        sio_packet_t *p = adp__entry_matches(e, s, mk) ? sio_packet_dup(e->pkt) : NULL;
         if (p)
             missed[n++] = p;
     }
+    adp__marks_free(mk);
     cb(ud, SIO_OK, s, n ? missed : NULL, n);
     sio_free(missed);
     return SIO_OK;
@@ -310,14 +463,14 @@ notfound:
     return SIO_OK;
 }
 
-/* Drops logged packets and sessions older than the window as of now_ms. The log is
- * in emit order, so the sweep stops at the first young entry. */
+/* Drops logged packets older than the retention and sessions older than the window as
+ * of now_ms. The log is in emit order, so the sweep stops at the first young entry. */
 static void adp__memory_tick(adp_adapter_t *a, uint64_t now_ms)
 {
     adp_memory_t *m = (adp_memory_t *)a;
     while (!sio_list_empty(&m->log)) {
         const adp_log_entry_t *e = SIO_CONTAINER_OF(m->log.next, adp_log_entry_t, link);
-        if (!adp__memory_expired(m, e->emitted_at, now_ms))
+        if (!(now_ms > e->emitted_at && now_ms - e->emitted_at > m->retain_ms))
             break;
         adp__memory_drop_oldest(m);
     }
@@ -342,6 +495,8 @@ static const adp_vtable_t adp__memory_vt = {
     .save_session = adp__memory_save_session,
     .restore_session = adp__memory_restore_session,
     .tick = adp__memory_tick,
+    .session_open = adp__memory_session_open,
+    .session_update = adp__memory_session_update,
     .session_close = adp__memory_session_close,
 };
 
@@ -365,7 +520,9 @@ adp_adapter_t *adp_memory_new(const char *nsp, const adp_host_t *host,
         m->cfg.max_log = ADP_MEMORY_DEFAULT_MAX_LOG;
     if (m->cfg.now_ms == NULL)
         m->cfg.now_ms = adp__memory_realtime;
+    m->retain_ms = m->cfg.recovery_window_ms + m->cfg.detect_ms + ADP_MEMORY_SLACK_MS;
     sio_list_init(&m->log);
     sio_map_init(&m->sessions);
+    sio_map_init(&m->live);
     return &m->base;
 }

@@ -14,6 +14,8 @@
 #include "alloc.h"
 
 #define WINDOW 1000u
+#define DETECT 500u
+#define RETAIN (WINDOW + DETECT + 10000u) /* log retention: memory.c, ADP_MEMORY_SLACK_MS */
 
 /* Bounded append; a test string that would not fit fails the test. */
 static void append(char *dst, size_t cap, const char *src)
@@ -102,6 +104,7 @@ static fx_t *fx_new(int recovery, size_t max_log)
     adp_memory_config_t cfg = {
         .recovery = recovery,
         .recovery_window_ms = WINDOW,
+        .detect_ms = DETECT,
         .max_log = max_log,
         .now_ms = fake_clock,
     };
@@ -411,13 +414,18 @@ static void test_restore_unknown(void **state)
     assert_int_equal(restore(f, "nobody", off), SIO_ENOTFOUND);
     assert_int_equal(restore(f, NULL, off), SIO_ENOTFOUND);
     /* offsets that were never issued or are not offsets at all */
-    const char *bad[] = {"",      "1000",    "1000-", "-0",      "1000-5",
-                         "999-0", "1000-0x", "a-b",   "1000--0", "99999999999999999999999-0",
-                         NULL};
+    const char *bad[] = {"",        "1000", "1000-",   "-0",
+                         "1000-5",  "1001-0", "1000-0x", "a-b",
+                         "1000--0", "99999999999999999999999-0", NULL};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_int_equal(restore(f, "p", bad[i]), SIO_ENOTFOUND);
     /* the session survived failed attempts on the offset */
     assert_int_equal(restore(f, "p", off), SIO_OK);
+    /* an offset older than every entry (a quiet room's) is fine: the session decides.
+     * Saved through save_session alone, it has no marks to raise the offset to. */
+    save(f, "s", "p", own, 1);
+    assert_int_equal(restore(f, "p", "999-0"), SIO_OK);
+    assert_string_equal(missed_names(f), "e:0");
     /* a NULL callback is refused without a call */
     assert_int_equal(f->a->vt->restore_session(f->a, "p", off, NULL, NULL), SIO_EINVAL);
 }
@@ -448,9 +456,11 @@ static void test_restore_trimmed_by_max_log(void **state)
     for (int i = 0; i < 5; i++)
         snprintf(off[i], sizeof(off[i]), "%s", emit(f, "e", i, NULL, 0, NULL, 0, 0));
     save(f, "s", "p", own, 1);
-    /* e0 and e1 were dropped: their offsets are no longer held */
+    /* e0 and e1 were dropped by the count bound: from e0 it would miss e1 */
     assert_int_equal(restore(f, "p", off[0]), SIO_ENOTFOUND);
-    assert_int_equal(restore(f, "p", off[1]), SIO_ENOTFOUND);
+    assert_int_equal(restore(f, "p", off[1]), SIO_OK);
+    assert_string_equal(missed_names(f), "e:2,e:3,e:4");
+    save(f, "s", "p", own, 1);
     assert_int_equal(restore(f, "p", off[2]), SIO_OK);
     assert_string_equal(missed_names(f), "e:3,e:4");
 }
@@ -468,28 +478,74 @@ static void test_tick_expiry(void **state)
     fake_now = 1700;
     snprintf(later, sizeof(later), "%s", emit(f, "later", 2, NULL, 0, NULL, 0, 0));
 
-    /* at 2001 "old" (1000) is past the window; "young" (1600) is not */
+    /* at 2001 "old" (1000) is older than the window but the log keeps the retention: a
+     * session whose offset is that old (a quiet room) gets what followed */
     f->a->vt->tick(f->a, 2001);
     fake_now = 2001;
     save(f, "s", "p", own, 1);
-    assert_int_equal(restore(f, "p", old), SIO_ENOTFOUND);
-    assert_int_equal(restore(f, "p", young), SIO_OK);
-    assert_string_equal(missed_names(f), "later:2");
+    assert_int_equal(restore(f, "p", old), SIO_OK);
+    assert_string_equal(missed_names(f), "young:1,later:2");
 
     /* at 2601 the session saved at 1600 is swept by tick, even though the clock
-     * the adapter reads still says 2001 (and "later", 1700, is still logged) */
+     * the adapter reads still says 2001 */
     f->a->vt->tick(f->a, 2601);
     assert_int_equal(restore(f, "p-early", later), SIO_ENOTFOUND);
-    save(f, "s", "p", own, 1);
-    assert_int_equal(restore(f, "p", later), SIO_OK);
 
-    /* everything goes once the window has passed for all */
+    /* past the retention of "old" (and not of "young") the sweep drops it; a live
+     * session with that offset still gets what remains: nothing it missed was that old */
+    f->a->vt->tick(f->a, 1000 + RETAIN + 1);
+    save(f, "s", "p", own, 1);
+    assert_int_equal(restore(f, "p", old), SIO_OK);
+    assert_string_equal(missed_names(f), "young:1,later:2");
+
+    /* everything goes once the retention has passed for all */
     f->a->vt->tick(f->a, 100000);
     save(f, "s", "p", own, 1);
-    assert_int_equal(restore(f, "p", later), SIO_ENOTFOUND);
+    assert_int_equal(restore(f, "p", later), SIO_OK);
+    assert_int_equal(f->r.n_missed, 0);
     /* new offsets still come after the old ones */
     fake_now = 500;
     assert_int_equal(offset_cmp(later, emit(f, "next", 3, NULL, 0, NULL, 0, 0)), -1);
+}
+
+/* Through the socket hooks (open, update, close) a session has marks: its start, and a
+ * join mark per room joined later. A restore replays nothing from before either. */
+static void test_restore_marks(void **state)
+{
+    fx_t *f = *state;
+    const char *const at_open[] = {"s", "q"}, *const q[] = {"q"}, *const late[] = {"late"};
+    const char *const joined[] = {"s", "q", "late"};
+    adp_session_t sess = {.sid = (char *)"s", .pid = (char *)"p"};
+    char e1[64];
+
+    emit(f, "e", 0, q, 1, NULL, 0, 0); /* before the socket connected */
+    sess.rooms = (char **)at_open;
+    sess.n_rooms = 2;
+    f->a->vt->session_open(f->a, &sess);
+    snprintf(e1, sizeof(e1), "%s", emit(f, "e", 1, q, 1, NULL, 0, 0));
+    emit(f, "x", 0, late, 1, NULL, 0, 0); /* before the join */
+    sess.rooms = (char **)joined;
+    sess.n_rooms = 3;
+    f->a->vt->session_update(f->a, &sess);
+    emit(f, "x", 1, late, 1, NULL, 0, 0);
+    emit(f, "all", 0, NULL, 0, NULL, 0, 0);
+    f->a->vt->session_close(f->a, &sess, 1);
+    /* the client received nothing: from its start */
+    assert_int_equal(restore(f, "p", NULL), SIO_OK);
+    assert_string_equal(missed_names(f), "e:1,x:1,all:0");
+
+    /* an offset from before the socket was there is raised to its start; restored, the
+     * socket starts afresh (everything before was replayed) */
+    f->a->vt->session_open(f->a, &sess);
+    emit(f, "x", 2, late, 1, NULL, 0, 0);
+    f->a->vt->session_close(f->a, &sess, 1);
+    assert_int_equal(restore(f, "p", "1-0"), SIO_OK);
+    assert_string_equal(missed_names(f), "x:2");
+
+    /* a final disconnect keeps nothing */
+    f->a->vt->session_open(f->a, &sess);
+    f->a->vt->session_close(f->a, &sess, 0);
+    assert_int_equal(restore(f, "p", e1), SIO_ENOTFOUND);
 }
 
 static void test_save_replaces(void **state)
@@ -634,6 +690,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_restore_expired, setup_recovery, teardown),
         cmocka_unit_test_setup_teardown(test_restore_trimmed_by_max_log, setup_small_log, teardown),
         cmocka_unit_test_setup_teardown(test_tick_expiry, setup_recovery, teardown),
+        cmocka_unit_test_setup_teardown(test_restore_marks, setup_recovery, teardown),
         cmocka_unit_test_setup_teardown(test_save_replaces, setup_recovery, teardown),
         cmocka_unit_test_setup_teardown(test_log_bounded, setup_small_log, teardown),
         cmocka_unit_test(test_adapter_hooks),
