@@ -580,7 +580,7 @@ static int cmd_session(ctl_t *x, const char *nsp, const char *pid)
 {
     size_t len = strlen(x->prefix) + strlen(nsp) + strlen(pid) + 16;
     char *key = sio_malloc(len), ttl[32], age[32];
-    static const char *const order[] = {"sid", "pid", "owner", "offset", "rooms", "data"};
+    static const char *const order[] = {"sid", "pid", "owner", "offset", "rooms", "joined", "data"};
     const char *argv[2] = {"HGETALL", key};
     redisReply *h;
 
@@ -599,7 +599,8 @@ static int cmd_session(ctl_t *x, const char *nsp, const char *pid)
             const char *v = rstr(h->element[i + 1]);
             if (strcmp(rstr(h->element[i]), order[o]) != 0)
                 continue;
-            if (strcmp(order[o], "data") == 0 || strcmp(order[o], "rooms") == 0) {
+            if (strcmp(order[o], "data") == 0 || strcmp(order[o], "rooms") == 0 ||
+                strcmp(order[o], "joined") == 0) {
                 cJSON *j = cJSON_Parse(v);
                 char *pretty = j != NULL ? cJSON_Print(j) : NULL;
                 printf("%-8s %s\n", order[o], pretty != NULL ? pretty : v);
