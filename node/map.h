@@ -8,6 +8,7 @@
 #define SIO_MAP_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct sio_map_entry {
     char *key;    /* owned copy; NULL = empty slot; SIO_MAP_TOMB = deleted */
@@ -42,5 +43,12 @@ static inline size_t sio_map_size(const sio_map_t *m)
 /* Iteration: sio_map_iter_t it = {0}; while (sio_map_next(m, &it, &k, &v)) ...
  * Deleting the entry just returned is allowed; inserting during iteration is not. */
 int sio_map_next(const sio_map_t *m, sio_map_iter_t *it, const char **key, void **value);
+
+/* Sets the hash key of every map in the process. Drawn from the kernel CSPRNG at the
+ * first insert otherwise; call it only before any map holds a key (tests, fuzzers that
+ * want a fixed layout): entries keep the hash they were stored with. */
+void sio_map_seed(const unsigned char key[16]);
+/* SipHash-c-d of data under key (c = 1, d = 3 for the maps; 2-4 is the reference one). */
+uint64_t sio__siphash(const void *data, size_t len, const unsigned char key[16], int c, int d);
 
 #endif

@@ -230,6 +230,23 @@ static void test_clear_reuse(void **state)
     assert_true(sio_map_has(m, "c"));
 }
 
+/* The hash is SipHash: the reference vectors of SipHash-2-4 (key 00..0f; the empty message
+ * and the 15-byte message 00..0e), and 1-3 under two keys differs (a keyed hash). */
+static void test_siphash(void **state)
+{
+    unsigned char key[16], msg[15], other[16];
+    for (int i = 0; i < 16; i++) {
+        key[i] = (unsigned char)i;
+        other[i] = (unsigned char)(0xa0 + i);
+    }
+    for (int i = 0; i < 15; i++)
+        msg[i] = (unsigned char)i;
+    assert_true(sio__siphash(msg, 0, key, 2, 4) == 0x726fdb47dd0e0e31ull);
+    assert_true(sio__siphash(msg, 15, key, 2, 4) == 0xa129ca6149be45e5ull);
+    assert_true(sio__siphash("room", 4, key, 1, 3) != sio__siphash("room", 4, other, 1, 3));
+    assert_true(sio__siphash("room", 4, key, 1, 3) != sio__siphash("rooM", 4, key, 1, 3));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -241,6 +258,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_iterate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_iterate_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_clear_reuse, setup, teardown),
+        cmocka_unit_test(test_siphash),
     };
     return cmocka_run_group_tests_name("map", tests, NULL, NULL);
 }
