@@ -71,7 +71,7 @@ void eio_random_id(char out[21])
 
 static int eio__queue_push(eio_queue_t *q, sio_frame_t *f, unsigned flags, size_t max)
 {
-    if (q->len >= max)
+    if (!(flags & EIO_SEND_BACKLOG) && q->len - q->backlog >= max)
         return -1;
     if (q->len == q->cap) {
         size_t ncap = q->cap ? q->cap * 2 : 8;
@@ -85,6 +85,8 @@ static int eio__queue_push(eio_queue_t *q, sio_frame_t *f, unsigned flags, size_
     }
     q->buf[(q->head + q->len) & (q->cap - 1)] = (eio_qent_t){f, flags};
     q->len++;
+    if (flags & EIO_SEND_BACKLOG)
+        q->backlog++;
     return 0;
 }
 
@@ -97,6 +99,8 @@ sio_frame_t *eio__queue_pop(eio_queue_t *q, unsigned *flags)
     e = q->buf[q->head];
     q->head = (q->head + 1) & (q->cap - 1);
     q->len--;
+    if (e.flags & EIO_SEND_BACKLOG)
+        q->backlog--;
     if (flags != NULL)
         *flags = e.flags;
     return e.f;

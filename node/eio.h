@@ -55,6 +55,10 @@ typedef struct eio_callbacks {
 /* Flags for eio_session_send. */
 #define EIO_SEND_VOLATILE 1   /* drop when the transport cannot take it right now */
 #define EIO_SEND_NOCOMPRESS 2 /* do not deflate this frame */
+/* Part of a catch-up burst (a restore's replay, bounded by the adapter): queued whatever
+ * the queue holds and not counted against max_queue, so a client that missed more than
+ * max_queue packets is not closed by its own recovery (and then again at each retry). */
+#define EIO_SEND_BACKLOG 4
 
 eio_server_t *eio_server_new(uv_loop_t *loop, const eio_config_t *cfg, const eio_callbacks_t *cb);
 /* Binds and listens. SIO_EIO on failure (message on stderr). */

@@ -64,12 +64,14 @@ typedef struct eio_qent {
     unsigned flags;
 } eio_qent_t;
 
-/* Bounded FIFO of frame references (ring buffer, grows up to max_queue). */
+/* Bounded FIFO of frame references (ring buffer, grows up to max_queue frames beyond the
+ * backlog). */
 typedef struct eio_queue {
     eio_qent_t *buf;
-    size_t cap;  /* slots allocated (power of two) */
-    size_t head; /* index of the oldest frame */
-    size_t len;  /* frames queued */
+    size_t cap;     /* slots allocated (power of two) */
+    size_t head;    /* index of the oldest frame */
+    size_t len;     /* frames queued */
+    size_t backlog; /* of which sent with EIO_SEND_BACKLOG */
 } eio_queue_t;
 
 /* One per lws connection (lws allocates and zeroes it: the protocol's per-session

@@ -397,7 +397,7 @@ static void sio__socket_admit(sio_socket_t *s, const adp_session_t *sess, sio_pa
     for (size_t i = 0; sess != NULL && i < sess->n_rooms; i++)
         sio__adapter_join(nsp, s, sess->rooms[i]);
     for (size_t i = 0; i < n_missed; i++)
-        sio__client_send(c, missed[i], 0);
+        sio__client_send(c, missed[i], EIO_SEND_BACKLOG);
 
     sio_packet_t *reply = sio_packet_new(SIO_CONNECT, nsp->name);
     reply->data = cJSON_CreateObject();

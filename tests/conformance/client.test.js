@@ -533,6 +533,50 @@ describe("connection state recovery", () => {
     }
   });
 
+  // The replay is a catch-up burst: more missed packets than --max-queue must not get the
+  // client closed by its own recovery (and again at every retry).
+  it("a client that missed more than --max-queue events recovers them all", CASE, async () => {
+    const node = await startSockeye(["--max-queue", "50"]);
+    try {
+      const mode = MODES[0];
+      const r = room("many");
+      const a = await connected(client(node.url, "/", mode), mode);
+      const b = await connected(client(node.url, "/", mode), mode);
+      const got = [];
+      a.on("bcast", (_room, n) => got.push(n));
+      const mine = [];
+      b.on("bcast", (_room, n) => mine.push(n));
+      await Promise.all([ack(a, "join", r), ack(b, "join", r)]);
+      b.emit("bcast", r, 0);
+      await until(() => got.length === 1, T, "a's first event");
+      a.io.reconnection(false);
+      const down = once(a, "disconnect");
+      cut(a);
+      await down;
+      await until(async () => (await sockets(node)) === 1, T, "the server to see a's disconnect");
+      for (let n = 1; n <= 300; n++) {
+        b.emit("bcast", r, n);
+        if (n % 40 === 0) await until(() => mine.length === n + 1, T, "b's own copies"); // b under its bound too
+      }
+      await until(() => mine.length === 301, T, "b's own copies");
+      const back = once(a, "connect");
+      const closed = once(a, "disconnect");
+      a.connect();
+      await back;
+      assert.equal(a.recovered, true, "recovered");
+      await Promise.race([
+        until(() => got.length >= 301, T, "the 300 missed events"),
+        closed.then(() => { throw new Error("closed during the replay"); }),
+      ]);
+      await barrier(a);
+      assert.deepEqual(got, Array.from({ length: 301 }, (_, i) => i));
+      assert.equal(a.connected, true);
+    } finally {
+      closeAll();
+      await stopOk(node);
+    }
+  });
+
   it("--no-recovery: reconnecting clients start new sessions", CASE, async () => {
     const node = await startSockeye(["--no-recovery"]);
     try {
