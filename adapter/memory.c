@@ -41,7 +41,7 @@
 #define ADP_MEMORY_DEFAULT_WINDOW_MS 120000u /* Node's maxDisconnectionDuration */
 #define ADP_MEMORY_DEFAULT_MAX_LOG 100000u
 #define ADP_MEMORY_SLACK_MS 10000u /* tick granularity and clock jitter, with room to spare */
-#define ADP_OFFSET_MAX 48 /* "<20 digits>-<20 digits>" + NUL fits */
+#define ADP_OFFSET_MAX 48          /* "<20 digits>-<20 digits>" + NUL fits */
 
 /* One logged broadcast. One per recoverable packet, while inside the window. */
 typedef struct adp_log_entry {

@@ -129,7 +129,7 @@ typedef struct rds_restore_op {
     char offset[RDS_OFFSET_MAX];
     uint64_t off_ms, off_seq;
     cJSON *joined; /* room -> join mark, from the take */
-    uint64_t t0; /* monotonic ms when the take was sent */
+    uint64_t t0;   /* monotonic ms when the take was sent */
     rds_cursor_t *cur;
     size_t n_cur, next_cur, active;
     rds_entry_t *ents;

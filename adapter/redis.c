@@ -396,7 +396,8 @@ static void adp__on_broadcast(rds_conn_t *c, const rds_message_t *m, void *ud)
     if (kind != RDS_CHAN_BROADCAST && kind != RDS_CHAN_ROOM)
         return;
     if (kind == RDS_CHAN_ROOM && !adp__room_wanted(a, room, room_len)) {
-        adp__mark_from_tail(a, (const unsigned char *)m->payload, m->payload_len); /* for a socket joining later */
+        adp__mark_from_tail(a, (const unsigned char *)m->payload,
+                            m->payload_len); /* for a socket joining later */
         return;
     }
     if (rds_decode_broadcast(m->payload, m->payload_len, &b) != SIO_OK) {

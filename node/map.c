@@ -118,8 +118,8 @@ static void sio__map_keygen(void)
         struct timespec ts;
         uint64_t mix;
         clock_gettime(CLOCK_REALTIME, &ts);
-        mix = ((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec) ^
-              ((uint64_t)getpid() << 32);
+        mix =
+            ((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec) ^ ((uint64_t)getpid() << 32);
         memcpy(k, &mix, sizeof(mix));
         memcpy(k + 8, &k[0], 8);
     }

@@ -101,7 +101,8 @@ static adp_adapter_t *sio__adapter_new(sio_server_t *srv, sio_namespace_t *nsp)
         adp_memory_config_t mc = {
             .recovery = srv->cfg.recovery,
             .recovery_window_ms = srv->cfg.recovery_window_ms,
-            .detect_ms = (uint64_t)srv->cfg.ping_interval_ms + 2u * (uint64_t)srv->cfg.ping_timeout_ms,
+            .detect_ms =
+                (uint64_t)srv->cfg.ping_interval_ms + 2u * (uint64_t)srv->cfg.ping_timeout_ms,
             .max_log = 100000,
             .now_ms = NULL,
         };

@@ -414,9 +414,9 @@ static void test_restore_unknown(void **state)
     assert_int_equal(restore(f, "nobody", off), SIO_ENOTFOUND);
     assert_int_equal(restore(f, NULL, off), SIO_ENOTFOUND);
     /* offsets that were never issued or are not offsets at all */
-    const char *bad[] = {"",        "1000", "1000-",   "-0",
-                         "1000-5",  "1001-0", "1000-0x", "a-b",
-                         "1000--0", "99999999999999999999999-0", NULL};
+    const char *bad[] = {"",       "1000",    "1000-", "-0",      "1000-5",
+                         "1001-0", "1000-0x", "a-b",   "1000--0", "99999999999999999999999-0",
+                         NULL};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_int_equal(restore(f, "p", bad[i]), SIO_ENOTFOUND);
     /* the session survived failed attempts on the offset */
