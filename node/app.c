@@ -4,6 +4,11 @@
  * the app's table and calls the handler of its kind: a socket costs one
  * registration, whatever the number of configured names, and adding a kind is a
  * row in kind_handlers[], not another branch.
+ *
+ * Authentication is a namespace middleware, so a refused client never becomes a
+ * socket (CONNECT_ERROR, as Node's io.use). What a token grants is read back from
+ * socket.data.jwt at each join rather than cached in C: the session carries it, so a
+ * recovered socket, on this node or another, is judged by the same claims.
  */
 #include "app.h"
 
@@ -11,11 +16,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "alloc.h"
 
-#define APP_MAX_ROOM 1024 /* bytes of a room name, NUL included */
-#define APP_MAX_ROOMS 16  /* rooms named by one event */
+#define APP_MAX_ROOM 1024     /* bytes of a room name, NUL included */
+#define APP_MAX_ROOMS 16      /* rooms named by one event */
+#define APP_DATA_CLAIMS "jwt" /* socket.data member holding the verified claims */
 
 typedef char app_room_t[APP_MAX_ROOM];
 
@@ -33,6 +40,8 @@ struct sio_app {
     app_event_t *events;
     size_t n_events;
     unsigned ask_timeout_ms;
+    unsigned max_rooms;     /* per socket, for client joins; 0 = no limit */
+    const sio_jwt_t *jwt;   /* NULL = no authentication */
     sio_namespace_t **nsps; /* served namespaces, for metrics */
     size_t n_nsps;
     sio_app_stats_t stats;
@@ -161,35 +170,107 @@ static void renumber_walk(cJSON *node, struct renumber *r)
  * broadcast to that room (with recovery on, even socket.emit). A client able to join
  * another socket's id room would read that socket's private traffic, so names shaped
  * like a socket id (20 base64url characters) are reserved. */
-static int reserved_room(const sio_socket_t *s, const char *room)
+static int sid_shaped(const char *room)
 {
     size_t len = strlen(room);
 
-    if (len != 20 || strspn(room, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-                                  "0123456789-_") != len)
-        return 0;
-    return strcmp(room, sio_socket_id(s)) != 0;
+    return len == 20 && strspn(room, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                     "0123456789-_") == len;
 }
 
-/* join and leave: every named room, or none when one name is invalid. */
+static int reserved_room(const sio_socket_t *s, const char *room)
+{
+    return sid_shaped(room) && strcmp(room, sio_socket_id(s)) != 0;
+}
+
+/* An allow pattern: the exact room name, or a prefix ending in '*'. Nothing else is
+ * special, so a pattern never needs escaping to mean itself. */
+static int pattern_matches(const char *pattern, const char *room)
+{
+    size_t len = strlen(pattern);
+
+    if (len > 0 && pattern[len - 1] == '*')
+        return strncmp(pattern, room, len - 1) == 0;
+    return strcmp(pattern, room) == 0;
+}
+
+/* With authentication on: 1 when s's token lists room in its "rooms" claim or matches
+ * it with an "allow" pattern. A socket without claims is granted nothing (fail
+ * closed). The claims were validated at connect. */
+static int permitted(sio_socket_t *s, const char *room)
+{
+    const cJSON *claims = cJSON_GetObjectItemCaseSensitive(sio_socket_data(s), APP_DATA_CLAIMS);
+    const cJSON *it;
+    app_room_t name;
+
+    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(claims, "rooms"))
+    {
+        if (sio_app_room_name(it, name, sizeof(name)) == 0 && strcmp(name, room) == 0)
+            return 1;
+    }
+    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(claims, "allow"))
+    {
+        if (cJSON_IsString(it) && pattern_matches(it->valuestring, room))
+            return 1;
+    }
+    return 0;
+}
+
+/* Rooms s is in, its own id room aside. */
+static size_t room_count(const sio_socket_t *s)
+{
+    size_t n = sio_socket_room_count(s);
+    return n > 0 ? n - 1 : 0;
+}
+
+/* 1 when joining rooms[0..n) keeps s within the app's cap. Rooms it is in already and
+ * repeated names cost nothing. A request naming more rooms than the cap is refused
+ * outright, which also bounds the duplicate scan below to cap^2 comparisons. */
+static int within_cap(const sio_app_t *app, sio_socket_t *s, app_room_t *rooms, size_t n)
+{
+    size_t fresh = 0, have;
+
+    if (app->max_rooms == 0)
+        return 1;
+    if (n > app->max_rooms)
+        return 0;
+    have = room_count(s);
+    for (size_t i = 0; i < n; i++) {
+        int seen = sio_socket_in_room(s, rooms[i]);
+
+        for (size_t k = 0; k < i && !seen; k++)
+            seen = strcmp(rooms[k], rooms[i]) == 0;
+        fresh += !seen;
+        if (have + fresh > app->max_rooms)
+            return 0;
+    }
+    return 1;
+}
+
+/* join and leave: every named room, or none when one of them is refused (invalid,
+ * reserved, not granted by the token, over the cap). */
 static void membership(sio_app_t *app, sio_socket_t *s, const cJSON *args, sio_ack_t *ack,
                        int (*op)(sio_socket_t *s, const char *room))
 {
     app_room_t rooms[APP_MAX_ROOMS];
     size_t n = parse_rooms(cJSON_GetArrayItem(args, 0), rooms);
+    const char *refusal = NULL;
     int rc = SIO_OK;
 
-    if (n == 0) {
-        app->stats.refused++;
-        reply_status(ack, 0, "invalid room");
-        return;
+    if (n == 0)
+        refusal = "invalid room";
+    for (size_t i = 0; i < n && refusal == NULL; i++) {
+        if (op == sio_socket_join && reserved_room(s, rooms[i]))
+            refusal = "reserved room";
+        else if (app->jwt != NULL && !permitted(s, rooms[i]))
+            refusal = "not allowed";
     }
-    for (size_t i = 0; i < n; i++) {
-        if (op == sio_socket_join && reserved_room(s, rooms[i])) {
-            app->stats.refused++;
-            reply_status(ack, 0, "reserved room");
-            return;
-        }
+    if (refusal == NULL && op == sio_socket_join && !within_cap(app, s, rooms, n))
+        refusal = "too many rooms";
+    if (refusal != NULL) {
+        app->stats.refused++;
+        reply_status(ack, 0, refusal);
+        return;
     }
     for (size_t i = 0; i < n && rc == SIO_OK; i++)
         rc = op(s, rooms[i]);
@@ -352,6 +433,79 @@ static void on_connection(sio_socket_t *s, void *ud)
     sio_socket_on_any(s, on_any, ud);
 }
 
+/* ---------------------------------------------------------------- authentication */
+
+/* What the app needs of the claims it acts on; NULL when usable, else the refusal.
+ * A token naming a room the app could not join, or a pattern that is not a string,
+ * is refused whole: the issuer meant something, and half of it would be a surprise. */
+static const char *check_app_claims(const cJSON *claims)
+{
+    const cJSON *rooms = cJSON_GetObjectItemCaseSensitive(claims, "rooms");
+    const cJSON *allow = cJSON_GetObjectItemCaseSensitive(claims, "allow");
+    const cJSON *it;
+    app_room_t name;
+
+    if (rooms != NULL && !cJSON_IsArray(rooms))
+        return "invalid claim: rooms";
+    cJSON_ArrayForEach(it, rooms)
+    {
+        if (sio_app_room_name(it, name, sizeof(name)) != 0 || sid_shaped(name))
+            return "invalid claim: rooms";
+    }
+    if (allow != NULL && !cJSON_IsArray(allow))
+        return "invalid claim: allow";
+    cJSON_ArrayForEach(it, allow)
+    {
+        if (!cJSON_IsString(it) || it->valuestring[0] == '\0')
+            return "invalid claim: allow";
+    }
+    return NULL;
+}
+
+/* The token check at CONNECT (recovered sessions included when middlewares run for
+ * them): refuses with "unauthorized: <reason>", or joins the token's rooms and keeps
+ * the claims as socket.data.jwt (replacing a recovered session's older ones). */
+static int auth_middleware(sio_socket_t *s, sio_conn_error_t *err, void *ud)
+{
+    sio_app_t *app = ud;
+    const cJSON *token = cJSON_GetObjectItemCaseSensitive(sio_socket_auth(s), "token");
+    const cJSON *it;
+    sio_jwt_err_t why = SIO_JWT_OK;
+    const char *refusal;
+    cJSON *claims = NULL, *data;
+    app_room_t name;
+    char msg[96];
+
+    if (!cJSON_IsString(token) || token->valuestring[0] == '\0')
+        refusal = "missing token";
+    else if ((claims = sio_jwt_verify(app->jwt, token->valuestring, strlen(token->valuestring),
+                                      (int64_t)time(NULL), &why)) == NULL)
+        refusal = sio_jwt_reason(why);
+    else
+        refusal = check_app_claims(claims);
+    if (refusal != NULL) {
+        app->stats.unauthorized++;
+        snprintf(msg, sizeof(msg), "unauthorized: %s", refusal);
+        sio_conn_error_set(err, msg, NULL);
+        cJSON_Delete(claims);
+        return -1;
+    }
+    /* Joined while connecting: the session is then written once, rooms included. */
+    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(claims, "rooms"))
+    {
+        if (sio_app_room_name(it, name, sizeof(name)) == 0)
+            sio_socket_join(s, name);
+    }
+    data = sio_socket_data(s);
+    if (!cJSON_IsObject(data)) {
+        sio_socket_set_data(s, cJSON_CreateObject());
+        data = sio_socket_data(s);
+    }
+    cJSON_DeleteItemFromObjectCaseSensitive(data, APP_DATA_CLAIMS);
+    cJSON_AddItemToObject(data, APP_DATA_CLAIMS, claims);
+    return 0;
+}
+
 /* ---------------------------------------------------------------- public */
 
 static void add_event(sio_app_t *app, const char *name, sio_app_kind_t kind)
@@ -374,6 +528,8 @@ sio_app_t *sio_app_new(const sio_app_config_t *cfg)
     sio_app_t *app = sio_calloc(1, sizeof(*app));
 
     app->ask_timeout_ms = cfg->ask_timeout_ms;
+    app->max_rooms = cfg->max_rooms_per_socket;
+    app->jwt = cfg->jwt;
     add_event(app, cfg->join_event, SIO_APP_JOIN);
     add_event(app, cfg->leave_event, SIO_APP_LEAVE);
     add_event(app, cfg->echo_event, SIO_APP_ECHO);
@@ -404,6 +560,8 @@ int sio_app_install(sio_app_t *app, sio_namespace_t *nsp)
     }
     app->nsps = sio_realloc(app->nsps, (app->n_nsps + 1) * sizeof(*app->nsps));
     app->nsps[app->n_nsps++] = nsp;
+    if (app->jwt != NULL)
+        sio_nsp_use(nsp, auth_middleware, app);
     sio_nsp_on_connection(nsp, on_connection, app);
     return SIO_OK;
 }

@@ -18,6 +18,22 @@
  * id room carries its private traffic ({ok:false,error:"reserved room"}).
  * An event the app does not know is answered {ok:false,error:"unknown event"} when
  * the client asked for an ack, so a client never waits for a timeout on a typo.
+ * With max_rooms_per_socket set, a join that would put the socket in more rooms than
+ * that (its own id room aside) is refused whole: {ok:false,error:"too many rooms"}.
+ *
+ * Authentication (cfg.jwt set): a middleware on every served namespace admits a
+ * client only with auth.token, a token the verifier accepts; otherwise CONNECT_ERROR
+ * "unauthorized: <reason>" ("missing token", "expired", "bad signature" ...). Claims:
+ *   rooms: [room, ...]      joined at connect (same names as join takes; an invalid
+ *                           or socket-id-shaped one refuses the token whole)
+ *   allow: [pattern, ...]   rooms join/leave accept: an exact name, or a prefix ending
+ *                           in '*' ("team:42:*"; "*" alone is every room)
+ * With authentication on, join and leave accept only the token's rooms and those its
+ * allow patterns match ({ok:false,error:"not allowed"}): no allow claim means no other
+ * room. The verified claims are kept as socket.data.jwt, so they travel with the
+ * session (recovery, fetchSockets). The check is a middleware, so it runs on a
+ * recovered session only when recovery_skip_middlewares is off (sockeye turns it off
+ * when a key is configured): otherwise a recovered client keeps its earlier claims.
  *
  * It sits on the public API only (sockeye.h): it is the reference user of it.
  */
@@ -27,6 +43,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "jwt.h"
 #include "sockeye.h"
 
 typedef struct sio_app_config {
@@ -39,6 +56,8 @@ typedef struct sio_app_config {
     size_t n_relay_events;
     const char *const *broadcast_events;
     size_t n_broadcast_events;
+    unsigned max_rooms_per_socket; /* client joins beyond this are refused; 0 = no limit */
+    const sio_jwt_t *jwt;          /* NULL = no authentication; borrowed, must outlive the app */
 } sio_app_config_t;
 
 /* Counters for /metrics, one per kind of built-in event. */
@@ -55,7 +74,8 @@ typedef enum sio_app_kind {
 
 typedef struct sio_app_stats {
     uint64_t handled[SIO_APP_KIND_COUNT]; /* events received, per kind */
-    uint64_t refused;                     /* relays by non-members, invalid rooms */
+    uint64_t refused;                     /* relays, joins and leaves refused */
+    uint64_t unauthorized;                /* connections refused for their token */
 } sio_app_stats_t;
 
 typedef struct sio_app sio_app_t; /* one per server */

@@ -15,6 +15,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/crypto.h>
+
 #include "alloc.h"
 #include "rds_url.h"
 
@@ -60,6 +62,7 @@ static int check_path(const char *v, char *err, size_t errlen);
 static int check_regex(const char *v, char *err, size_t errlen);
 static int check_redis_url(const char *v, char *err, size_t errlen);
 static int check_nonempty(const char *v, char *err, size_t errlen);
+static int check_given(const char *v, char *err, size_t errlen);
 
 static const cfg_choice_t transport_choices[] = {
     {"polling", SIO_TRANSPORT_POLLING},
@@ -116,6 +119,11 @@ static const cfg_entry_t cfg_table[] = {
     {"max-queue", "SOCKEYE_MAX_QUEUE", CFG_SIZE, "10000", "FRAMES",
      "Frames queued for one client before it is disconnected.", OFF(srv.max_queue), 1, 0, NULL,
      NULL, 0},
+    /* Bytes too: 10,000 frames of 1 MB would be 10 GB held for one slow client. A replay
+     * after recovery counts against neither bound (eio.h, EIO_SEND_BACKLOG). */
+    {"max-queue-bytes", "SOCKEYE_MAX_QUEUE_BYTES", CFG_SIZE, "16777216", "BYTES",
+     "Bytes of those frames queued for one client before it is disconnected.",
+     OFF(srv.max_queue_bytes), 1, 0, NULL, NULL, 0},
     {"recovery", "SOCKEYE_RECOVERY", CFG_BOOL, "on", "BOOL",
      "Connection state recovery: a client that reconnects in time gets what it missed.",
      OFF(srv.recovery), 0, 0, NULL, NULL, 0},
@@ -123,8 +131,9 @@ static const cfg_entry_t cfg_table[] = {
      "How long a disconnected session stays recoverable (maxDisconnectionDuration).",
      OFF(srv.recovery_window_ms), 1, UINT_MAX, NULL, NULL, 0},
     {"recovery-skip-middlewares", "SOCKEYE_RECOVERY_SKIP_MIDDLEWARES", CFG_BOOL, "on", "BOOL",
-     "Skip connection middlewares for a recovered session.", OFF(srv.recovery_skip_middlewares), 0,
-     0, NULL, NULL, 0},
+     "Skip connection middlewares for a recovered session (always off with a JWT key: a "
+     "recovered client presents its token again).",
+     OFF(srv.recovery_skip_middlewares), 0, 0, NULL, NULL, 0},
     {"namespace", "SOCKEYE_NAMESPACE", CFG_LIST, "/chat", "NSP",
      "Namespaces served besides / (which always exists); repeatable or comma list.",
      OFF(namespaces), 0, 0, NULL, check_namespace, 0},
@@ -153,6 +162,34 @@ static const cfg_entry_t cfg_table[] = {
     {"ask-timeout", "SOCKEYE_ASK_TIMEOUT", CFG_UINT, "5000", "MS",
      "How long the ask event waits for the client's ack.", OFF(ask_timeout_ms), 1, UINT_MAX, NULL,
      NULL, 0},
+    {"max-rooms-per-socket", "SOCKEYE_MAX_ROOMS_PER_SOCKET", CFG_UINT, "1000", "COUNT",
+     "Rooms a socket may be in (its own id room aside) for its join event to succeed, "
+     "else {ok:false,error:\"too many rooms\"}; 0 = no limit. Joins by the server or from a "
+     "token are never refused, but count.",
+     OFF(max_rooms_per_socket), 0, 0, NULL, NULL, 0},
+    /* Authentication (README "Authentication"). No default is ever shown for a key:
+     * they have none, and --help must not echo one taken from the environment. */
+    {"jwt-secret", "SOCKEYE_JWT_SECRET", CFG_STRING, NULL, "SECRET",
+     "HS256: every client must send auth.token, a JWT signed with this shared secret (32 or "
+     "more random bytes). A flag shows in ps: prefer the variable or --jwt-secret-file.",
+     OFF(jwt_secret), 0, 0, NULL, check_given, 0},
+    {"jwt-secret-file", "SOCKEYE_JWT_SECRET_FILE", CFG_STRING, NULL, "FILE",
+     "HS256 as --jwt-secret, the secret read from FILE (trailing newlines ignored).",
+     OFF(jwt_secret_file), 0, 0, NULL, check_given, 0},
+    {"jwt-public-key", "SOCKEYE_JWT_PUBLIC_KEY", CFG_STRING, NULL, "FILE",
+     "RS256: every client must send auth.token, a JWT verified with this PEM public key "
+     "(-----BEGIN PUBLIC KEY-----, RSA of 2048 bits or more).",
+     OFF(jwt_public_key), 0, 0, NULL, check_given, 0},
+    {"jwt-issuer", "SOCKEYE_JWT_ISSUER", CFG_STRING, NULL, "NAME",
+     "With a JWT key: the token's iss claim must be exactly NAME; unset = not checked.",
+     OFF(jwt_issuer), 0, 0, NULL, NULL, CFG_NULLABLE},
+    {"jwt-audience", "SOCKEYE_JWT_AUDIENCE", CFG_STRING, NULL, "NAME",
+     "With a JWT key: the token's aud claim (a string or an array) must name NAME; unset = not "
+     "checked.",
+     OFF(jwt_audience), 0, 0, NULL, NULL, CFG_NULLABLE},
+    {"jwt-leeway", "SOCKEYE_JWT_LEEWAY", CFG_UINT, "30", "SECONDS",
+     "Clock skew allowed when checking the token's exp and nbf claims.", OFF(jwt_leeway_s), 0, 3600,
+     NULL, NULL, 0},
     {"www-dir", "SOCKEYE_WWW_DIR", CFG_STRING, "", "DIR",
      "Directory holding index.html for GET /; empty = the one the binary was built with.",
      OFF(www_dir), 0, 0, NULL, NULL, 0},
@@ -164,8 +201,8 @@ static const cfg_entry_t cfg_table[] = {
      "unix:///path[?db=N]; unset = a single node.",
      OFF(redis_url), 0, 0, NULL, check_redis_url, CFG_NULLABLE},
     /* The same setting under the name Redis clients and the env convention use. */
-    {"redis-url", "SOCKEYE_REDIS_URL", CFG_STRING, NULL, "URL", "Same as --redis.",
-     OFF(redis_url), 0, 0, NULL, check_redis_url, CFG_NULLABLE},
+    {"redis-url", "SOCKEYE_REDIS_URL", CFG_STRING, NULL, "URL", "Same as --redis.", OFF(redis_url),
+     0, 0, NULL, check_redis_url, CFG_NULLABLE},
     {"redis-key-prefix", "SOCKEYE_REDIS_KEY_PREFIX", CFG_STRING, "sockeye", "PREFIX",
      "Prefix of the keys Sockeye keeps in Redis (node registry, sessions, streams).",
      OFF(redis_key_prefix), 0, 0, NULL, check_nonempty, 0},
@@ -537,6 +574,17 @@ static int check_nonempty(const char *v, char *err, size_t errlen)
     return 0;
 }
 
+/* Keys fail closed: an empty SOCKEYE_JWT_SECRET from a broken template must not
+ * quietly turn authentication off. The value itself is never quoted. */
+static int check_given(const char *v, char *err, size_t errlen)
+{
+    if (v[0] == '\0') {
+        errf(err, errlen, "an empty value is not allowed (unset it to turn authentication off)");
+        return -1;
+    }
+    return 0;
+}
+
 /* ---------------------------------------------------------------- public */
 
 void sio_node_config_init(sio_node_config_t *cfg)
@@ -564,6 +612,8 @@ void sio_node_config_init(sio_node_config_t *cfg)
 
 void sio_node_config_free(sio_node_config_t *cfg)
 {
+    if (cfg->jwt_secret != NULL)
+        OPENSSL_cleanse(cfg->jwt_secret, strlen(cfg->jwt_secret));
     for (size_t i = 0; i < CFG_COUNT; i++) {
         const cfg_entry_t *e = &cfg_table[i];
 
@@ -689,6 +739,103 @@ int sio_node_config_check(const sio_node_config_t *cfg, char *err, size_t errlen
         errf(err, errlen, "--host: an address is required");
         return SIO_EINVAL;
     }
+    int keys =
+        (cfg->jwt_secret != NULL) + (cfg->jwt_secret_file != NULL) + (cfg->jwt_public_key != NULL);
+    if (keys > 1) {
+        errf(err, errlen,
+             "--jwt-secret, --jwt-secret-file and --jwt-public-key are exclusive: "
+             "give one key");
+        return SIO_EINVAL;
+    }
+    /* Checks with no key to check against would read as "auth is on" and not be. */
+    if (keys == 0 && (cfg->jwt_issuer != NULL || cfg->jwt_audience != NULL)) {
+        errf(err, errlen,
+             "--jwt-issuer and --jwt-audience need a key (--jwt-secret, "
+             "--jwt-secret-file or --jwt-public-key)");
+        return SIO_EINVAL;
+    }
+    return SIO_OK;
+}
+
+#define KEY_FILE_MAX (64 * 1024) /* a PEM RSA-16384 public key is about 3 KB */
+
+/* Reads a small key file whole. NULL with the reason in err. */
+static char *read_key_file(const char *flag, const char *path, size_t *len, char *err,
+                           size_t errlen)
+{
+    FILE *fp = fopen(path, "rb");
+    char *buf;
+    size_t n;
+
+    if (fp == NULL) {
+        errf(err, errlen, "--%s: cannot read %s: %s", flag, path, strerror(errno));
+        return NULL;
+    }
+    buf = sio_malloc(KEY_FILE_MAX + 1);
+    n = fread(buf, 1, KEY_FILE_MAX + 1, fp);
+    if (ferror(fp) || n > KEY_FILE_MAX) {
+        errf(err, errlen, ferror(fp) ? "--%s: cannot read %s" : "--%s: %s is over 64 KiB", flag,
+             path);
+        OPENSSL_cleanse(buf, KEY_FILE_MAX + 1);
+        sio_free(buf);
+        fclose(fp);
+        return NULL;
+    }
+    fclose(fp);
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+int sio_node_config_auth(sio_node_config_t *cfg, sio_jwt_t **out, char *err, size_t errlen)
+{
+    sio_jwt_config_t jc = {
+        .alg = SIO_JWT_HS256,
+        .issuer = cfg->jwt_issuer,
+        .audience = cfg->jwt_audience,
+        .leeway_s = cfg->jwt_leeway_s,
+    };
+    const char *flag;
+    char *file = NULL, why[200];
+    size_t len = 0;
+
+    *out = NULL;
+    if (cfg->jwt_secret != NULL) {
+        flag = "jwt-secret";
+        jc.key = cfg->jwt_secret;
+        jc.key_len = strlen(cfg->jwt_secret);
+    } else if (cfg->jwt_secret_file != NULL) {
+        flag = "jwt-secret-file";
+        if ((file = read_key_file(flag, cfg->jwt_secret_file, &len, err, errlen)) == NULL)
+            return SIO_EINVAL;
+        /* `echo secret > file` and Kubernetes secrets end with a newline nobody meant. */
+        while (len > 0 && (file[len - 1] == '\n' || file[len - 1] == '\r'))
+            len--;
+        jc.key = file;
+        jc.key_len = len;
+    } else if (cfg->jwt_public_key != NULL) {
+        flag = "jwt-public-key";
+        if ((file = read_key_file(flag, cfg->jwt_public_key, &len, err, errlen)) == NULL)
+            return SIO_EINVAL;
+        jc.alg = SIO_JWT_RS256;
+        jc.key = file;
+        jc.key_len = len;
+    } else {
+        return SIO_OK;
+    }
+    *out = sio_jwt_new(&jc, why, sizeof(why));
+    if (file != NULL) {
+        OPENSSL_cleanse(file, KEY_FILE_MAX + 1);
+        sio_free(file);
+    }
+    if (*out == NULL) {
+        if (cfg->jwt_public_key != NULL)
+            errf(err, errlen, "--%s %s: %s", flag, cfg->jwt_public_key, why);
+        else
+            errf(err, errlen, "--%s: %s", flag, why);
+        return SIO_EINVAL;
+    }
+    cfg->srv.recovery_skip_middlewares = 0;
     return SIO_OK;
 }
 

@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "jwt.h"
 #include "sockeye.h"
 
 typedef enum sio_log_level {
@@ -51,6 +52,13 @@ typedef struct sio_node_config {
     char *redis_channel_prefix;        /* pub/sub channels (@socket.io/redis-adapter's key) */
     unsigned redis_request_timeout_ms; /* cluster requests */
     int log_level;                     /* sio_log_level_t */
+    char *jwt_secret;                  /* HS256 shared secret; NULL = none */
+    char *jwt_secret_file;             /* HS256 secret read from this file; NULL = none */
+    char *jwt_public_key;              /* RS256 PEM public key file; NULL = none */
+    char *jwt_issuer;                  /* required "iss", NULL = not checked */
+    char *jwt_audience;                /* required "aud", NULL = not checked */
+    unsigned jwt_leeway_s;             /* clock skew allowed on exp/nbf */
+    unsigned max_rooms_per_socket;     /* client joins beyond this are refused; 0 = no limit */
 } sio_node_config_t;
 
 /* What the caller should do after parsing. Errors are the negative sio_err_t. */
@@ -82,6 +90,16 @@ int sio_node_config_argv(sio_node_config_t *cfg, int argc, char **argv, char *er
 
 /* Checks the combination of values (e.g. no transport at all). SIO_EINVAL + err. */
 int sio_node_config_check(const sio_node_config_t *cfg, char *err, size_t errlen);
+
+/* The token verifier the configuration asks for, built once at start-up: *out is
+ * NULL when no JWT key is configured (authentication off), else a verifier the caller
+ * frees with sio_jwt_free. Reads --jwt-secret-file / --jwt-public-key now (secrets are
+ * wiped from the read buffer afterwards). With a key it also turns
+ * recovery_skip_middlewares off: a recovered client must present a valid token too,
+ * and the token check is a middleware. Call after sio_node_config_check. SIO_EINVAL
+ * with a one-line reason in err (unreadable file, not a public key, empty secret ...);
+ * the reason never quotes a secret. */
+int sio_node_config_auth(sio_node_config_t *cfg, sio_jwt_t **out, char *err, size_t errlen);
 
 /* Writes the usage text listing every table entry, with env names and defaults. */
 void sio_node_config_help(FILE *out, const char *prog);

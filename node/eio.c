@@ -69,9 +69,15 @@ void eio_random_id(char out[21])
 
 /* ---------------------------------------------------------------- queue */
 
-static int eio__queue_push(eio_queue_t *q, sio_frame_t *f, unsigned flags, size_t max)
+/* Bounded by frames and by bytes, the backlog excepted (EIO_SEND_BACKLOG). Bytes count
+ * each reference: a broadcast frame is shared, but a client that holds it back holds it
+ * alive, and the bound is about what one client may pin. */
+static int eio__queue_push(eio_queue_t *q, sio_frame_t *f, unsigned flags, size_t max,
+                           size_t max_bytes)
 {
-    if (!(flags & EIO_SEND_BACKLOG) && q->len - q->backlog >= max)
+    if (!(flags & EIO_SEND_BACKLOG) &&
+        (q->len - q->backlog >= max || q->bytes - q->backlog_bytes > max_bytes - f->len ||
+         f->len > max_bytes))
         return -1;
     if (q->len == q->cap) {
         size_t ncap = q->cap ? q->cap * 2 : 8;
@@ -85,8 +91,11 @@ static int eio__queue_push(eio_queue_t *q, sio_frame_t *f, unsigned flags, size_
     }
     q->buf[(q->head + q->len) & (q->cap - 1)] = (eio_qent_t){f, flags};
     q->len++;
-    if (flags & EIO_SEND_BACKLOG)
+    q->bytes += f->len;
+    if (flags & EIO_SEND_BACKLOG) {
         q->backlog++;
+        q->backlog_bytes += f->len;
+    }
     return 0;
 }
 
@@ -99,8 +108,11 @@ sio_frame_t *eio__queue_pop(eio_queue_t *q, unsigned *flags)
     e = q->buf[q->head];
     q->head = (q->head + 1) & (q->cap - 1);
     q->len--;
-    if (e.flags & EIO_SEND_BACKLOG)
+    q->bytes -= e.f->len;
+    if (e.flags & EIO_SEND_BACKLOG) {
         q->backlog--;
+        q->backlog_bytes -= e.f->len;
+    }
     if (flags != NULL)
         *flags = e.flags;
     return e.f;
@@ -142,6 +154,8 @@ eio_server_t *eio_server_new(uv_loop_t *loop, const eio_config_t *cfg, const eio
         srv->cfg.max_payload = 1000000;
     if (srv->cfg.max_queue == 0)
         srv->cfg.max_queue = 10000;
+    if (srv->cfg.max_queue_bytes == 0)
+        srv->cfg.max_queue_bytes = (size_t)16 << 20;
     if ((srv->cfg.transports & (SIO_TRANSPORT_POLLING | SIO_TRANSPORT_WEBSOCKET)) == 0)
         srv->cfg.transports = SIO_TRANSPORT_POLLING | SIO_TRANSPORT_WEBSOCKET;
 
@@ -321,7 +335,7 @@ eio_session_t *eio__session_open(eio_server_t *srv, int transport, eio_handshake
                      ? "[\"websocket\"]"
                      : "[]",
                  srv->cfg.ping_interval_ms, srv->cfg.ping_timeout_ms, srv->cfg.max_payload);
-    eio__queue_push(&s->q, sio_frame_from(open, (size_t)n, 0), 0, (size_t)-1);
+    eio__queue_push(&s->q, sio_frame_from(open, (size_t)n, 0), 0, (size_t)-1, (size_t)-1);
 
     /* the request that opened the session carries the open packet */
     c->s = s;
@@ -620,7 +634,7 @@ int eio_session_send(eio_session_t *s, sio_frame_t *f, unsigned flags)
         if (!writable)
             return SIO_EBUSY;
     }
-    if (eio__queue_push(&s->q, f, flags, s->srv->cfg.max_queue) != 0) {
+    if (eio__queue_push(&s->q, f, flags, s->srv->cfg.max_queue, s->srv->cfg.max_queue_bytes) != 0) {
         eio__session_close(s, "transport error", EIO_CLOSE_ERROR);
         return SIO_ECLOSED;
     }

@@ -34,6 +34,7 @@ typedef struct eio_config {
     int cors_credentials;
     int per_message_deflate;
     size_t max_queue;            /* queued frames before the session is closed */
+    size_t max_queue_bytes;      /* queued payload bytes before the session is closed */
 } eio_config_t;
 
 typedef struct eio_callbacks {

@@ -72,6 +72,8 @@ typedef struct eio_queue {
     size_t head;    /* index of the oldest frame */
     size_t len;     /* frames queued */
     size_t backlog; /* of which sent with EIO_SEND_BACKLOG */
+    size_t bytes;   /* payload bytes queued (a shared frame counts in every queue) */
+    size_t backlog_bytes;
 } eio_queue_t;
 
 /* One per lws connection (lws allocates and zeroes it: the protocol's per-session

@@ -44,6 +44,7 @@ typedef struct node {
     sio_node_config_t cfg;
     sio_server_t *srv;
     sio_app_t *app;
+    sio_jwt_t *jwt;     /* NULL = no authentication */
     uv_signal_t sig[2]; /* SIGTERM, SIGINT */
     uv_timer_t drain;
     int draining;
@@ -287,6 +288,11 @@ static void route_metrics(node_t *n, sio_http_res_t *res)
               "invalid room).\n# TYPE sockeye_app_refused_total counter\n"
               "sockeye_app_refused_total %llu\n",
               (unsigned long long)st->refused);
+    sb_printf(&b,
+              "# HELP sockeye_app_unauthorized_total Connections refused for their token.\n"
+              "# TYPE sockeye_app_unauthorized_total counter\n"
+              "sockeye_app_unauthorized_total %llu\n",
+              (unsigned long long)st->unauthorized);
     route_metrics_redis(n, &b);
     sb_printf(&b,
               "# HELP sockeye_draining 1 while the node shuts down.\n"
@@ -416,6 +422,8 @@ static int install_app(node_t *n)
         .n_relay_events = c->relay_events.n,
         .broadcast_events = (const char *const *)c->broadcast_events.v,
         .n_broadcast_events = c->broadcast_events.n,
+        .max_rooms_per_socket = c->max_rooms_per_socket,
+        .jwt = n->jwt,
     };
     int rc;
 
@@ -517,6 +525,8 @@ int main(int argc, char **argv)
         rc = sio_node_config_argv(&n->cfg, argc, argv, err, sizeof(err));
     if (rc == SIO_CFG_RUN)
         rc = sio_node_config_check(&n->cfg, err, sizeof(err));
+    if (rc == SIO_CFG_RUN)
+        rc = sio_node_config_auth(&n->cfg, &n->jwt, err, sizeof(err));
     switch (rc) {
     case SIO_CFG_RUN:
         break;
@@ -538,6 +548,9 @@ int main(int argc, char **argv)
         return EXIT_BAD_CONFIG;
     }
     log_level = n->cfg.log_level;
+    if (n->jwt != NULL)
+        node_log(SIO_LOG_INFO, "clients must present a %s token (auth.token)",
+                 sio_jwt_alg_name(sio_jwt_alg(n->jwt)));
 
     n->loop = uv_default_loop();
     n->started_ms = uv_now(n->loop);
@@ -545,6 +558,7 @@ int main(int argc, char **argv)
     if (n->srv == NULL) {
         fprintf(stderr, "%s: the server refused this configuration\nTry '%s --help'.\n", prog,
                 prog);
+        sio_jwt_free(n->jwt);
         sio_node_config_free(&n->cfg);
         uv_loop_close(n->loop);
         return EXIT_BAD_CONFIG;
@@ -572,6 +586,7 @@ int main(int argc, char **argv)
 
     sio_server_free(n->srv);
     sio_app_free(n->app);
+    sio_jwt_free(n->jwt);
     file_free(&n->index);
     file_free(&n->client);
     sio_node_config_free(&n->cfg);

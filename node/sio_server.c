@@ -66,6 +66,7 @@ void sio_config_init(sio_config_t *cfg)
     cfg->cors_credentials = 0;
     cfg->per_message_deflate = 1;
     cfg->max_queue = 10000;
+    cfg->max_queue_bytes = (size_t)16 << 20;
     cfg->recovery = 1;
     cfg->recovery_window_ms = 120000;
     cfg->recovery_skip_middlewares = 1;
@@ -517,6 +518,7 @@ int sio_server_listen(sio_server_t *srv)
         .cors_credentials = srv->cfg.cors_credentials,
         .per_message_deflate = srv->cfg.per_message_deflate,
         .max_queue = srv->cfg.max_queue,
+        .max_queue_bytes = srv->cfg.max_queue_bytes,
     };
     eio_callbacks_t cb = {
         .ud = srv,

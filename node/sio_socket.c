@@ -227,6 +227,13 @@ int sio_socket_in_room(const sio_socket_t *s, const char *room)
     return adp_rooms_is_member(&s->nsp->adapter->rooms, s->id, room);
 }
 
+size_t sio_socket_room_count(const sio_socket_t *s)
+{
+    if (s == NULL || s->state == SIO_SOCK_CLOSED)
+        return 0;
+    return adp_rooms_of(&s->nsp->adapter->rooms, s->id, NULL, 0);
+}
+
 static void sio__socket_leave_all(sio_socket_t *s)
 {
     adp_leave_all(s->nsp->adapter, s->id);
@@ -355,6 +362,28 @@ static void sio__send_connect_error(sio_client_t *c, const char *nsp, const char
     sio_packet_free(p);
 }
 
+/* A recovered socket that will not be admitted (a middleware refused it: an expired
+ * token, say) took its session over for this attempt. Give it back as it was restored
+ * (rooms of the session, not those a middleware joined meanwhile), so that the next
+ * attempt, with a fresh token, still recovers, as Node keeps it; a write-through adapter
+ * also stops holding and refreshing it. */
+static void sio__socket_give_back(sio_socket_t *s, const adp_session_t *restored)
+{
+    adp_adapter_t *a = s->nsp->adapter;
+    adp_session_t back = {.sid = s->id,
+                          .pid = s->pid,
+                          .rooms = restored->rooms,
+                          .n_rooms = restored->n_rooms,
+                          .data = s->data};
+
+    if (back.pid == NULL)
+        return;
+    if (a->vt->session_close != NULL)
+        a->vt->session_close(a, &back, 1);
+    else if (a->vt->save_session != NULL)
+        a->vt->save_session(a, &back);
+}
+
 /* Middlewares, then the CONNECT reply (missed packets first on a restore), rooms
  * and the connection callback. The caller holds s. */
 static void sio__socket_admit(sio_socket_t *s, const adp_session_t *sess, sio_packet_t **missed,
@@ -373,12 +402,16 @@ static void sio__socket_admit(sio_socket_t *s, const adp_session_t *sess, sio_pa
             if (s->state == SIO_SOCK_CLOSED) {
                 sio_free(err.message);
                 cJSON_Delete(err.data);
+                if (s->recovered && sess != NULL)
+                    sio__socket_give_back(s, sess);
                 return;
             }
             if (rc != 0) {
                 sio__send_connect_error(
                     c, nsp->name, err.message != NULL ? err.message : "Not authorized", err.data);
                 sio_free(err.message);
+                if (s->recovered && sess != NULL)
+                    sio__socket_give_back(s, sess);
                 sio__socket_close(s, NULL, 0);
                 return;
             }
@@ -388,8 +421,11 @@ static void sio__socket_admit(sio_socket_t *s, const adp_session_t *sess, sio_pa
     }
     /* Closing already (a middleware closed the connection): the engine's close
      * will drop the socket; it never becomes connected. */
-    if (!sio__client_usable(c))
+    if (!sio__client_usable(c)) {
+        if (s->recovered && sess != NULL)
+            sio__socket_give_back(s, sess);
         return;
+    }
     s->state = SIO_SOCK_CONNECTED;
     sio_map_put(&nsp->sockets, s->id, s);
     uv_timer_stop(&c->connect_timer);

@@ -5,7 +5,8 @@
  * every message (text or binary) goes back unchanged on its session.
  *
  *   example-eio_echo [--host 127.0.0.1] [--port 3000] [--deflate] [--max-queue N]
- *                    [--cors ORIGINS] [--cors-credentials] [--upgrade-timeout MS]
+ *                    [--max-queue-bytes N] [--cors ORIGINS] [--cors-credentials] [--upgrade-timeout
+ * MS]
  *                    [--test-hooks]
  *
  * Prints "listening on HOST:PORT" once bound (--port 0 picks a free port) and exits
@@ -137,7 +138,8 @@ static void on_signal(uv_signal_t *h, int signum)
 static void usage(const char *argv0)
 {
     fprintf(stderr,
-            "usage: %s [--host ADDR] [--port N] [--deflate] [--max-queue N] [--cors ORIGINS]\n"
+            "usage: %s [--host ADDR] [--port N] [--deflate] [--max-queue N]\n"
+            "          [--max-queue-bytes N] [--cors ORIGINS]\n"
             "          [--cors-credentials] [--upgrade-timeout MS] [--test-hooks]\n",
             argv0);
 }
@@ -146,7 +148,7 @@ int main(int argc, char **argv)
 {
     const char *host = "127.0.0.1", *cors = "*";
     int port = 3000, deflate = 0, cors_credentials = 0, rc;
-    long max_queue = 10000, upgrade_timeout = 10000;
+    long max_queue = 10000, upgrade_timeout = 10000, max_queue_bytes = 16L << 20;
     uv_loop_t loop;
 
     for (int i = 1; i < argc; i++) {
@@ -171,6 +173,12 @@ int main(int argc, char **argv)
         } else if (strcmp(argv[i], "--upgrade-timeout") == 0 && i + 1 < argc) {
             upgrade_timeout = strtol(argv[++i], NULL, 10);
             if (upgrade_timeout <= 0) {
+                usage(argv[0]);
+                return 2;
+            }
+        } else if (strcmp(argv[i], "--max-queue-bytes") == 0 && i + 1 < argc) {
+            max_queue_bytes = strtol(argv[++i], NULL, 10);
+            if (max_queue_bytes <= 0) {
                 usage(argv[0]);
                 return 2;
             }
@@ -200,6 +208,7 @@ int main(int argc, char **argv)
         .cors_credentials = cors_credentials,
         .per_message_deflate = deflate,
         .max_queue = (size_t)max_queue,
+        .max_queue_bytes = (size_t)max_queue_bytes,
     };
     eio_callbacks_t cb = {.on_open = on_open, .on_message = on_message, .on_close = on_close};
 

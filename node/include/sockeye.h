@@ -91,6 +91,7 @@ typedef struct sio_config {
     int cors_credentials;          /* send Access-Control-Allow-Credentials */
     int per_message_deflate;       /* negotiate permessage-deflate, default 1 */
     size_t max_queue;              /* frames queued per client before it is closed, default 10000 */
+    size_t max_queue_bytes;        /* bytes of those frames before it is closed, default 16 MiB */
     int recovery;                  /* connection state recovery, default 1 */
     unsigned recovery_window_ms;   /* maxDisconnectionDuration, default 120000 */
     int recovery_skip_middlewares; /* default 1 */
@@ -192,6 +193,8 @@ void sio_socket_set_userdata(sio_socket_t *s, void *p);
 int sio_socket_join(sio_socket_t *s, const char *room);
 int sio_socket_leave(sio_socket_t *s, const char *room);
 int sio_socket_in_room(const sio_socket_t *s, const char *room);
+/* Rooms s is in, its own id room included (0 once closed). */
+size_t sio_socket_room_count(const sio_socket_t *s);
 
 void sio_socket_on(sio_socket_t *s, const char *event, sio_event_cb cb, void *ud);
 /* Called for events that have no handler of their own. */

@@ -646,6 +646,20 @@ test("a send queue over max_queue closes the session", async () => {
   assert.equal((await poll(sid)).status, 400);
 });
 
+test("a send queue over max_queue_bytes closes the session", async () => {
+  const small = await startSockeye(["--test-hooks", "--max-queue-bytes", "100"], { bin: ECHO });
+  try {
+    const sid = await handshake(small);
+    assert.equal((await post(sid, "4__flood:49", small)).text, "ok"); // 49 x "4x": 98 bytes
+    const g = await poll(sid, small);
+    assert.equal(g.text.split(RS).length, 49);
+    assert.equal((await post(sid, "4__flood:51", small)).text, "ok"); // 102 bytes: over
+    assert.equal((await poll(sid, small)).status, 400);
+  } finally {
+    assert.equal((await stopProc(small.proc)).code, 0, small.stderr());
+  }
+});
+
 test("handshake facts are kept on the session", async () => {
   const r = await http(srv, eioPath("EIO=4&transport=polling&foo=b%20ar&x=1%262"), {
     headers: { "x-forwarded-for": "10.1.2.3", "user-agent": "sockeye-test" },
