@@ -18,8 +18,14 @@
 # run-baseline.sh starts its redis-server (free port from 6390) and the nodes, and
 # stops them by PID on exit.
 #
+# MODE=streams measures the recoverable path instead: the reference on
+# @socket.io/redis-streams-adapter (`run-baseline.sh streams`), Sockeye with recovery on
+# (every broadcast is one FCALL sockeye_publish: stored in its streams, then published).
+# That table goes to tests/bench/results/cluster-streams-<date>.md.
+#
 # usage: bash tests/bench/cluster-pubsub.sh
-# env:   SERVERS="ref sockeye"   which halves to run (the table needs both)
+# env:   MODE=pubsub                pubsub (classic adapters) or streams (recovery on)
+#        SERVERS="ref sockeye"   which halves to run (the table needs both)
 #        PORTS="5011 5012"       the two nodes' ports
 #        QUICK=1                 smoke run: 3 s fan-out, one 3 s sweep step
 #        SWEEP_RATES="2000 3000 5000 10000"  FANOUT_S=20  SWEEP_S=10
@@ -38,6 +44,12 @@ die() {
 }
 
 SERVERS=${SERVERS:-ref sockeye}
+MODE=${MODE:-pubsub}
+case $MODE in
+pubsub) RECOVERY_FLAG=" --recovery off" REF_DESC="@socket.io/redis-adapter 8.3.0" ;;
+streams) RECOVERY_FLAG="" REF_DESC="@socket.io/redis-streams-adapter 0.3.1, recovery on" ;;
+*) die "MODE must be pubsub or streams" ;;
+esac
 PORTS=${PORTS:-5011 5012}
 STEP_TIMEOUT=${STEP_TIMEOUT:-1200}
 if [ -n "${QUICK:-}" ]; then
@@ -100,16 +112,16 @@ run_cluster() { # $1 label, $2 NODE_CMD template ("" = the reference's own)
     for p in $PORTS; do
         port_busy "$p" && die "port $p is in use (set PORTS)"
     done
-    log "$label: ${cmd:-run-baseline.sh pubsub (reference)}  (steps: $STEPS; sweep $SWEEP_RATES)"
+    log "$label: ${cmd:-run-baseline.sh $MODE (reference)}  (steps: $STEPS; sweep $SWEEP_RATES)"
     # run-baseline.sh stops its nodes and redis by PID on exit, also on SIGTERM from timeout
     LABEL=$label OUT="$WORK/results/$label.jsonl" NODE_CMD=$cmd \
-        timeout --kill-after=10 "$STEP_TIMEOUT" bash "$WORK/run-baseline.sh" pubsub \
+        timeout --kill-after=10 "$STEP_TIMEOUT" bash "$WORK/run-baseline.sh" "$MODE" \
         >"$WORK/$label.table.md" 2>"$WORK/$label.log" || rc=$?
     grep -E '^\[|  (fanout|sweep)-' "$WORK/$label.log" >&2 || true
     [ "$rc" -eq 0 ] || die "$label run failed (exit $rc); see $WORK/$label.log"
 }
 
-SOCKEYE_CMD="$(printf '%q' "${SOCKEYE_BIN:-}") --host 127.0.0.1 --port {port} --redis redis://{redis} --recovery off"
+SOCKEYE_CMD="$(printf '%q' "${SOCKEYE_BIN:-}") --host 127.0.0.1 --port {port} --redis redis://{redis}$RECOVERY_FLAG"
 for s in $SERVERS; do
     case $s in
     ref) run_cluster ref "" ;;
@@ -122,25 +134,25 @@ done
 OUTDIR=$ROOT/tests/bench/results
 mkdir -p "$OUTDIR"
 stamp=$(date +%Y-%m-%d)
-md=$OUTDIR/cluster-pubsub-$stamp.md
+md=$OUTDIR/cluster-$MODE-$stamp.md
 files=()
 for s in $SERVERS; do
-    cp "$WORK/results/$s.jsonl" "$OUTDIR/cluster-pubsub-$stamp.$s.jsonl"
+    cp "$WORK/results/$s.jsonl" "$OUTDIR/cluster-$MODE-$stamp.$s.jsonl"
     files+=("$s.jsonl")
 done
 commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 {
-    echo "# Cluster (Redis pub/sub): Sockeye vs the Node.js reference ($stamp)"
+    echo "# Cluster (Redis, $MODE): Sockeye vs the Node.js reference ($stamp)"
     echo
-    echo "Produced by \`bash tests/bench/cluster-pubsub.sh\` at commit $commit on $(nproc) cores"
+    echo "Produced by \`MODE=$MODE bash tests/bench/cluster-pubsub.sh\` at commit $commit on $(nproc) cores"
     echo "($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'))."
     echo "Loadgen, both nodes and redis-server share these cores; loopback, ports $PORTS."
-    echo "Reference: \`run-baseline.sh pubsub\`: 2 × \`node ref-server.js --adapter pubsub\`"
-    echo "(socket.io 4.8.4, @socket.io/redis-adapter 8.3.0, node-redis 4.7.1)."
-    echo "Sockeye: 2 × \`sockeye --host 127.0.0.1 --port {port} --redis redis://{redis} --recovery off\`."
+    echo "Reference: \`run-baseline.sh $MODE\`: 2 × \`node ref-server.js --adapter $MODE\`"
+    echo "(socket.io 4.8.4, $REF_DESC, node-redis 4.7.1)."
+    echo "Sockeye: 2 × \`sockeye --host 127.0.0.1 --port {port} --redis redis://{redis}$RECOVERY_FLAG\`."
     echo "Fan-out: $FANOUT_SUBS subs over both nodes, $ROOMS rooms, $PUBS pubs, $FANOUT_RATE msgs/s for"
     echo "$FANOUT_S s; sweep: $SWEEP_RATES msgs/s, $SWEEP_S s each; event $EVENT on $NSP."
-    echo "Raw results: cluster-pubsub-$stamp.<server>.jsonl beside this file."
+    echo "Raw results: cluster-$MODE-$stamp.<server>.jsonl beside this file."
     echo
     (cd "$WORK/results" && node "$WORK/summarize.js" "${files[@]}")
 } >"$md"
