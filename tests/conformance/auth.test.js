@@ -11,8 +11,7 @@ const fs = require("node:fs");
 const os = require("node:os");
 const path = require("node:path");
 const { spawn } = require("node:child_process");
-const { io } = require("socket.io-client");
-const { startSockeye, stopProc, once, until, refused, ack, BIN } = require("../lib/harness");
+const { startSockeye, stopProc, once, until, refused, ack, clientSet, BIN } = require("../lib/harness");
 
 const T = 5000; // bound on any single wait
 const CASE = { timeout: 30000 };
@@ -50,27 +49,11 @@ function rs256(claims, privateKey) {
 
 // ---------------------------------------------------------------- helpers
 
-const live = new Set();
+const clients = clientSet({ timeout: T });
+const closeAll = clients.closeAll;
 
 function client(url, token, mode = MODES[0], opts = {}) {
-  const s = io(url, {
-    forceNew: true,
-    reconnection: false,
-    timeout: T,
-    ...(token === undefined ? {} : { auth: { token } }),
-    ...mode.opts,
-    ...opts,
-  });
-  live.add(s);
-  return s;
-}
-
-function closeAll() {
-  for (const s of live) {
-    s.io.reconnection(false);
-    s.disconnect();
-  }
-  live.clear();
+  return clients.open(url, { ...(token === undefined ? {} : { auth: { token } }), ...mode.opts, ...opts });
 }
 
 // Resolves with s once connected; rejects with its connect_error or after T.

@@ -10,8 +10,8 @@ const fs = require("node:fs");
 const net = require("node:net");
 const path = require("node:path");
 const { spawn } = require("node:child_process");
-const { io, Manager } = require("socket.io-client");
-const { startSockeye, stopProc, once, until, refused, ack, record, norm, BIN } = require("../lib/harness");
+const { Manager } = require("socket.io-client");
+const { startSockeye, stopProc, once, until, refused, ack, record, norm, clientSet, BIN } = require("../lib/harness");
 
 const T = 5000; // bound on any single wait
 const CASE = { timeout: 30000 };
@@ -24,26 +24,11 @@ const MODES = [
 
 // ---------------------------------------------------------------- helpers
 
-const live = new Set();
+const clients = clientSet({ timeout: T });
+const closeAll = clients.closeAll;
 
 function client(url, nsp, mode, opts = {}) {
-  const s = io(url + (nsp === "/" ? "" : nsp), {
-    forceNew: true,
-    reconnection: false,
-    timeout: T,
-    ...mode.opts,
-    ...opts,
-  });
-  live.add(s);
-  return s;
-}
-
-function closeAll() {
-  for (const s of live) {
-    s.io.reconnection(false);
-    s.disconnect();
-  }
-  live.clear();
+  return clients.open(url + (nsp === "/" ? "" : nsp), { ...mode.opts, ...opts });
 }
 
 // Resolves once s is connected (and, for the upgrade mode, on websocket); rejects on
@@ -299,7 +284,7 @@ describe("standard application with the official client", () => {
         const m = new Manager(node.url, { reconnection: false, timeout: T, ...mode.opts });
         const root = m.socket("/");
         const chat = m.socket("/chat");
-        live.add(root).add(chat);
+        clients.add(root, chat);
         root.connect();
         chat.connect();
         await Promise.all([connected(root, mode), connected(chat, mode)]);
@@ -379,6 +364,40 @@ function cut(s) {
 }
 
 describe("connection state recovery", () => {
+  // Two clients of node in one room: a, whose bcast numbers land in got, and b, the
+  // publisher, whose own copies land in mine. cutA() cuts a's transport (no reconnection)
+  // and waits until the server saw it go.
+  async function pair(node, name, mode = MODES[0]) {
+    const r = room(name);
+    const a = await connected(client(node.url, "/", mode), mode);
+    const b = await connected(client(node.url, "/", MODES[0]), MODES[0]);
+    const got = [];
+    const mine = [];
+    a.on("bcast", (_room, n) => got.push(n));
+    b.on("bcast", (_room, n) => mine.push(n));
+    await Promise.all([ack(a, "join", r), ack(b, "join", r)]);
+    const cutA = async () => {
+      a.io.reconnection(false);
+      const down = once(a, "disconnect");
+      cut(a);
+      await down;
+      await until(async () => (await sockets(node)) === 1, T, "the server to see a's disconnect");
+    };
+    // b publishes from..to-1 and waits for its own copies (they follow a's in order)
+    const publish = async (from, to) => {
+      for (let n = from; n < to; n++) b.emit("bcast", r, n);
+      await until(() => mine.length >= to, T, `b's own copies up to ${to}`);
+    };
+    return { r, a, b, got, mine, cutA, publish };
+  }
+
+  // Reconnects a cut client and resolves once it is connected again.
+  async function reconnect(a) {
+    const back = once(a, "connect");
+    a.connect();
+    await back;
+  }
+
   for (const mode of MODES) {
     describe(`over ${mode.name}`, () => {
       let node;
@@ -392,34 +411,13 @@ describe("connection state recovery", () => {
       afterEach(closeAll);
 
       it("a cut client gets exactly the events it missed, in order, recovered === true", CASE, async () => {
-        const r = room("rec");
-        const a = await connected(client(node.url, "/", mode), mode);
-        const b = await connected(client(node.url, "/", MODES[0]), MODES[0]);
-        const got = [];
-        a.on("bcast", (_room, n) => got.push(n));
-        const mine = [];
-        b.on("bcast", (_room, n) => mine.push(n));
-        await Promise.all([ack(a, "join", r), ack(b, "join", r)]);
+        const { a, got, cutA, publish } = await pair(node, "rec", mode);
         const idBefore = a.id;
-
-        const publish = async (from, to) => {
-          for (let n = from; n < to; n++) b.emit("bcast", r, n);
-          await until(() => mine.length === to, T, `b's own copies up to ${to}`);
-        };
         await publish(0, 5);
         await until(() => got.length === 5, T, "a's first five");
-
-        a.io.reconnection(false);
-        const down = once(a, "disconnect");
-        cut(a);
-        await down;
-        await until(async () => (await sockets(node)) === 1, T, "the server to see a's disconnect");
+        await cutA();
         await publish(5, 10); // a is away
-
-        a.io.reconnection(true);
-        const back = once(a, "connect");
-        a.connect();
-        await back;
+        await reconnect(a);
         assert.equal(a.recovered, true, "socket.recovered");
         assert.equal(a.id, idBefore, "a recovered session keeps its id");
         await publish(10, 15);
@@ -432,25 +430,11 @@ describe("connection state recovery", () => {
       // restores from the session's start, as the cluster does (issue 4).
       it("a new session is not recovered; a client that never received an event is", CASE,
         async () => {
-          const r = room("none");
-          const a = await connected(client(node.url, "/", mode), mode);
+          const { a, got, cutA, publish } = await pair(node, "none", mode);
           assert.notEqual(a.recovered, true, "a new session");
-          const b = await connected(client(node.url, "/", MODES[0]), MODES[0]);
-          const got = [];
-          a.on("bcast", (_room, n) => got.push(n));
-          const mine = [];
-          b.on("bcast", (_room, n) => mine.push(n));
-          await Promise.all([ack(a, "join", r), ack(b, "join", r)]);
-          a.io.reconnection(false);
-          const down = once(a, "disconnect");
-          cut(a);
-          await down;
-          await until(async () => (await sockets(node)) === 1, T, "the server to see a's disconnect");
-          for (let n = 0; n < 3; n++) b.emit("bcast", r, n); // a is away, never got one
-          await until(() => mine.length === 3, T, "b's own copies");
-          const back = once(a, "connect");
-          a.connect();
-          await back;
+          await cutA();
+          await publish(0, 3); // a is away, never got one
+          await reconnect(a);
           assert.equal(a.recovered, true, "no event received before the cut: still recovered");
           await until(() => got.length >= 3, T, "the missed events");
           await barrier(a);
@@ -463,28 +447,16 @@ describe("connection state recovery", () => {
     const WINDOW = 300;
     const node = await startSockeye(["--recovery-window", String(WINDOW)]);
     try {
-      const mode = MODES[0];
-      const r = room("expire");
-      const a = await connected(client(node.url, "/", mode), mode);
-      const b = await connected(client(node.url, "/", mode), mode);
-      const got = [];
-      a.on("bcast", (_room, n) => got.push(n));
-      await Promise.all([ack(a, "join", r), ack(b, "join", r)]);
-      b.emit("bcast", r, 0);
+      const { a, got, cutA, publish } = await pair(node, "expire");
+      await publish(0, 1);
       await until(() => got.length === 1, T, "a's first event"); // a now holds an offset
       const idBefore = a.id;
-      a.io.reconnection(false);
-      const down = once(a, "disconnect");
-      cut(a);
-      await down;
-      await until(async () => (await sockets(node)) === 1, T, "the server to see a's disconnect");
+      await cutA();
       const cutAt = Date.now();
-      b.emit("bcast", r, 1);
+      await publish(1, 2);
       // Time itself is under test here: wait out the window (twice, for timer slack).
-      await new Promise((res) => setTimeout(res, 2 * WINDOW - (Date.now() - cutAt)));
-      const back = once(a, "connect");
-      a.connect();
-      await back;
+      await new Promise((res) => setTimeout(res, Math.max(0, 2 * WINDOW - (Date.now() - cutAt))));
+      await reconnect(a);
       assert.notEqual(a.recovered, true, "recovered after the window");
       assert.notEqual(a.id, idBefore, "an expired session must not keep its id");
       await barrier(a);
@@ -500,28 +472,15 @@ describe("connection state recovery", () => {
     const WINDOW = 300;
     const node = await startSockeye(["--recovery-window", String(WINDOW)]);
     try {
-      const mode = MODES[0];
-      const r = room("quiet");
-      const a = await connected(client(node.url, "/", mode), mode);
-      const b = await connected(client(node.url, "/", mode), mode);
-      const got = [];
-      a.on("bcast", (_room, n) => got.push(n));
-      await Promise.all([ack(a, "join", r), ack(b, "join", r)]);
-      b.emit("bcast", r, 0);
+      const { a, got, cutA, publish } = await pair(node, "quiet");
+      await publish(0, 1);
       await until(() => got.length === 1, T, "a's first event");
       // Time itself is under test here: the offset a holds ages past the window.
       await new Promise((res) => setTimeout(res, 3 * WINDOW));
       const idBefore = a.id;
-      a.io.reconnection(false);
-      const down = once(a, "disconnect");
-      cut(a);
-      await down;
-      await until(async () => (await sockets(node)) === 1, T, "the server to see a's disconnect");
-      b.emit("bcast", r, 1);
-      await barrier(b);
-      const back = once(a, "connect");
-      a.connect();
-      await back;
+      await cutA();
+      await publish(1, 2);
+      await reconnect(a);
       assert.equal(a.recovered, true, "recovered within the window");
       assert.equal(a.id, idBefore);
       await until(() => got.length >= 2, T, "the missed event");
@@ -538,31 +497,13 @@ describe("connection state recovery", () => {
   it("a client that missed more than --max-queue events recovers them all", CASE, async () => {
     const node = await startSockeye(["--max-queue", "50"]);
     try {
-      const mode = MODES[0];
-      const r = room("many");
-      const a = await connected(client(node.url, "/", mode), mode);
-      const b = await connected(client(node.url, "/", mode), mode);
-      const got = [];
-      a.on("bcast", (_room, n) => got.push(n));
-      const mine = [];
-      b.on("bcast", (_room, n) => mine.push(n));
-      await Promise.all([ack(a, "join", r), ack(b, "join", r)]);
-      b.emit("bcast", r, 0);
+      const { a, got, cutA, publish } = await pair(node, "many");
+      await publish(0, 1);
       await until(() => got.length === 1, T, "a's first event");
-      a.io.reconnection(false);
-      const down = once(a, "disconnect");
-      cut(a);
-      await down;
-      await until(async () => (await sockets(node)) === 1, T, "the server to see a's disconnect");
-      for (let n = 1; n <= 300; n++) {
-        b.emit("bcast", r, n);
-        if (n % 40 === 0) await until(() => mine.length === n + 1, T, "b's own copies"); // b under its bound too
-      }
-      await until(() => mine.length === 301, T, "b's own copies");
-      const back = once(a, "connect");
+      await cutA();
+      for (let n = 1; n <= 300; n += 40) await publish(n, Math.min(n + 40, 301)); // b under its bound too
       const closed = once(a, "disconnect");
-      a.connect();
-      await back;
+      await reconnect(a);
       assert.equal(a.recovered, true, "recovered");
       await Promise.race([
         until(() => got.length >= 301, T, "the 300 missed events"),

@@ -5,26 +5,16 @@
 const { describe, it, before, after, afterEach } = require("node:test");
 const assert = require("node:assert/strict");
 const path = require("node:path");
-const { io } = require("socket.io-client");
-const { startSockeye, stopProc, once, until, refused, ack, record, norm } = require("../lib/harness");
+const { startSockeye, stopProc, once, until, refused, ack, record, norm, clientSet } = require("../lib/harness");
 
 const T = 5000;
 const CASE = { timeout: 30000 };
 const BUILD = process.env.SOCKEYE_BUILD_DIR || path.join(__dirname, "../../build");
 const bin = (name) => path.join(BUILD, `example-${name}`);
 
-const live = new Set();
-function client(url, nsp = "/", opts = {}) {
-  const s = io(url + (nsp === "/" ? "" : nsp), {
-    forceNew: true, reconnection: false, timeout: T, transports: ["websocket"], ...opts,
-  });
-  live.add(s);
-  return s;
-}
-function closeAll() {
-  for (const s of live) s.disconnect();
-  live.clear();
-}
+const clients = clientSet({ timeout: T, transports: ["websocket"] });
+const closeAll = clients.closeAll;
+const client = (url, nsp = "/", opts = {}) => clients.open(url + (nsp === "/" ? "" : nsp), opts);
 
 function connected(s) {
   return new Promise((resolve, reject) => {

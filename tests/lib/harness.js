@@ -144,4 +144,28 @@ process.on("exit", () => {
   for (const p of started) p.kill("SIGKILL");
 });
 
-module.exports = { startSockeye, stopProc, once, until, emitAck, refused, ack, record, norm, BIN };
+// The official clients a test file opens, closed together (afterEach / after): open()
+// takes io()'s options over these defaults (a fresh manager, no reconnection, timeout).
+function clientSet(defaults = {}) {
+  const { io } = require("socket.io-client");
+  const live = new Set();
+  return {
+    open(url, opts = {}) {
+      const s = io(url, { forceNew: true, reconnection: false, timeout: 5000, ...defaults, ...opts });
+      live.add(s);
+      return s;
+    },
+    add(...opened) { // sockets made another way (a shared Manager)
+      for (const s of opened) live.add(s);
+    },
+    closeAll() {
+      for (const s of live) {
+        s.io.reconnection(false);
+        s.disconnect();
+      }
+      live.clear();
+    },
+  };
+}
+
+module.exports = { startSockeye, stopProc, once, until, emitAck, refused, ack, record, norm, clientSet, BIN };
