@@ -51,6 +51,12 @@ typedef struct adp_session {
     char **rooms; /* includes the socket's own id */
     size_t n_rooms;
     cJSON *data;  /* socket.data, may be NULL */
+    /* How long ago (ms) the client was last known to have read everything sent to it
+     * (has_read_age 0: not known since this connection began, e.g. a restored socket
+     * that has not answered a ping since its replay). Recovery refuses a session whose
+     * client has not been heard from for longer than entries are kept. */
+    unsigned char has_read_age;
+    uint64_t read_age_ms;
 } adp_session_t;
 
 void adp_session_free(adp_session_t *s);
@@ -85,6 +91,11 @@ typedef struct adp_host {
      * answer goes back through vt->broadcast_ack_reply(request_id) until timeout_ms. */
     size_t (*deliver_ack)(void *ud, const sio_packet_t *pkt, const adp_opts_t *opts,
                           uint64_t timeout_ms, const char *request_id);
+    /* Calls fn for every connected local socket with a session: its pid and read age
+     * (as in adp_session_t), for the periodic refresh of write-through sessions. */
+    void (*each_session)(void *ud,
+                         void (*fn)(void *fud, const char *pid, int has_age, uint64_t age_ms),
+                         void *fud);
 } adp_host_t;
 
 typedef struct adp_adapter adp_adapter_t;

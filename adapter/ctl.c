@@ -580,7 +580,8 @@ static int cmd_session(ctl_t *x, const char *nsp, const char *pid)
 {
     size_t len = strlen(x->prefix) + strlen(nsp) + strlen(pid) + 16;
     char *key = sio_malloc(len), ttl[32], age[32];
-    static const char *const order[] = {"sid", "pid", "owner", "offset", "rooms", "joined", "data"};
+    static const char *const order[] = {"sid",   "pid",    "owner", "offset",
+                                        "rooms", "joined", "read",  "data"};
     const char *argv[2] = {"HGETALL", key};
     redisReply *h;
 
@@ -609,6 +610,11 @@ static int cmd_session(ctl_t *x, const char *nsp, const char *pid)
             } else if (strcmp(order[o], "offset") == 0) {
                 fmt_id_age(x, v, age, sizeof(age));
                 printf("%-8s %s (%s old)\n", order[o], v, age);
+            } else if (strcmp(order[o], "read") == 0) {
+                char id[48];
+                snprintf(id, sizeof(id), "%.40s-0", v); /* a time in ms: an id's age */
+                fmt_id_age(x, id, age, sizeof(age));
+                printf("%-8s %s (%s ago)\n", order[o], v, age);
             } else {
                 printf("%-8s %s\n", order[o], v);
             }

@@ -14,10 +14,15 @@
  *
  * The window is the session's, not the offset's: a restore does not need the client's
  * offset to be in the log (in a quiet room it may be long gone). The log keeps entries for
- * window + detect + slack (retention), and a saved session lives one window; its socket
- * passed heartbeats until at most detect before it was saved, so whatever it missed is
- * younger than the retention. Only the count bound can drop what a session missed: the
- * highest offset it dropped is remembered, and an offset below it is refused.
+ * window + detect + slack (retention), and each session its read time: when its client
+ * was last known to have read everything sent to it (the heartbeat tells: adp_session_t).
+ * Nothing in its rooms between its offset and that time is unread, so what it missed is
+ * younger than the read time, and a restore is refused once that is older than window +
+ * detect: what it missed may be gone. Taking a session or handing it back never moves
+ * the read time; only a read does. Only the count bound can drop what a session missed
+ * otherwise: the highest offset it dropped is remembered, and an offset below it is
+ * refused. The marks and the read time follow a session through a restore into its new
+ * socket, so a replay the client never read is replayed again at the next attempt.
  *
  * Offsets are "<ms>-<seq>" like Redis stream ids (and like the Redis adapter), not
  * Node's yeast ids: the client treats the offset as an opaque string. They are
@@ -61,11 +66,12 @@ typedef struct adp_mark {
     uint64_t ms, seq;
 } adp_mark_t;
 
-/* A socket's marks (see the top of the file). */
+/* A socket's marks and read time (see the top of the file). */
 typedef struct adp_marks {
     adp_mark_t start;
     sio_map_t joined; /* each room of the socket -> adp_mark_t* (joined later) or
                          &adp__from_start (in it since it connected) */
+    uint64_t read_at; /* adapter clock ms */
 } adp_marks_t;
 
 static adp_mark_t adp__from_start;
@@ -75,6 +81,7 @@ typedef struct adp_saved {
     adp_session_t *s;   /* owned deep copy */
     adp_marks_t *marks; /* NULL when saved through save_session alone */
     uint64_t disconnected_at;
+    uint64_t read_at; /* the marks' one, or from s's read age */
 } adp_saved_t;
 
 /* One per namespace. */
@@ -171,6 +178,17 @@ static void adp__marks_free(adp_marks_t *mk)
     sio_free(mk);
 }
 
+/* Raises mk's read time with s's read age, when s knows one. */
+static void adp__marks_read(const adp_memory_t *m, adp_marks_t *mk, const adp_session_t *s)
+{
+    uint64_t now = m->cfg.now_ms(), at;
+    if (!s->has_read_age)
+        return;
+    at = now > s->read_age_ms ? now - s->read_age_ms : 0;
+    if (at > mk->read_at)
+        mk->read_at = at;
+}
+
 /* Brings mk's rooms to s's: rooms kept keep their mark, new ones get the last offset. */
 static void adp__marks_rooms(const adp_memory_t *m, adp_marks_t *mk, const adp_session_t *s)
 {
@@ -237,7 +255,8 @@ static int adp__was_in(const adp_marks_t *mk, const char *room, const adp_log_en
 }
 
 /* The Node rule for what a session missed: a room-less broadcast, or one aimed at a
- * room the socket was in (adp__was_in), unless the socket is in one of the except rooms. */
+ * room the socket was in (adp__was_in), unless the socket was in one of the except rooms
+ * (a room joined after the broadcast did not exclude it then). */
 static int adp__entry_matches(const adp_log_entry_t *e, const adp_session_t *s,
                               const adp_marks_t *mk)
 {
@@ -247,7 +266,7 @@ static int adp__entry_matches(const adp_log_entry_t *e, const adp_session_t *s,
     if (!aimed)
         return 0;
     for (size_t i = 0; i < s->n_rooms; i++) {
-        if (adp__strv_has(e->except, e->n_except, s->rooms[i]))
+        if (adp__strv_has(e->except, e->n_except, s->rooms[i]) && adp__was_in(mk, s->rooms[i], e))
             return 0;
     }
     return 1;
@@ -337,6 +356,12 @@ static int adp__memory_save(adp_memory_t *m, const adp_session_t *s, adp_marks_t
     sv->s = adp__session_dup(s);
     sv->marks = marks;
     sv->disconnected_at = m->cfg.now_ms();
+    if (marks != NULL)
+        sv->read_at = marks->read_at;
+    else if (s->has_read_age && sv->disconnected_at > s->read_age_ms)
+        sv->read_at = sv->disconnected_at - s->read_age_ms;
+    else
+        sv->read_at = sv->disconnected_at; /* an embedder's save: read as it is saved */
     adp_saved_t *old = sio_map_put(&m->sessions, s->pid, sv);
     if (old)
         adp__saved_free(old);
@@ -348,19 +373,27 @@ static int adp__memory_save_session(adp_adapter_t *a, const adp_session_t *s)
     return adp__memory_save((adp_memory_t *)a, s, NULL);
 }
 
-/* The socket connected (new or restored): its start is the last offset given out, and
- * the rooms it is in now count from there. */
+/* The socket connected. A new one starts at the last offset given out, its rooms count
+ * from there and it has read everything; a restored one finds its marks and read time
+ * where the restore left them (live), since its client may not read the replay. */
 static void adp__memory_session_open(adp_adapter_t *a, const adp_session_t *s)
 {
     adp_memory_t *m = (adp_memory_t *)a;
     if (!m->cfg.recovery || s->pid == NULL)
         return;
-    adp_marks_t *mk = sio_calloc(1, sizeof(*mk));
+    adp_marks_t *mk = sio_map_get(&m->live, s->pid);
+    if (mk != NULL) {
+        adp__marks_rooms(m, mk, s);
+        adp__marks_read(m, mk, s);
+        return;
+    }
+    mk = sio_calloc(1, sizeof(*mk));
     mk->start = adp__memory_last(m);
+    mk->read_at = m->cfg.now_ms();
     sio_map_init(&mk->joined);
     for (size_t i = 0; i < s->n_rooms; i++)
         sio_map_put(&mk->joined, s->rooms[i], &adp__from_start);
-    adp__marks_free(sio_map_put(&m->live, s->pid, mk));
+    sio_map_put(&m->live, s->pid, mk);
 }
 
 /* Rooms or data changed: rooms joined since are marked at the last offset. */
@@ -368,8 +401,10 @@ static void adp__memory_session_update(adp_adapter_t *a, const adp_session_t *s)
 {
     adp_memory_t *m = (adp_memory_t *)a;
     adp_marks_t *mk = s->pid != NULL ? sio_map_get(&m->live, s->pid) : NULL;
-    if (mk != NULL)
+    if (mk != NULL) {
         adp__marks_rooms(m, mk, s);
+        adp__marks_read(m, mk, s);
+    }
 }
 
 /* The socket's end: a recoverable disconnect is saved with its marks, the rest of the
@@ -378,8 +413,10 @@ static void adp__memory_session_close(adp_adapter_t *a, const adp_session_t *s, 
 {
     adp_memory_t *m = (adp_memory_t *)a;
     adp_marks_t *mk = s->pid != NULL ? sio_map_del(&m->live, s->pid) : NULL;
-    if (mk != NULL)
+    if (mk != NULL) {
         adp__marks_rooms(m, mk, s); /* rooms left in the disconnect handler */
+        adp__marks_read(m, mk, s);
+    }
     if (recoverable)
         adp__memory_save(m, s, mk);
     else
@@ -392,12 +429,13 @@ static int adp__memory_expired(const adp_memory_t *m, uint64_t at, uint64_t now)
 }
 
 /* Calls cb exactly once, before returning: SIO_OK with the session (consumed: removed
- * from the adapter) and copies of the packets it missed, oldest first; or
- * SIO_ENOTFOUND when the session is unknown or expired, or offset was never given out or
- * is older than what the count bound dropped. offset NULL (the client received nothing)
- * reads from the session's start. The missed array is freed after cb returns; the
- * packets and the session belong to cb. Returns SIO_EINVAL without calling anything
- * when cb is NULL, SIO_OK otherwise. */
+ * from the adapter; its marks and read time wait in live for its new socket) and copies
+ * of the packets it missed, oldest first; or SIO_ENOTFOUND when the session is unknown or
+ * expired, its client was not heard from for longer than window + detect, or offset was
+ * never given out or is older than what the count bound dropped. offset NULL (the client received
+ * nothing) reads from the session's start. The missed array is freed after cb returns; the packets
+ * and the session belong to cb. Returns SIO_EINVAL without calling anything when cb is NULL, SIO_OK
+ * otherwise. */
 static int adp__memory_restore_session(adp_adapter_t *a, const char *pid, const char *offset,
                                        adp_restore_cb cb, void *ud)
 {
@@ -409,7 +447,9 @@ static int adp__memory_restore_session(adp_adapter_t *a, const char *pid, const 
     adp_saved_t *sv = pid ? sio_map_get(&m->sessions, pid) : NULL;
     if (sv == NULL || !m->cfg.recovery)
         goto notfound;
-    if (adp__memory_expired(m, sv->disconnected_at, m->cfg.now_ms())) {
+    uint64_t now = m->cfg.now_ms();
+    if (adp__memory_expired(m, sv->disconnected_at, now) ||
+        (now > sv->read_at && now - sv->read_at > m->retain_ms - ADP_MEMORY_SLACK_MS)) {
         sio_map_del(&m->sessions, pid);
         adp__saved_free(sv);
         goto notfound;
@@ -441,6 +481,13 @@ static int adp__memory_restore_session(adp_adapter_t *a, const char *pid, const 
 
     adp_session_t *s = sv->s;
     adp_marks_t *mk = sv->marks;
+    if (mk == NULL) { /* an embedder's save: marks from here on */
+        mk = sio_calloc(1, sizeof(*mk));
+        sio_map_init(&mk->joined);
+        for (size_t i = 0; i < s->n_rooms; i++)
+            sio_map_put(&mk->joined, s->rooms[i], &adp__from_start);
+        mk->read_at = sv->read_at;
+    }
     sio_map_del(&m->sessions, pid);
     sio_free(sv);
 
@@ -453,7 +500,7 @@ static int adp__memory_restore_session(adp_adapter_t *a, const char *pid, const 
         if (p)
             missed[n++] = p;
     }
-    adp__marks_free(mk);
+    adp__marks_free(sio_map_put(&m->live, s->pid, mk));
     cb(ud, SIO_OK, s, n ? missed : NULL, n);
     sio_free(missed);
     return SIO_OK;

@@ -22,16 +22,20 @@
  *    messages per restore (SIO_ETOOBIG: the client gets a fresh session rather than the
  *    node a memory spike), and RDS_RESTORE_MAX_MS of wall time.
  *
- * Retention, and why it is window + detect + 3 x RDS_SLACK_MS: a session exists only while
- * its node refreshes it (TTL window + slack) or for window after its release, and its
- * node keeps it only while the connection passes heartbeats, so its client was last
- * known to read everything sent at most window + slack + detect ago (detect: a dead
- * connection looks alive for up to pingInterval + 2 x pingTimeout). What it missed was
- * published after that, minus the publish-to-send latency (one slack). Entries are kept
- * retain_ms (trim threshold and stream expiry alike), which leaves one more slack for the
- * restore's reads: a restore past RDS_RESTORE_MAX_MS fails (SIO_ETIMEDOUT) rather than
- * answer with a possible hole. Every node of a cluster must share window and heartbeat
- * settings: the publisher's retention decides the trim.
+ * Retention, and why it is window + detect + 3 x RDS_SLACK_MS. Each session keeps a read
+ * time: when its client was last known to have read everything sent to it. The owner
+ * node reports it from the heartbeat (a pong proves everything queued before its ping was
+ * read; rds_session_refresh every few seconds, and every session write); taking the
+ * session, or handing it back after a refused attempt, never moves it. Nothing in the
+ * session's rooms between its offset and that time is unread, so what it missed was
+ * published after the read time minus the publish-to-send latency (one slack). The take
+ * refuses a read time older than retain - 2 slacks = window + detect + slack, so what the
+ * client missed is still kept, with one slack left for the restore's reads: a restore
+ * past RDS_RESTORE_MAX_MS fails (SIO_ETIMEDOUT) rather than answer with a possible hole.
+ * A client the node noticed gone (at most detect = pingInterval + 2 x pingTimeout after
+ * its last pong) and back within the window is therefore always recoverable. Every node
+ * of a cluster must share window and heartbeat settings: the publisher's retention
+ * decides the trim.
  *
  * Life cycle: every call in progress is an operation record (rds_op_t) on st->ops, passed
  * as the ud of its commands. rds_streams_free fails the pending user callbacks with
@@ -606,8 +610,17 @@ static int rds__session_valid(const adp_session_t *s)
     return 1;
 }
 
+/* A read age as the functions take it: decimal ms, "" when unknown. */
+static void rds__age_arg(char buf[24], int has_age, uint64_t age_ms)
+{
+    if (has_age)
+        snprintf(buf, 24, "%" PRIu64, age_ms);
+    else
+        buf[0] = '\0';
+}
+
 /* open and update share keys (session, last offset) and arguments: window, retain, owner,
- * sid, pid, rooms, data, mark. */
+ * sid, pid, rooms, data, mark, read age. */
 static int rds__session_write(rds_streams_t *st, int kind, const char *nsp, const adp_session_t *s,
                               const char *owner, const char *mark, rds_op_t *op)
 {
@@ -615,9 +628,11 @@ static int rds__session_write(rds_streams_t *st, int kind, const char *nsp, cons
     char *sess = rds__key(st, nsp, "sess:", s->pid);
     char *last = rds__key(st, nsp, "last", NULL);
     char *rooms = rds__rooms_json(s), *data = rds__data_json(s->data);
-    const char *argv[13];
+    const char *argv[14];
+    char age[24];
     int k = 0, rc;
 
+    rds__age_arg(age, s->has_read_age, s->read_age_ms);
     argv[k++] = "FCALL";
     argv[k++] = fn;
     argv[k++] = "2";
@@ -631,6 +646,7 @@ static int rds__session_write(rds_streams_t *st, int kind, const char *nsp, cons
     argv[k++] = rooms;
     argv[k++] = data;
     argv[k++] = mark != NULL ? mark : "";
+    argv[k++] = age;
     rc = rds__send(op, rds__session_reply, op, k, argv, NULL);
     sio_free(sess);
     sio_free(last);
@@ -686,17 +702,17 @@ int rds_session_update(rds_streams_t *st, const char *nsp, const adp_session_t *
  * has the namespace's hash tag). Unowned: extending a session another node took over is
  * harmless, that node refreshes it too. Returns the first refusal; batches sent before it
  * still run. */
-int rds_session_refresh(rds_streams_t *st, const char *nsp, const char *const *pids, size_t n)
+int rds_session_refresh(rds_streams_t *st, const char *nsp, const rds_refresh_t *items, size_t n)
 {
-    const char *argv[4 + RDS_REFRESH_BATCH + 1];
-    char *keys[RDS_REFRESH_BATCH], numkeys[16];
+    const char *argv[4 + 2 * RDS_REFRESH_BATCH];
+    char *keys[RDS_REFRESH_BATCH], numkeys[16], ages[RDS_REFRESH_BATCH][24];
     size_t i, j, m;
     int rc = SIO_OK;
 
-    if (st == NULL || nsp == NULL || (n > 0 && pids == NULL))
+    if (st == NULL || nsp == NULL || (n > 0 && items == NULL))
         return SIO_EINVAL;
     for (i = 0; i < n; i++)
-        if (pids[i] == NULL)
+        if (items[i].pid == NULL)
             return SIO_EINVAL;
     if (st->closing)
         return SIO_ECLOSED;
@@ -710,8 +726,12 @@ int rds_session_refresh(rds_streams_t *st, const char *nsp, const char *const *p
         argv[k++] = "sockeye_session_refresh";
         argv[k++] = numkeys;
         for (j = 0; j < m; j++)
-            argv[k++] = keys[j] = rds__key(st, nsp, "sess:", pids[i + j]);
+            argv[k++] = keys[j] = rds__key(st, nsp, "sess:", items[i + j].pid);
         argv[k++] = st->window_arg;
+        for (j = 0; j < m; j++) {
+            rds__age_arg(ages[j], items[i + j].has_age, items[i + j].age_ms);
+            argv[k++] = ages[j];
+        }
         rc = rds__send(op, rds__session_reply, op, k, argv, NULL);
         for (j = 0; j < m; j++)
             sio_free(keys[j]);
@@ -816,12 +836,22 @@ static int rds__entry_cmp(const void *a, const void *b)
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-/* 1 when one of the entry's except rooms is a room of the session. */
-static int rds__excluded(const rds_restore_op_t *r, const rds_opts_t *o)
+/* 1 when one of the entry's except rooms is a room the session was in when the entry
+ * was published (a room joined later, after its join mark, did not exclude it then). */
+static int rds__excluded(const rds_restore_op_t *r, const rds_opts_t *o, const rds_entry_t *e)
 {
-    for (size_t i = 0; i < o->n_except; i++)
-        if (sio_map_has(&r->rooms, o->except[i]))
+    for (size_t i = 0; i < o->n_except; i++) {
+        const cJSON *j;
+        uint64_t ms, seq;
+
+        if (!sio_map_has(&r->rooms, o->except[i]))
+            continue;
+        j = cJSON_GetObjectItemCaseSensitive(r->joined, o->except[i]);
+        if (!cJSON_IsString(j) ||
+            !rds__id_parse(j->valuestring, strlen(j->valuestring), &ms, &seq) ||
+            adp_offset_cmp(e->ms, e->seq, ms, seq) > 0)
             return 1;
+    }
     return 0;
 }
 
@@ -848,7 +878,7 @@ static void rds__restore_finish(rds_restore_op_t *r)
             bad++;
             continue;
         }
-        if (!rds__excluded(r, &b.opts) && !(b.opts.flags & ADP_VOLATILE) &&
+        if (!rds__excluded(r, &b.opts, e) && !(b.opts.flags & ADP_VOLATILE) &&
             cJSON_IsArray(b.packet->data)) {
             cJSON_AddItemToArray(b.packet->data, cJSON_CreateString(e->id));
             out[n_out++] = b.packet;
@@ -1063,8 +1093,9 @@ static void rds__cursors_build(rds_restore_op_t *r)
 static void rds__take_reply(rds_conn_t *c, int err, redisReply *rep, void *ud)
 {
     rds_restore_op_t *r = ud;
-    static const char *const refusals[] = {"no such session", "malformed offset",
-                                           "offset never given out in this namespace"};
+    static const char *const refusals[] = {
+        "no such session", "malformed offset", "offset never given out in this namespace",
+        "its client was not heard from for longer than entries are kept"};
     int rc;
 
     if (!rds__op_enter(&r->op))
@@ -1076,7 +1107,7 @@ static void rds__take_reply(rds_conn_t *c, int err, redisReply *rep, void *ud)
     if (rep->type == REDIS_REPLY_INTEGER) {
         long long code = rep->integer;
         rds__restore_fail(r, SIO_ENOTFOUND,
-                          code <= 0 && code >= -2 ? refusals[-code] : "refused by Redis");
+                          code <= 0 && code >= -3 ? refusals[-code] : "refused by Redis");
         return;
     }
     if (rep->type != REDIS_REPLY_ARRAY || !rds__session_parse(r, rep)) {
@@ -1095,7 +1126,7 @@ static void rds__take_reply(rds_conn_t *c, int err, redisReply *rep, void *ud)
 int rds_streams_restore(rds_streams_t *st, const char *nsp, const char *pid, const char *offset,
                         const char *owner, rds_restore_cb cb, void *ud)
 {
-    const char *argv[8];
+    const char *argv[9];
     rds_restore_op_t *r;
     uint64_t ms, seq;
     char *sess, *last;
@@ -1123,7 +1154,8 @@ int rds_streams_restore(rds_streams_t *st, const char *nsp, const char *pid, con
     argv[5] = st->window_arg;
     argv[6] = owner;
     argv[7] = offset != NULL ? offset : "";
-    rc = rds__send(&r->op, rds__take_reply, r, 8, argv, NULL);
+    argv[8] = st->retain_arg;
+    rc = rds__send(&r->op, rds__take_reply, r, 9, argv, NULL);
     sio_free(sess);
     sio_free(last);
     if (rc != SIO_OK) {

@@ -63,8 +63,14 @@ int rds_session_open(rds_streams_t *st, const char *nsp, const adp_session_t *s,
  * since the last write are recorded as joined at mark. */
 int rds_session_update(rds_streams_t *st, const char *nsp, const adp_session_t *s,
                        const char *owner, const char *mark);
-/* Refresh the TTL of these sessions (a node calls it every few seconds, pipelined). */
-int rds_session_refresh(rds_streams_t *st, const char *nsp, const char *const *pids, size_t n);
+/* Refresh the TTL of these sessions and raise their read times (a node calls it every few
+ * seconds, pipelined). */
+typedef struct rds_refresh {
+    const char *pid;
+    int has_age;     /* 0: the read time is not known (restored, no ping answered yet) */
+    uint64_t age_ms; /* how long ago its client was known to have read everything */
+} rds_refresh_t;
+int rds_session_refresh(rds_streams_t *st, const char *nsp, const rds_refresh_t *items, size_t n);
 /* The socket is gone: recoverable -> TTL = window from now; else delete. Owner-checked. */
 int rds_session_release(rds_streams_t *st, const char *nsp, const char *pid, const char *owner,
                         int recoverable);

@@ -493,25 +493,38 @@ static void adp__redis_session_close(adp_adapter_t *base, const adp_session_t *s
     sio_free(owner);
 }
 
-/* Refreshes the TTL of every session this node holds, one pipelined call per
- * namespace. */
+/* One refresh being collected from the host's sockets. */
+typedef struct adp_refresh_batch {
+    adp_rnsp_t *a;
+    rds_refresh_t *items;
+    size_t n, cap;
+} adp_refresh_batch_t;
+
+static void adp__refresh_one(void *ud, const char *pid, int has_age, uint64_t age_ms)
+{
+    adp_refresh_batch_t *b = ud;
+
+    if (b->n == b->cap || !sio_map_has(&b->a->live, pid))
+        return; /* only sessions this node holds */
+    b->items[b->n++] = (rds_refresh_t){pid, has_age, age_ms};
+}
+
+/* Refreshes the TTL and the read time of every session this node holds, one pipelined
+ * call per namespace; the read ages come from the sockets' heartbeats (host). */
 static void adp__refresh_sessions(adp_redis_t *r)
 {
     sio_list_t *it;
 
     for (it = r->adapters.next; it != &r->adapters; it = it->next) {
         adp_rnsp_t *a = SIO_CONTAINER_OF(it, adp_rnsp_t, link);
-        size_t n = sio_map_size(&a->live), i = 0;
-        sio_map_iter_t mi = {0};
-        const char *pid;
+        adp_refresh_batch_t b = {a, NULL, 0, sio_map_size(&a->live)};
 
-        if (n == 0)
+        if (b.cap == 0 || a->base.host.each_session == NULL)
             continue;
-        const char **pids = sio_malloc(n * sizeof(*pids));
-        while (i < n && sio_map_next(&a->live, &mi, &pid, NULL))
-            pids[i++] = pid;
-        rds_session_refresh(r->st, a->base.nsp, pids, i);
-        sio_free(pids);
+        b.items = sio_malloc(b.cap * sizeof(*b.items));
+        a->base.host.each_session(a->base.host.ud, adp__refresh_one, &b);
+        rds_session_refresh(r->st, a->base.nsp, b.items, b.n);
+        sio_free(b.items);
     }
 }
 

@@ -18,11 +18,16 @@ Two durations come with every call (the node computes both from its configuratio
   window_ms  how long a disconnected session stays recoverable (session TTLs);
   retain_ms  how long a stored entry is kept (trim threshold and stream expiry):
              window + heartbeat detection + 3 x SLACK_MS (rds_streams.c has the sum).
-A restore needs no age test on the client's offset: a session that still exists had a
-live, heartbeat-checked connection at most window + SLACK_MS + detection ago, so every
-entry it can have missed is younger than retain_ms minus SLACK_MS for delivery latency
-and SLACK_MS for the restore's own reads. That is what makes the window the same for a
-quiet room (old offset, nothing missed) as for a busy one.
+A restore needs no age test on the client's offset, but one on the session's 'read'
+time: when its client was last known to have read everything sent to it (the node
+reports it from the heartbeat: a pong proves everything queued before its ping was read).
+Nothing in its rooms between its offset and that time can be unread, so what it missed
+was published after 'read' minus the delivery latency. A take is refused once 'read' is
+older than retain_ms - 2 x SLACK_MS: what it missed is then still kept, with SLACK_MS for
+latency and SLACK_MS for the restore's own reads. That is what makes the window the same
+for a quiet room (old offset, nothing missed) as for a busy one, and why taking a
+session, or handing it back after a refused attempt, never extends it: only a read does.
+With the defaults a client heard from within window + detection can always recover.
 ]]
 
 local SLACK_MS = 10000
@@ -184,28 +189,44 @@ local function joined_after(old_rooms_json, old_joined_json, new_rooms, mark)
     return cjson.encode(joined)
 end
 
+-- Raises the session's read time to now - age (age: ms, as the owner node measured it,
+-- so node clocks do not matter; "" = unknown). It never goes back.
+local function raise_read(key, age, now)
+    local a = tonumber(age)
+    if a == nil or a < 0 then
+        return
+    end
+    local t = now - a
+    local cur = tonumber(redis.call('HGET', key, 'read'))
+    if cur == nil or t > cur then
+        redis.call('HSET', key, 'read', string.format('%.0f', t))
+    end
+end
+
 --[[ sockeye_session_open
 KEYS[1] P:{N}:sess:<pid>    KEYS[2] P:{N}:last
 ARGV    window_ms, retain_ms, owner, sid, pid, rooms (JSON array), data (JSON), mark
-Writes the whole session with offset = mark (or the namespace's last offset); returns
-that offset. ]]
+Writes the whole session with offset = mark (or the namespace's last offset) and read =
+now (a new socket has missed nothing); returns that offset. ]]
 local function session_open(keys, args)
     local window = ms_arg(args[1], 'window_ms')
     local retain = ms_arg(args[2], 'retain_ms')
     local offset = mark_or_last(args[8], keys[2], retain)
     redis.call('DEL', keys[1])
     redis.call('HSET', keys[1], 'sid', args[4], 'pid', args[5], 'rooms', args[6],
-               'data', args[7], 'offset', offset, 'joined', '{}', 'owner', args[3])
+               'data', args[7], 'offset', offset, 'joined', '{}', 'owner', args[3],
+               'read', string.format('%.0f', now_ms()))
     redis.call('PEXPIRE', keys[1], window + SLACK_MS)
     return offset
 end
 
 --[[ sockeye_session_update
 KEYS[1] P:{N}:sess:<pid>    KEYS[2] P:{N}:last
-ARGV    window_ms, retain_ms, owner, sid, pid, rooms (JSON array), data (JSON), mark
+ARGV    window_ms, retain_ms, owner, sid, pid, rooms (JSON array), data (JSON), mark,
+        read age (ms, "" unknown)
 Rewrites sid/pid/rooms/data and the TTL when owner still holds the session; rooms new
-since the stored list are marked joined at mark. Returns 1, or 0 when the session is gone
-or another connection took it over (a stale write). ]]
+since the stored list are marked joined at mark; read is raised. Returns 1, or 0 when the
+session is gone or another connection took it over (a stale write). ]]
 local function session_update(keys, args)
     local window = ms_arg(args[1], 'window_ms')
     local retain = ms_arg(args[2], 'retain_ms')
@@ -223,19 +244,25 @@ local function session_update(keys, args)
     end
     redis.call('HSET', keys[1], 'sid', args[4], 'pid', args[5], 'rooms', args[6],
                'data', args[7], 'joined', joined)
+    raise_read(keys[1], args[9], now_ms())
     redis.call('PEXPIRE', keys[1], window + SLACK_MS)
     return 1
 end
 
 --[[ sockeye_session_refresh
 KEYS    P:{N}:sess:<pid> ...
-ARGV    window_ms
-Extends each existing session to window + slack from now. Returns how many existed. ]]
+ARGV    window_ms, then one read age per key (ms, "" unknown)
+Extends each existing session to window + slack from now and raises its read time.
+Returns how many existed. ]]
 local function session_refresh(keys, args)
     local window = ms_arg(args[1], 'window_ms')
+    local now = now_ms()
     local n = 0
     for i = 1, #keys do
-        n = n + redis.call('PEXPIRE', keys[i], window + SLACK_MS)
+        if redis.call('PEXPIRE', keys[i], window + SLACK_MS) == 1 then
+            n = n + 1
+            raise_read(keys[i], args[i + 1], now)
+        end
     end
     return n
 end
@@ -260,16 +287,19 @@ end
 
 --[[ sockeye_session_take
 KEYS[1] P:{N}:sess:<pid>    KEYS[2] P:{N}:last
-ARGV    window_ms, owner, offset ("" = the client received nothing: use the session's)
+ARGV    window_ms, owner, offset ("" = the client received nothing: use the session's),
+        retain_ms
 Looks the session up for a restore and makes owner its holder in the same step.
 Returns {sid, pid, rooms, data, offset, now_ms, joined}, where offset is the client's
 raised to the session's own (entries before the session began were never its own), or
 an integer: 0 no (complete) session, -1 malformed offset, -2 an offset this namespace
-never gave out (above its last one). A refused take changes nothing.
-There is no age test: see the top of this file. ]]
+never gave out (above its last one), -3 its client unheard of for too long (what it
+missed may be trimmed; see the top of this file). A refused take changes nothing. ]]
 local function session_take(keys, args)
     local window = ms_arg(args[1], 'window_ms')
-    local h = redis.call('HMGET', keys[1], 'sid', 'pid', 'rooms', 'data', 'offset', 'joined')
+    local retain = ms_arg(args[4], 'retain_ms')
+    local h = redis.call('HMGET', keys[1], 'sid', 'pid', 'rooms', 'data', 'offset', 'joined',
+                         'read')
     if not h[1] or not h[2] or not h[3] or not h[5] then
         return 0
     end
@@ -292,6 +322,15 @@ local function session_take(keys, args)
     end
     if cmp_id(ms, seq, last_ms, last_seq) > 0 then
         return -2
+    end
+    local read = tonumber(h[7])
+    if read == nil then
+        -- written before read times were kept: the offset's age decides, as it did then
+        if ms < now - window then
+            return -3
+        end
+    elseif now - read > retain - 2 * SLACK_MS then
+        return -3
     end
     if cmp_id(ms, seq, floor_ms, floor_seq) < 0 then
         offset = h[5]

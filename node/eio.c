@@ -254,6 +254,7 @@ static void eio__on_ping_due(uv_timer_t *t)
     if (s->state != EIO_S_OPEN)
         return;
     s->awaiting_pong = 1;
+    s->ping_sent_at = now;
     /* the deadline stays the one armed with the interval: a late timer must not
      * give the client more time than the reference does */
     uv_timer_start(&s->hb_timer, eio__on_pong_overdue,
@@ -346,6 +347,7 @@ eio_session_t *eio__session_open(eio_server_t *srv, int transport, eio_handshake
         s->ws = wsi;
 
     eio__hb_arm(s);
+    s->read_at = uv_now(srv->loop); /* only the open packet is queued */
     s->counted = 1;
     srv->n_open++;
     if (srv->cb.on_open != NULL)
@@ -377,8 +379,12 @@ void eio__session_packet(eio_session_t *s, const eio_packet_t *p)
             srv->cb.on_message(srv->cb.ud, s, p->data, p->len, p->binary);
         break;
     case EIO_PONG:
-        if (s->awaiting_pong)
+        if (s->awaiting_pong) {
+            /* the pong comes after the client read the ping, so everything queued
+             * before the ping (one transport, in order) was read too */
+            s->read_at = s->ping_sent_at;
             eio__hb_arm(s);
+        }
         break;
     case EIO_PING: /* v4: only the server pings ("invalid heartbeat direction") */
         eio__session_close(s, "transport error", EIO_CLOSE_ERROR);
@@ -653,6 +659,11 @@ void eio_session_close(eio_session_t *s, const char *reason)
 const char *eio_session_id(const eio_session_t *s)
 {
     return s->id;
+}
+
+uint64_t eio_session_read_at(const eio_session_t *s)
+{
+    return s->read_at;
 }
 
 const char *eio_session_transport(const eio_session_t *s)

@@ -79,6 +79,10 @@ int eio_session_send(eio_session_t *s, sio_frame_t *f, unsigned flags);
 void eio_session_close(eio_session_t *s, const char *reason);
 
 const char *eio_session_id(const eio_session_t *s);
+/* Loop time (ms, uv_now) before which everything queued on s is known to have been read
+ * by the client: the send time of the last ping it answered, or the session's open (when
+ * nothing was queued yet). Recovery uses it to tell how old the client's state may be. */
+uint64_t eio_session_read_at(const eio_session_t *s);
 const char *eio_session_transport(const eio_session_t *s);
 const char *eio_session_address(const eio_session_t *s);
 const char *eio_session_url(const eio_session_t *s);   /* handshake request path?query */

@@ -115,6 +115,8 @@ struct eio_session {
     struct lws *get, *post, *ws, *probe; /* connections serving us, see eio_conn_t */
     eio_queue_t q;
     uint64_t hb_deadline;        /* loop ms after which no pong means "ping timeout" */
+    uint64_t ping_sent_at;       /* loop ms the ping awaiting its pong was queued */
+    uint64_t read_at;            /* loop ms: the client had read all queued before it */
     uv_timer_t hb_timer;         /* ping interval / pong timeout; linger once CLOSED */
     uv_timer_t upg_timer;        /* upgrade timeout while a probe is open */
     int n_handles;               /* of the two timers, not yet closed */

@@ -173,6 +173,26 @@ static size_t sio__host_deliver_ack(void *ud, const sio_packet_t *pkt, const adp
 }
 
 /* See sio_private.h. */
+/* adp_host_t.each_session: the connected sockets with a session and their read ages. */
+static void sio__host_each_session(
+    void *ud, void (*fn)(void *fud, const char *pid, int has_age, uint64_t age_ms), void *fud)
+{
+    sio_namespace_t *nsp = ud;
+    sio_map_iter_t it = {0};
+    void *v;
+
+    while (sio_map_next(&nsp->sockets, &it, NULL, &v)) {
+        const sio_socket_t *s = v;
+        uint64_t age = 0;
+        int known;
+
+        if (s->pid == NULL)
+            continue;
+        known = sio__socket_read_age(s, &age);
+        fn(fud, s->pid, known, age);
+    }
+}
+
 void sio__host_init(sio_namespace_t *nsp, adp_host_t *host)
 {
     memset(host, 0, sizeof(*host));
@@ -182,6 +202,7 @@ void sio__host_init(sio_namespace_t *nsp, adp_host_t *host)
     host->fetch = sio__host_fetch;
     host->server_event = sio__host_server_event;
     host->deliver_ack = sio__host_deliver_ack;
+    host->each_session = sio__host_each_session;
 }
 
 /* See sio_private.h. */

@@ -129,7 +129,10 @@ struct sio_socket {
     cJSON *data; /* owned socket.data ({} by default) */
     void *userdata;
     int recovered;
-    uint64_t issued; /* wall clock ms of the CONNECT (handshake.issued) */
+    uint64_t issued;      /* wall clock ms of the CONNECT (handshake.issued) */
+    uint64_t admitted_at; /* loop ms it became connected (after its replay was queued) */
+    int admitted;         /* it became connected once (it may be closing now) */
+    int superseded;       /* its session was restored on another socket of this node */
     sio_sock_state_t state;
     unsigned holds;     /* callbacks on the stack + restore in flight */
     int restoring;      /* restore_session issued, callback not yet run */
@@ -264,6 +267,10 @@ int sio__adapter_join(sio_namespace_t *nsp, sio_socket_t *s, const char *room);
  * frees with sio__session_done). */
 void sio__socket_session(sio_socket_t *s, adp_session_t *sess, const char **stack, size_t n_stack);
 void sio__session_done(adp_session_t *sess, const char **stack);
+/* How long ago s's client was last known to have read everything sent to it: 1 and
+ * *age_ms, or 0 when not known since s was admitted (restored, no ping answered since
+ * its replay). */
+int sio__socket_read_age(const sio_socket_t *s, uint64_t *age_ms);
 /* {id, handshake, rooms, data}: a socket as fetchSockets describes it (new tree). */
 cJSON *sio__socket_describe(sio_socket_t *s);
 

@@ -256,6 +256,32 @@ void sio__socket_session(sio_socket_t *s, adp_session_t *sess, const char **stac
     sess->rooms = (char **)rooms;
     sess->n_rooms = n;
     sess->data = s->data;
+    sess->has_read_age = (unsigned char)sio__socket_read_age(s, &sess->read_age_ms);
+}
+
+/* See sio_private.h. A new socket has missed nothing, so its admission counts as a read;
+ * a restored one only reads once it answers a ping queued after its replay. */
+int sio__socket_read_age(const sio_socket_t *s, uint64_t *age_ms)
+{
+    sio_client_t *c = s->client;
+    uint64_t now, read_at = 0;
+    int known = 0;
+
+    /* a closing socket still has its client and engine session: its final read counts */
+    if (c == NULL || c->eio == NULL || !s->admitted)
+        return 0;
+    now = uv_now(c->srv->loop);
+    if (!s->recovered) {
+        read_at = s->admitted_at;
+        known = 1;
+    }
+    if (eio_session_read_at(c->eio) >= s->admitted_at) {
+        read_at = eio_session_read_at(c->eio);
+        known = 1;
+    }
+    if (known)
+        *age_ms = now > read_at ? now - read_at : 0;
+    return known;
 }
 
 /* See sio_private.h. */
@@ -321,7 +347,7 @@ void sio__socket_close(sio_socket_t *s, const char *reason, int send_disconnect)
         }
         if (sio_map_get(&nsp->sockets, s->id) == s)
             sio_map_del(&nsp->sockets, s->id);
-        if (srv->cfg.recovery && s->pid != NULL)
+        if (srv->cfg.recovery && s->pid != NULL && !s->superseded)
             sio__socket_end_session(s, reason != NULL && sio__reason_recoverable(reason));
     }
     sio__socket_leave_all(s);
@@ -427,6 +453,8 @@ static void sio__socket_admit(sio_socket_t *s, const adp_session_t *sess, sio_pa
         return;
     }
     s->state = SIO_SOCK_CONNECTED;
+    s->admitted_at = uv_now(srv->loop);
+    s->admitted = 1;
     sio_map_put(&nsp->sockets, s->id, s);
     uv_timer_stop(&c->connect_timer);
     sio__adapter_join(nsp, s, s->id);
@@ -454,6 +482,20 @@ static void sio__socket_admit(sio_socket_t *s, const adp_session_t *sess, sio_pa
         nsp->on_conn(s, nsp->conn_ud);
 }
 
+/* The client came back to this very node before its old connection was noticed dead:
+ * that socket still holds the sid (and with it the rooms, keyed by sid). It goes now,
+ * before s joins anything, and without ending the session, which s has just taken over:
+ * its late close must neither release s's session nor take s's rooms. */
+static void sio__socket_supersede(sio_socket_t *s)
+{
+    sio_socket_t *old = sio_map_get(&s->nsp->sockets, s->id);
+
+    if (old == NULL || old == s)
+        return;
+    old->superseded = 1;
+    sio__socket_close(old, "transport close", 0);
+}
+
 static void sio__on_restore(void *ud, int err, adp_session_t *sess, sio_packet_t **missed,
                             size_t n_missed)
 {
@@ -476,6 +518,7 @@ static void sio__on_restore(void *ud, int err, adp_session_t *sess, sio_packet_t
                 sess->data = NULL;
             }
             s->recovered = 1;
+            sio__socket_supersede(s);
             if (n_missed > 0)
                 s->has_floor = adp_packet_offset(missed[n_missed - 1], &s->floor_ms, &s->floor_seq);
             sio__socket_admit(s, sess, missed, n_missed);

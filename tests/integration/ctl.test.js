@@ -67,6 +67,7 @@ describe("sockeye-ctl", { skip: !HAVE_REDIS && "redis-server not on PATH" }, () 
     assert.match(one.out, new RegExp(`sid\\s+${a.id}`));
     assert.match(one.out, /rooms[\s\S]*"early"[\s\S]*"late"/);
     assert.match(one.out, /offset\s+\d+-\d+ \(/);
+    assert.match(one.out, /read\s+\d+ \([0-9.]+s ago\)/, "the session's read time");
     // "late" was joined after a's node delivered the broadcast: its mark is that offset
     const delivered = a.log.find((e) => e[0] === "bcast").at(-1);
     assert.equal(/"late":\s*"(\d+-\d+)"/.exec(one.out)?.[1], delivered, "the join mark of late");

@@ -406,6 +406,45 @@ describe("recovery across nodes (redis)", { skip: !HAVE_REDIS && "redis-server n
     await proxy.close();
   });
 
+  // The same, but back on the very node that still holds the old, silent connection: the
+  // old socket shares the sid (and the rooms, keyed by sid); when the node finally drops
+  // it, that must not take the recovered socket's rooms or release its session.
+  it("reconnect to the same node before it noticed: the old socket's end does not hurt", CASE,
+    async () => {
+      closeClients();
+      await stopAll(nodes);
+      nodes = [await startSockeye(["--redis", redis.url, "--log-level", "warn",
+        "--ping-interval", "500", "--ping-timeout", "500"])];
+      const proxy = await startProxy(nodes[0].port);
+      try {
+        const pub = new Publisher(nodes[0].url, ["same"]);
+        await pub.ready();
+        const sub = new Sub("same0", proxy.url, ["same"]);
+        await sub.ready();
+        await pub.burst("same", 1);
+        await until(() => sub.total() === 1, T, "the first event");
+        sub.markCut(proxy.url); // back through the proxy: the same node
+        proxy.cut();
+        await until(() => sub.recovered.length === 1, T, "reconnection to the same node");
+        assert.ok(proxy.upstreamOpen(), "the node had already noticed: the case did not happen");
+        await pub.burst("same", 1);
+        await until(() => !proxy.upstreamOpen(), T, "the node to drop the silent connection");
+        await pub.burst("same", 3);
+        await settle([sub], pub);
+        checkSub(sub, pub);
+        // and the session is still the recovered socket's: a second cut recovers too
+        sub.markCut(proxy.url);
+        sub.s.io.engine.transport.ws._socket.destroy();
+        await pub.burst("same", 2);
+        await until(() => sub.recovered.length === 2, T, "second reconnection");
+        await pub.burst("same", 2);
+        await settle([sub], pub);
+        checkSub(sub, pub, { reconnects: 2 });
+      } finally {
+        await proxy.close();
+      }
+    });
+
   it("a client that had received no event before the cut recovers what it missed", CASE,
     async () => {
       const ctx = await setup(0, { rooms: ["quiet"] });

@@ -534,13 +534,53 @@ static void test_restore_marks(void **state)
     assert_int_equal(restore(f, "p", NULL), SIO_OK);
     assert_string_equal(missed_names(f), "e:1,x:1,all:0");
 
-    /* an offset from before the socket was there is raised to its start; restored, the
-     * socket starts afresh (everything before was replayed) */
+    /* restored, the socket keeps its session's marks and read time: a client that never
+     * read its replay and comes back with an old offset gets it all again (raised to its
+     * start, nothing of before) */
     f->a->vt->session_open(f->a, &sess);
     emit(f, "x", 2, late, 1, NULL, 0, 0);
     f->a->vt->session_close(f->a, &sess, 1);
     assert_int_equal(restore(f, "p", "1-0"), SIO_OK);
-    assert_string_equal(missed_names(f), "x:2");
+    assert_string_equal(missed_names(f), "e:1,x:1,all:0,x:2");
+
+    /* an except room excludes only what was broadcast after the socket joined it */
+    {
+        const char *const ex[] = {"late2"};
+        const char *const four[] = {"s", "q", "late", "late2"};
+        char before[64];
+        f->a->vt->session_open(f->a, &sess);
+        snprintf(before, sizeof(before), "%s", emit(f, "y", 0, NULL, 0, ex, 1, 0));
+        sess.rooms = (char **)four;
+        sess.n_rooms = 4;
+        f->a->vt->session_update(f->a, &sess); /* joins late2 after y:0 */
+        emit(f, "y", 1, NULL, 0, ex, 1, 0);    /* excluded: it is in late2 now */
+        f->a->vt->session_close(f->a, &sess, 1);
+        assert_int_equal(restore(f, "p", e1), SIO_OK);
+        assert_string_equal(missed_names(f), "x:1,all:0,x:2,y:0");
+        sess.rooms = (char **)joined;
+        sess.n_rooms = 3;
+    }
+
+    /* the read time: a client unheard of for longer than window + detect is refused, and
+     * handing the session back (a refused attempt) does not make it younger */
+    f->a->vt->session_open(f->a, &sess);
+    f->a->vt->session_close(f->a, &sess, 1);
+    fake_now += WINDOW / 2;
+    assert_int_equal(restore(f, "p", e1), SIO_OK); /* taken: marks wait in live */
+    f->a->vt->session_close(f->a, &sess, 1);       /* handed back, nothing read */
+    fake_now += WINDOW / 2 + DETECT + 1;
+    assert_int_equal(restore(f, "p", e1), SIO_ENOTFOUND);
+    assert_int_equal(restore(f, "p", e1), SIO_ENOTFOUND); /* dropped for good */
+    /* a read the socket reports (read age 0 at its close) keeps a session recoverable as
+     * long as its marks are there: the same wait, but read at the end */
+    f->a->vt->session_open(f->a, &sess);
+    fake_now += WINDOW / 2 + DETECT + 1;
+    sess.has_read_age = 1;
+    sess.read_age_ms = 0;
+    f->a->vt->session_close(f->a, &sess, 1);
+    sess.has_read_age = 0;
+    assert_int_equal(restore(f, "p", e1), SIO_OK);
+    f->a->vt->session_close(f->a, &sess, 0);
 
     /* a final disconnect keeps nothing */
     f->a->vt->session_open(f->a, &sess);

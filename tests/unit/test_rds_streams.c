@@ -680,7 +680,7 @@ static void test_sessions(void **state)
 {
     fx_t *f = *state;
     const char *rooms[] = {"SID1", "a"};
-    const char *pids[] = {"P1", "P2", "nope"};
+    const rds_refresh_t pids[] = {{"P1", 1, 0}, {"P2", 0, 0}, {"nope", 1, 5}};
     adp_session_t *s = session("SID1", "P1", rooms, 2, "{\"k\":1}"), *s2;
     rds_streams_stats_t stt;
     pubres_t p;
@@ -730,14 +730,21 @@ static void test_sessions(void **state)
     CMD(f, &r, "HGET sk:{/}:sess:P1 rooms");
     assert_string_equal(r.text, "[\"SID1\",\"b\"]");
 
-    /* refresh extends the TTL of existing sessions only */
+    /* refresh extends the TTL of existing sessions only, and raises a known read time
+     * (never an unknown one, never backwards) */
     CMD(f, &r, "PEXPIRE sk:{/}:sess:P1 1000");
     CMD(f, &r, "PEXPIRE sk:{/}:sess:P2 1000");
+    CMD(f, &r, "HSET sk:{/}:sess:P1 read 1");
+    CMD(f, &r, "HSET sk:{/}:sess:P2 read 1");
     assert_int_equal(rds_session_refresh(f->st, "/", pids, 3), SIO_OK);
     sync_cmd(f);
     assert_true(redis_int(f, "PTTL", "sk:{/}:sess:P1") > (long long)WINDOW);
     assert_true(redis_int(f, "PTTL", "sk:{/}:sess:P2") > (long long)WINDOW);
     assert_int_equal(redis_int(f, "EXISTS", "sk:{/}:sess:nope"), 0);
+    CMD(f, &r, "HGET sk:{/}:sess:P1 read");
+    assert_true(strtoull(r.text, NULL, 10) + 5000 > redis_now(f));
+    CMD(f, &r, "HGET sk:{/}:sess:P2 read");
+    assert_string_equal(r.text, "1");
     assert_int_equal(rds_session_refresh(f->st, "/", pids, 0), SIO_OK);
 
     /* release: a stale owner cannot; recoverable -> TTL window; else deleted */
@@ -945,6 +952,7 @@ static void test_restore_quiet_rooms_and_marks(void **state)
     adp_session_t *s = session("S", "P", rooms, 2, NULL), *s2;
     pubres_t p0, p1, p2, pj1, pj2, pj3, ps;
     restres_t r;
+    res_t x;
 
     RT_REQUIRE_REDIS();
     start(f, 300, 0, 0);
@@ -963,7 +971,8 @@ static void test_restore_quiet_rooms_and_marks(void **state)
     publish(f, "/", 1, q, 1, &p1);
     /* quiet for twice the window, connected (a refresh keeps the session) */
     rt_run_for(f, 600);
-    assert_int_equal(rds_session_refresh(f->st, "/", (const char *[]){"P"}, 1), SIO_OK);
+    assert_int_equal(rds_session_refresh(f->st, "/", (const rds_refresh_t[]){{"P", 1, 0}}, 1),
+                     SIO_OK);
     publish(f, "/", 2, q, 1, &p2);
     assert_int_equal(restore(f, "/", "P", p1.offset, "B", &r), SIO_OK);
     assert_int_equal(r.n, 1);
@@ -990,6 +999,22 @@ static void test_restore_quiet_rooms_and_marks(void **state)
     expect_packet(&r, 1, 12, pj3.offset);
     expect_packet(&r, 2, 13, ps.offset);
     restres_free(&r);
+    /* the client unheard of for longer than entries are kept (read older than retain -
+     * 2 slacks): refused, and neither the take nor a hand-back (release) extends it; a read
+     * reported by the owner's refresh makes it recoverable again */
+    {
+        char old[32];
+        snprintf(old, sizeof(old), "%llu", (unsigned long long)(redis_now(f) - RETAIN(300)));
+        CMD(f, &x, "HSET sk:{/}:sess:P read %s", old);
+        assert_int_equal(restore(f, "/", "P", p2.offset, "D", &r), SIO_ENOTFOUND);
+        assert_int_equal(rds_session_release(f->st, "/", "P", "D", 1), SIO_OK);
+        assert_int_equal(restore(f, "/", "P", p2.offset, "D", &r), SIO_ENOTFOUND);
+        assert_int_equal(rds_session_refresh(f->st, "/", (const rds_refresh_t[]){{"P", 1, 100}}, 1),
+                         SIO_OK);
+        sync_cmd(f);
+        assert_int_equal(restore(f, "/", "P", p2.offset, "D", &r), SIO_OK);
+        restres_free(&r);
+    }
     /* left and joined again: the new mark */
     assert_int_equal(rds_session_update(f->st, "/", s, "D", NULL), SIO_OK);
     assert_int_equal(rds_session_update(f->st, "/", s2, "D", pj2.offset), SIO_OK);
@@ -997,6 +1022,29 @@ static void test_restore_quiet_rooms_and_marks(void **state)
     assert_int_equal(r.n, 2);
     expect_packet(&r, 0, 12, pj3.offset);
     expect_packet(&r, 1, 13, ps.offset);
+    restres_free(&r);
+    adp_session_free(s);
+    adp_session_free(s2);
+}
+
+/* An except room excludes only what was published after the session joined it. */
+static void test_restore_except_marks(void **state)
+{
+    fx_t *f = *state;
+    const char *rooms[] = {"S"}, *with_x[] = {"S", "x"}, *ex[] = {"x"};
+    adp_session_t *s = session("S", "P", rooms, 1, NULL), *s2 = session("S", "P", with_x, 2, NULL);
+    pubres_t e1, e2;
+    restres_t r;
+
+    RT_REQUIRE_REDIS();
+    start(f, WINDOW, 0, 0);
+    open_session(f, "/", s, "A");
+    publish_ex(f, "/", "ev", 1, NULL, 0, ex, 1, &e1); /* S not in x yet: for it */
+    assert_int_equal(rds_session_update(f->st, "/", s2, "A", e1.offset), SIO_OK);
+    publish_ex(f, "/", "ev", 2, NULL, 0, ex, 1, &e2); /* S in x now: not for it */
+    assert_int_equal(restore(f, "/", "P", NULL, "B", &r), SIO_OK);
+    assert_int_equal(r.n, 1);
+    expect_packet(&r, 0, 1, e1.offset);
     restres_free(&r);
     adp_session_free(s);
     adp_session_free(s2);
@@ -1163,6 +1211,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_restore_binary, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restore_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restore_quiet_rooms_and_marks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restore_except_marks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restore_batches_rooms_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_with_pending, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redis_down, setup, teardown),

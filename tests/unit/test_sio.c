@@ -137,6 +137,11 @@ const char *eio_session_id(const eio_session_t *s)
     return s->id;
 }
 
+uint64_t eio_session_read_at(const eio_session_t *s)
+{
+    return 0; /* the fake client never answers a ping */
+}
+
 const char *eio_session_transport(const eio_session_t *s)
 {
     return "websocket";
