@@ -194,12 +194,11 @@ static int pattern_matches(const char *pattern, const char *room)
     return strcmp(pattern, room) == 0;
 }
 
-/* With authentication on: 1 when s's token lists room in its "rooms" claim or matches
- * it with an "allow" pattern. A socket without claims is granted nothing (fail
- * closed). The claims were validated at connect. */
-static int permitted(sio_socket_t *s, const char *room)
+/* With authentication on: 1 when the claims list room in "rooms" or match it with an
+ * "allow" pattern. No claims grant nothing (fail closed). The claims were validated at
+ * connect. */
+static int claims_permit(const cJSON *claims, const char *room)
 {
-    const cJSON *claims = cJSON_GetObjectItemCaseSensitive(sio_socket_data(s), APP_DATA_CLAIMS);
     const cJSON *it;
     app_room_t name;
 
@@ -214,6 +213,12 @@ static int permitted(sio_socket_t *s, const char *room)
             return 1;
     }
     return 0;
+}
+
+static int permitted(sio_socket_t *s, const char *room)
+{
+    return claims_permit(cJSON_GetObjectItemCaseSensitive(sio_socket_data(s), APP_DATA_CLAIMS),
+                         room);
 }
 
 /* Rooms s is in, its own id room aside. */
@@ -489,6 +494,20 @@ static int auth_middleware(sio_socket_t *s, sio_conn_error_t *err, void *ud)
         sio_conn_error_set(err, msg, NULL);
         cJSON_Delete(claims);
         return -1;
+    }
+    /* A recovered session rejoins its rooms once admitted: one the new token no longer
+     * grants must not come back (nor its missed events), so such a session is declined
+     * and the socket starts afresh; the session stays for a token that grants it. */
+    if (sio_socket_recovered(s)) {
+        const char *const *had;
+        size_t n = sio_socket_restored_rooms(s, &had);
+
+        for (size_t i = 0; i < n; i++) {
+            if (strcmp(had[i], sio_socket_id(s)) != 0 && !claims_permit(claims, had[i])) {
+                sio_socket_decline_recovery(s);
+                break;
+            }
+        }
     }
     /* Joined while connecting: the session is then written once, rooms included. */
     cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(claims, "rooms"))

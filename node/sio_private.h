@@ -133,6 +133,7 @@ struct sio_socket {
     uint64_t admitted_at; /* loop ms it became connected (after its replay was queued) */
     int admitted;         /* it became connected once (it may be closing now) */
     int superseded;       /* its session was restored on another socket of this node */
+    const adp_session_t *restored; /* during the middlewares of a recovered socket */
     sio_sock_state_t state;
     unsigned holds;     /* callbacks on the stack + restore in flight */
     int restoring;      /* restore_session issued, callback not yet run */

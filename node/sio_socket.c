@@ -410,6 +410,36 @@ static void sio__socket_give_back(sio_socket_t *s, const adp_session_t *restored
         a->vt->save_session(a, &back);
 }
 
+size_t sio_socket_restored_rooms(const sio_socket_t *s, const char *const **rooms)
+{
+    if (s == NULL || rooms == NULL || s->restored == NULL)
+        return 0;
+    *rooms = (const char *const *)s->restored->rooms;
+    return s->restored->n_rooms;
+}
+
+int sio_socket_decline_recovery(sio_socket_t *s)
+{
+    char id[21];
+
+    if (s == NULL || s->state != SIO_SOCK_CONNECTING || !s->recovered || s->restored == NULL)
+        return SIO_EINVAL;
+    sio__socket_give_back(s, s->restored);
+    s->restored = NULL;
+    s->recovered = 0;
+    s->has_floor = 0;
+    sio__socket_leave_all(s); /* what a middleware joined under the old id */
+    eio_random_id(id);
+    sio_free(s->id);
+    s->id = sio_strdup(id);
+    eio_random_id(id);
+    sio_free(s->pid);
+    s->pid = sio_strdup(id);
+    cJSON_Delete(s->data);
+    s->data = cJSON_CreateObject();
+    return SIO_OK;
+}
+
 /* Middlewares, then the CONNECT reply (missed packets first on a restore), rooms
  * and the connection callback. The caller holds s. */
 static void sio__socket_admit(sio_socket_t *s, const adp_session_t *sess, sio_packet_t **missed,
@@ -420,11 +450,16 @@ static void sio__socket_admit(sio_socket_t *s, const adp_session_t *sess, sio_pa
     sio_client_t *c = s->client;
 
     if (!(s->recovered && srv->cfg.recovery_skip_middlewares)) {
+        int was_recovered = s->recovered;
+
+        s->restored = s->recovered ? sess : NULL;
         for (size_t i = 0; i < nsp->n_mw; i++) {
             sio_middleware_t mw = nsp->mw[i];
             sio_conn_error_t err = {0};
             int rc = mw.cb(s, &err, mw.ud);
 
+            if (s->state == SIO_SOCK_CLOSED || rc != 0)
+                s->restored = NULL;
             if (s->state == SIO_SOCK_CLOSED) {
                 sio_free(err.message);
                 cJSON_Delete(err.data);
@@ -443,6 +478,11 @@ static void sio__socket_admit(sio_socket_t *s, const adp_session_t *sess, sio_pa
             }
             sio_free(err.message);
             cJSON_Delete(err.data);
+        }
+        s->restored = NULL;
+        if (was_recovered && !s->recovered) { /* declined: admitted as a new session */
+            sess = NULL;
+            n_missed = 0;
         }
     }
     /* Closing already (a middleware closed the connection): the engine's close

@@ -178,6 +178,15 @@ const char *sio_socket_url(const sio_socket_t *s);
 const char *sio_socket_query(const sio_socket_t *s, const char *key);
 /* 1 when this socket is a restored session (connection state recovery). */
 int sio_socket_recovered(const sio_socket_t *s);
+/* In a middleware of a recovered socket: the rooms its session had (own id included),
+ * which it rejoins once admitted; 0 otherwise. The array lives until the middlewares end. */
+size_t sio_socket_restored_rooms(const sio_socket_t *s, const char *const **rooms);
+/* In a middleware of a recovered socket: admit it as a new session instead (new id and
+ * pid, no rooms, no missed packets, socket.data {}), e.g. when its new credentials no
+ * longer grant rooms the session had. The session is handed back untouched, so a later
+ * attempt with other credentials may still recover it. SIO_EINVAL when s is not a
+ * recovered socket in its middlewares. */
+int sio_socket_decline_recovery(sio_socket_t *s);
 const char *sio_socket_transport(const sio_socket_t *s); /* "polling" | "websocket" */
 
 /* socket.data: application state saved with the session for recovery. The socket

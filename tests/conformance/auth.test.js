@@ -305,7 +305,7 @@ describe("HS256 tokens", () => {
       // 4. the refusals did not use the session up: a refreshed token still recovers,
       // with what was published meanwhile
       await publish(7, 9);
-      a.auth.token = hs256({ rooms: [r] });
+      a.auth.token = hs256({ rooms: [r], allow: ["new:*"] });
       const again = once(a, "connect");
       a.connect();
       await again;
@@ -314,6 +314,25 @@ describe("HS256 tokens", () => {
       await until(() => got.length >= 9, T, "a to receive 9 events");
       await barrier(a);
       assert.deepEqual(got, [0, 1, 2, 3, 4, 5, 6, 7, 8]);
+
+      // 5. a token that no longer grants a room of the session (new:1, joined in 1.):
+      // not recovered (neither that room nor its missed events come back); a new session
+      down = once(a, "disconnect");
+      cut(a);
+      await down;
+      await until(async () => (await sockets(node)) === 1, T, "the server to see a's disconnect");
+      await publish(9, 11);
+      a.auth.token = hs256({ rooms: [r] });
+      const fresh = once(a, "connect");
+      a.connect();
+      await fresh;
+      assert.equal(a.recovered, false, "a session with a revoked room is not recovered");
+      assert.notEqual(a.id, idBefore, "a new session");
+      await barrier(a);
+      assert.deepEqual(got, [0, 1, 2, 3, 4, 5, 6, 7, 8], "nothing replayed to a new session");
+      await publish(11, 12); // a is in r again through its token: live only
+      await until(() => got.length === 10, T, "a live event in r");
+      assert.equal(got[9], 11);
     });
   }
 });
