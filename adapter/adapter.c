@@ -23,6 +23,7 @@ void adp_session_free(adp_session_t *s)
     sio_free(s->sid);
     sio_free(s->pid);
     cJSON_Delete(s->data);
+    cJSON_Delete(s->joined);
     sio_free(s);
 }
 

@@ -57,6 +57,9 @@ typedef struct adp_session {
      * client has not been heard from for longer than entries are kept. */
     unsigned char has_read_age;
     uint64_t read_age_ms;
+    /* Set by a write-through adapter's restore only (owned, may be NULL): room -> join
+     * mark of the rooms joined after the session's start. */
+    cJSON *joined;
 } adp_session_t;
 
 void adp_session_free(adp_session_t *s);

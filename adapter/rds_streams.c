@@ -620,15 +620,15 @@ static void rds__age_arg(char buf[24], int has_age, uint64_t age_ms)
 }
 
 /* open and update share keys (session, last offset) and arguments: window, retain, owner,
- * sid, pid, rooms, data, mark, read age. */
+ * sid, pid, rooms, data, mark, read age, joined. */
 static int rds__session_write(rds_streams_t *st, int kind, const char *nsp, const adp_session_t *s,
-                              const char *owner, const char *mark, rds_op_t *op)
+                              const char *owner, const char *mark, const char *joined, rds_op_t *op)
 {
     const char *fn = kind == RDS_OP_OPEN ? "sockeye_session_open" : "sockeye_session_update";
     char *sess = rds__key(st, nsp, "sess:", s->pid);
     char *last = rds__key(st, nsp, "last", NULL);
     char *rooms = rds__rooms_json(s), *data = rds__data_json(s->data);
-    const char *argv[14];
+    const char *argv[15];
     char age[24];
     int k = 0, rc;
 
@@ -647,6 +647,7 @@ static int rds__session_write(rds_streams_t *st, int kind, const char *nsp, cons
     argv[k++] = data;
     argv[k++] = mark != NULL ? mark : "";
     argv[k++] = age;
+    argv[k++] = joined != NULL ? joined : "";
     rc = rds__send(op, rds__session_reply, op, k, argv, NULL);
     sio_free(sess);
     sio_free(last);
@@ -668,7 +669,7 @@ int rds_session_open(rds_streams_t *st, const char *nsp, const adp_session_t *s,
     if (st->closing)
         return SIO_ECLOSED;
     op = rds__op_new(st, sizeof(*op), RDS_OP_OPEN, (void (*)(void))cb, ud);
-    rc = rds__session_write(st, RDS_OP_OPEN, nsp, s, owner, mark, op);
+    rc = rds__session_write(st, RDS_OP_OPEN, nsp, s, owner, mark, NULL, op);
     if (rc != SIO_OK) {
         rds__op_free(op);
         rds__session_failed(st, RDS_OP_OPEN, rc, NULL);
@@ -680,7 +681,7 @@ int rds_session_open(rds_streams_t *st, const char *nsp, const adp_session_t *s,
  * Redis. Failures (at the call too) are counted in session_write_failed and logged once
  * per failing period. */
 int rds_session_update(rds_streams_t *st, const char *nsp, const adp_session_t *s,
-                       const char *owner, const char *mark)
+                       const char *owner, const char *joined)
 {
     rds_op_t *op;
     int rc;
@@ -690,7 +691,7 @@ int rds_session_update(rds_streams_t *st, const char *nsp, const adp_session_t *
     if (st->closing)
         return SIO_ECLOSED;
     op = rds__op_new(st, sizeof(*op), RDS_OP_UPDATE, NULL, NULL);
-    rc = rds__session_write(st, RDS_OP_UPDATE, nsp, s, owner, mark, op);
+    rc = rds__session_write(st, RDS_OP_UPDATE, nsp, s, owner, NULL, joined, op);
     if (rc != SIO_OK) {
         rds__op_free(op);
         rds__session_failed(st, RDS_OP_UPDATE, rc, NULL);
@@ -894,6 +895,8 @@ static void rds__restore_finish(rds_restore_op_t *r)
     st->stats.entries_replayed += n_out;
     s = r->s;
     r->s = NULL;
+    s->joined = r->joined; /* the new owner tracks the join marks from here */
+    r->joined = NULL;
     own = rds__op_detach(&r->op);
     ((rds_restore_cb)r->op.cb)(r->op.ud, SIO_OK, s, out, n_out);
     sio_free(out);

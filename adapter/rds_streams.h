@@ -55,14 +55,15 @@ int rds_streams_publish(rds_streams_t *st, const char *nsp, const char *const *r
  * mark: the last offset the node delivered in the namespace (NULL or "" when it has seen
  * none: the namespace's last offset stands in). Entries up to it were published before
  * the socket could receive them, so a restore starts after it.
- * open: writes the hash with offset = mark, and its TTL. */
+ * open: writes the hash with offset = mark, and its TTL. update: joined is the JSON object
+ * room -> join mark of the rooms joined after the start (the node tracks them; "?" for a
+ * join before the node had seen any offset: Redis resolves it), NULL to keep the stored. */
 int rds_session_open(rds_streams_t *st, const char *nsp, const adp_session_t *s,
                      const char *owner, const char *mark, void (*cb)(void *ud, int err),
                      void *ud);
-/* Rooms or data changed (fire and forget; failures are counted and logged). Rooms new
- * since the last write are recorded as joined at mark. */
+/* Rooms or data changed (fire and forget; failures are counted and logged). */
 int rds_session_update(rds_streams_t *st, const char *nsp, const adp_session_t *s,
-                       const char *owner, const char *mark);
+                       const char *owner, const char *joined);
 /* Refresh the TTL of these sessions and raise their read times (a node calls it every few
  * seconds, pipelined). */
 typedef struct rds_refresh {
@@ -79,7 +80,7 @@ int rds_session_release(rds_streams_t *st, const char *nsp, const char *pid, con
  * session's own offset is used). On success cb gets the session (owned by cb) and the
  * missed packets in offset order, each an EVENT whose data ends with its offset, already
  * filtered by the session's rooms, their join marks and the entries' except rooms (owned by
- * cb, array borrowed for the call). SIO_ENOTFOUND: no session, expired, offset malformed or
+ * cb, array borrowed for the call); s->joined holds the join marks. SIO_ENOTFOUND: no session, expired, offset malformed or
  * never given out. Taking ownership (owner field) is part of the read. */
 typedef void (*rds_restore_cb)(void *ud, int err, adp_session_t *s, sio_packet_t **missed,
                                size_t n_missed);

@@ -443,6 +443,90 @@ static void adp__session_opened(void *ud, int err)
         adp__redis_log(r, RDS_LOG_DEBUG, "redis: session write failed: %s", sio_strerror(err));
 }
 
+/* adp_live_t.rooms value of a room the session had from its start (its floor is the
+ * session's offset). */
+static char adp__from_start;
+
+/* A held session whose rooms are s's, each from the start, or with the join mark joined
+ * names (a restored session's, NULL for a new one). Takes owner. */
+static adp_live_t *adp__live_new(char *owner, const adp_session_t *s, const cJSON *joined)
+{
+    adp_live_t *l = sio_calloc(1, sizeof(*l));
+
+    l->owner = owner;
+    sio_map_init(&l->rooms);
+    for (size_t i = 0; i < s->n_rooms; i++) {
+        const cJSON *m = cJSON_GetObjectItemCaseSensitive(joined, s->rooms[i]);
+        void *old = sio_map_put(&l->rooms, s->rooms[i],
+                                cJSON_IsString(m) ? sio_strdup(m->valuestring) : &adp__from_start);
+        if (old != NULL && old != &adp__from_start)
+            sio_free(old);
+    }
+    return l;
+}
+
+static void adp__live_rooms_clear(sio_map_t *rooms)
+{
+    sio_map_iter_t it = {0};
+    void *v;
+
+    while (sio_map_next(rooms, &it, NULL, &v))
+        if (v != &adp__from_start)
+            sio_free(v);
+    sio_map_clear(rooms);
+}
+
+static void adp__live_free(adp_live_t *l)
+{
+    if (l == NULL)
+        return;
+    adp__live_rooms_clear(&l->rooms);
+    sio_free(l->owner);
+    sio_free(l);
+}
+
+/* Brings l's rooms to s's: rooms kept keep their mark, new ones get the node's mark now
+ * ("?" when it has seen no offset yet: Redis resolves it once), rooms left are dropped.
+ * Returns the join marks as the JSON object the session stores (owned). */
+static char *adp__live_joined(adp_rnsp_t *a, adp_live_t *l, const adp_session_t *s)
+{
+    cJSON *o = cJSON_CreateObject();
+    sio_map_t next;
+    char *json;
+
+    sio_map_init(&next);
+    for (size_t i = 0; i < s->n_rooms; i++) {
+        void *v = sio_map_del(&l->rooms, s->rooms[i]);
+        if (v == NULL)
+            v = sio_strdup(a->mark[0] != '\0' ? a->mark : "?");
+        v = sio_map_put(&next, s->rooms[i], v);
+        if (v != NULL && v != &adp__from_start)
+            sio_free(v); /* a room listed twice */
+    }
+    adp__live_rooms_clear(&l->rooms);
+    l->rooms = next;
+    {
+        sio_map_iter_t it = {0};
+        const char *room;
+        void *v;
+        while (sio_map_next(&l->rooms, &it, &room, &v))
+            if (v != &adp__from_start)
+                cJSON_AddStringToObject(o, room, v);
+    }
+    json = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return json;
+}
+
+/* Writes s's session through as l's owner. */
+static void adp__live_write(adp_rnsp_t *a, adp_live_t *l, const adp_session_t *s)
+{
+    char *joined = adp__live_joined(a, l, s);
+
+    rds_session_update(a->r->st, a->base.nsp, s, l->owner, joined);
+    cJSON_free(joined);
+}
+
 /* The socket is connected: write its session (a restored one is already ours: the
  * restore took ownership, so this is an update). */
 static void adp__redis_session_open(adp_adapter_t *base, const adp_session_t *s)
@@ -452,14 +536,14 @@ static void adp__redis_session_open(adp_adapter_t *base, const adp_session_t *s)
 
     if (r->st == NULL || r->closed || s->pid == NULL)
         return;
-    const char *owner = sio_map_get(&a->live, s->pid);
-    if (owner != NULL) {
-        rds_session_update(r->st, base->nsp, s, owner, a->mark);
+    adp_live_t *l = sio_map_get(&a->live, s->pid);
+    if (l != NULL) {
+        adp__live_write(a, l, s);
         return;
     }
-    char *mine = adp__new_owner(r);
-    sio_map_put(&a->live, s->pid, mine);
-    rds_session_open(r->st, base->nsp, s, mine, a->mark, adp__session_opened, r);
+    l = adp__live_new(adp__new_owner(r), s, NULL);
+    sio_map_put(&a->live, s->pid, l);
+    rds_session_open(r->st, base->nsp, s, l->owner, a->mark, adp__session_opened, r);
 }
 
 static void adp__redis_session_update(adp_adapter_t *base, const adp_session_t *s)
@@ -469,9 +553,9 @@ static void adp__redis_session_update(adp_adapter_t *base, const adp_session_t *
 
     if (r->st == NULL || r->closed || s->pid == NULL)
         return;
-    const char *owner = sio_map_get(&a->live, s->pid);
-    if (owner != NULL)
-        rds_session_update(r->st, base->nsp, s, owner, a->mark);
+    adp_live_t *l = sio_map_get(&a->live, s->pid);
+    if (l != NULL)
+        adp__live_write(a, l, s);
 }
 
 static void adp__redis_session_close(adp_adapter_t *base, const adp_session_t *s, int recoverable)
@@ -481,16 +565,16 @@ static void adp__redis_session_close(adp_adapter_t *base, const adp_session_t *s
 
     if (s->pid == NULL)
         return;
-    char *owner = sio_map_del(&a->live, s->pid);
-    if (owner == NULL)
+    adp_live_t *l = sio_map_del(&a->live, s->pid);
+    if (l == NULL)
         return;
     /* socket.data may have been changed in place since the last write: the state
      * that survives is the one at the disconnect. */
     if (r->st != NULL && !r->closed && recoverable)
-        rds_session_update(r->st, base->nsp, s, owner, a->mark);
+        adp__live_write(a, l, s);
     if (r->st != NULL && !r->closed)
-        rds_session_release(r->st, base->nsp, s->pid, owner, recoverable);
-    sio_free(owner);
+        rds_session_release(r->st, base->nsp, s->pid, l->owner, recoverable);
+    adp__live_free(l);
 }
 
 /* One refresh being collected from the host's sockets. */
@@ -618,8 +702,7 @@ static void adp__on_restored(void *ud, int err, adp_session_t *s, sio_packet_t *
                    "sent",
                    rs->pid, n_missed, n_held, n);
     if (s->pid != NULL) {
-        char *old = sio_map_put(&a->live, s->pid, rs->owner);
-        sio_free(old);
+        adp__live_free(sio_map_put(&a->live, s->pid, adp__live_new(rs->owner, s, s->joined)));
         rs->owner = NULL;
     }
     adp_restore_cb cb = rs->cb;
@@ -686,7 +769,7 @@ static void adp__redis_destroy(adp_adapter_t *base)
         rs->a = NULL;
     }
     while (sio_map_next(&a->live, &it, NULL, &v))
-        sio_free(v);
+        adp__live_free(v);
     sio_map_clear(&a->live);
     sio_list_remove(&a->link);
     adp_rooms_clear(&base->rooms);
@@ -1035,7 +1118,7 @@ static void adp__close_now(adp_redis_t *r)
         sio_map_iter_t mi = {0};
         void *v;
         while (sio_map_next(&a->live, &mi, NULL, &v))
-            sio_free(v);
+            adp__live_free(v);
         sio_map_clear(&a->live);
     }
     rds_conn_close(r->cmd, adp__closed_one, r);

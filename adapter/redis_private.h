@@ -76,6 +76,14 @@ typedef struct adp_restore {
     int overflow; /* too much arrived meanwhile: the restore fails rather than lose any */
 } adp_restore_t;
 
+/* A session this node holds: who owns it (node uid + connection serial) and the join
+ * mark of each of its rooms, tracked here, where the joins happen, so that a session
+ * write that never reached Redis cannot move a mark later. */
+typedef struct adp_live {
+    char *owner;
+    sio_map_t rooms; /* room -> owned mark string, or adp__from_start (see redis.c) */
+} adp_live_t;
+
 /* One namespace's adapter. */
 struct adp_rnsp {
     adp_adapter_t base;
@@ -87,7 +95,7 @@ struct adp_rnsp {
     char *ch_request;      /* K-request#N# */
     char *ch_response;     /* K-response#N# */
     char *ch_response_uid; /* K-response#N#<uid># */
-    sio_map_t live;        /* pid -> owner (owned string): sessions this node holds */
+    sio_map_t live;        /* pid -> adp_live_t*: sessions this node holds */
     /* The highest offset this node has seen in the namespace ("" = none yet), from the
      * subscriber, the one ordered source of its deliveries: a socket that connects or
      * joins a room now can only receive what comes after it (its session's mark). */

@@ -147,8 +147,8 @@ local function last_offset(key, retain)
 end
 
 -- The caller's mark (the last offset its node had delivered in the namespace when the
--- socket connected or joined: what was published before it never reached the socket),
--- or the namespace's last offset when the node had seen none yet.
+-- socket connected: what was published before it never reached the socket), or the
+-- namespace's last offset when the node had seen none yet.
 local function mark_or_last(mark, key, retain)
     if parse_id(mark) ~= nil then
         return mark
@@ -156,37 +156,35 @@ local function mark_or_last(mark, key, retain)
     return last_offset(key, retain)
 end
 
--- The joined map after a rooms change: rooms kept keep their mark, rooms new since the
--- stored list get mark, rooms left are dropped. Rooms the session had from its start
--- have no entry (the session's offset is their floor). Malformed stored JSON (written by
--- something else) counts as empty: the cost is a floor too low for those rooms.
-local function joined_after(old_rooms_json, old_joined_json, new_rooms, mark)
-    local ok, old_rooms = pcall(cjson.decode, old_rooms_json or '[]')
-    if not ok or type(old_rooms) ~= 'table' then
-        old_rooms = {}
+-- The joined map the owner node sent (room -> join mark, for the rooms joined after the
+-- session's start; the node tracks them per socket, so a write that never arrived does
+-- not move a mark). "?" is a join while the node had seen no offset yet: the stored mark
+-- when there is one, else the namespace's last offset. "" (no map sent) keeps the stored.
+local function joined_sent(sent, stored, last_key, retain)
+    if sent == nil or sent == '' then
+        return stored or '{}'
     end
-    local ok2, old_joined = pcall(cjson.decode, old_joined_json or '{}')
-    if not ok2 or type(old_joined) ~= 'table' then
-        old_joined = {}
+    local ok, j = pcall(cjson.decode, sent)
+    if not ok or type(j) ~= 'table' then
+        error('sockeye_session_update: joined is not a JSON object')
     end
-    local had = {}
-    for _, r in ipairs(old_rooms) do
-        had[r] = true
+    local ok2, old = pcall(cjson.decode, stored or '{}')
+    if not ok2 or type(old) ~= 'table' then
+        old = {}
     end
-    local joined, n = {}, 0
-    for _, r in ipairs(new_rooms) do
-        if type(r) == 'string' then
-            if not had[r] then
-                joined[r], n = mark, n + 1
-            elseif type(old_joined[r]) == 'string' then
-                joined[r], n = old_joined[r], n + 1
+    local out, n = {}, 0
+    for room, m in pairs(j) do
+        if type(room) == 'string' and type(m) == 'string' then
+            if m == '?' then
+                m = type(old[room]) == 'string' and old[room] or last_offset(last_key, retain)
             end
+            out[room], n = m, n + 1
         end
     end
     if n == 0 then
         return '{}' -- cjson writes an empty table as an object, but say it plainly
     end
-    return cjson.encode(joined)
+    return cjson.encode(out)
 end
 
 -- Raises the session's read time to now - age (age: ms, as the owner node measured it,
@@ -205,9 +203,11 @@ end
 
 --[[ sockeye_session_open
 KEYS[1] P:{N}:sess:<pid>    KEYS[2] P:{N}:last
-ARGV    window_ms, retain_ms, owner, sid, pid, rooms (JSON array), data (JSON), mark
+ARGV    window_ms, retain_ms, owner, sid, pid, rooms (JSON array), data (JSON), mark,
+        read age, joined (both ignored: a new session has read everything and every room
+        counts from its start)
 Writes the whole session with offset = mark (or the namespace's last offset) and read =
-now (a new socket has missed nothing); returns that offset. ]]
+now; returns that offset. ]]
 local function session_open(keys, args)
     local window = ms_arg(args[1], 'window_ms')
     local retain = ms_arg(args[2], 'retain_ms')
@@ -222,26 +222,19 @@ end
 
 --[[ sockeye_session_update
 KEYS[1] P:{N}:sess:<pid>    KEYS[2] P:{N}:last
-ARGV    window_ms, retain_ms, owner, sid, pid, rooms (JSON array), data (JSON), mark,
-        read age (ms, "" unknown)
-Rewrites sid/pid/rooms/data and the TTL when owner still holds the session; rooms new
-since the stored list are marked joined at mark; read is raised. Returns 1, or 0 when the
-session is gone or another connection took it over (a stale write). ]]
+ARGV    window_ms, retain_ms, owner, sid, pid, rooms (JSON array), data (JSON), mark
+        (unused), read age (ms, "" unknown), joined (JSON object, see joined_sent)
+Rewrites sid/pid/rooms/data/joined and the TTL when owner still holds the session; read
+is raised. Returns 1, or 0 when the session is gone or another connection took it over
+(a stale write). ]]
 local function session_update(keys, args)
     local window = ms_arg(args[1], 'window_ms')
     local retain = ms_arg(args[2], 'retain_ms')
-    local h = redis.call('HMGET', keys[1], 'owner', 'rooms', 'joined')
+    local h = redis.call('HMGET', keys[1], 'owner', 'joined')
     if h[1] ~= args[3] then
         return 0
     end
-    local ok, rooms = pcall(cjson.decode, args[6])
-    if not ok or type(rooms) ~= 'table' then
-        error('sockeye_session_update: rooms is not a JSON array')
-    end
-    local joined = h[3] or '{}'
-    if h[2] ~= args[6] then
-        joined = joined_after(h[2], h[3], rooms, mark_or_last(args[8], keys[2], retain))
-    end
+    local joined = joined_sent(args[10], h[2] or nil, keys[2], retain)
     redis.call('HSET', keys[1], 'sid', args[4], 'pid', args[5], 'rooms', args[6],
                'data', args[7], 'joined', joined)
     raise_read(keys[1], args[9], now_ms())

@@ -723,6 +723,15 @@ static void test_sessions(void **state)
     sync_cmd(f);
     CMD(f, &r, "HGET sk:{/}:sess:P1 rooms");
     assert_string_equal(r.text, "[\"SID1\",\"b\"]");
+    /* "?" with no stored mark: the namespace's last offset */
+    assert_int_equal(rds_session_update(f->st, "/", s, "nodeA#1", "{\"b\":\"?\"}"), SIO_OK);
+    sync_cmd(f);
+    CMD(f, &r, "HGET sk:{/}:sess:P1 joined");
+    {
+        char expect[96];
+        snprintf(expect, sizeof(expect), "{\"b\":\"%s\"}", p.offset);
+        assert_string_equal(r.text, expect);
+    }
     sio_free(s->rooms[1]);
     s->rooms[1] = sio_strdup("stale");
     assert_int_equal(rds_session_update(f->st, "/", s, "nodeB#9", NULL), SIO_OK);
@@ -765,7 +774,7 @@ static void test_sessions(void **state)
     assert_int_equal(rds_session_release(f->st, NULL, "P", "o", 1), SIO_EINVAL);
 
     rds_streams_get_stats(f->st, &stt);
-    assert_int_equal(stt.sessions_written, 3); /* two opens, one update */
+    assert_int_equal(stt.sessions_written, 4); /* two opens, two updates */
     assert_int_equal(stt.session_write_failed, 0);
     adp_session_free(s);
     adp_session_free(s2);
@@ -953,6 +962,7 @@ static void test_restore_quiet_rooms_and_marks(void **state)
     pubres_t p0, p1, p2, pj1, pj2, pj3, ps;
     restres_t r;
     res_t x;
+    char json[128];
 
     RT_REQUIRE_REDIS();
     start(f, 300, 0, 0);
@@ -984,14 +994,15 @@ static void test_restore_quiet_rooms_and_marks(void **state)
     expect_packet(&r, 0, 0, p0.offset);
     restres_free(&r);
 
-    /* room j: pj1 before the join (the node had seen it: the mark), pj2 after */
+    /* room j: pj1 before the join (the node had seen it: its join mark), pj2 after */
     publish(f, "/", 10, j, 1, &pj1);
     s2 = session("S", "P", later, 3, NULL);
-    assert_int_equal(rds_session_update(f->st, "/", s2, "C", pj1.offset), SIO_OK);
+    snprintf(json, sizeof(json), "{\"j\":\"%s\"}", pj1.offset);
+    assert_int_equal(rds_session_update(f->st, "/", s2, "C", json), SIO_OK);
     publish(f, "/", 11, j, 1, &pj2);
-    /* a data-only rewrite keeps the mark, even with a later one */
+    /* "?" (a join before the node saw any offset) keeps a stored mark */
     publish(f, "/", 12, j, 1, &pj3);
-    assert_int_equal(rds_session_update(f->st, "/", s2, "C", pj3.offset), SIO_OK);
+    assert_int_equal(rds_session_update(f->st, "/", s2, "C", "{\"j\":\"?\"}"), SIO_OK);
     publish(f, "/", 13, rooms, 1, &ps);
     assert_int_equal(restore(f, "/", "P", p2.offset, "D", &r), SIO_OK);
     assert_int_equal(r.n, 3);
@@ -1016,8 +1027,9 @@ static void test_restore_quiet_rooms_and_marks(void **state)
         restres_free(&r);
     }
     /* left and joined again: the new mark */
-    assert_int_equal(rds_session_update(f->st, "/", s, "D", NULL), SIO_OK);
-    assert_int_equal(rds_session_update(f->st, "/", s2, "D", pj2.offset), SIO_OK);
+    assert_int_equal(rds_session_update(f->st, "/", s, "D", "{}"), SIO_OK);
+    snprintf(json, sizeof(json), "{\"j\":\"%s\"}", pj2.offset);
+    assert_int_equal(rds_session_update(f->st, "/", s2, "D", json), SIO_OK);
     assert_int_equal(restore(f, "/", "P", p2.offset, "E", &r), SIO_OK);
     assert_int_equal(r.n, 2);
     expect_packet(&r, 0, 12, pj3.offset);
@@ -1040,7 +1052,11 @@ static void test_restore_except_marks(void **state)
     start(f, WINDOW, 0, 0);
     open_session(f, "/", s, "A");
     publish_ex(f, "/", "ev", 1, NULL, 0, ex, 1, &e1); /* S not in x yet: for it */
-    assert_int_equal(rds_session_update(f->st, "/", s2, "A", e1.offset), SIO_OK);
+    {
+        char json[128];
+        snprintf(json, sizeof(json), "{\"x\":\"%s\"}", e1.offset);
+        assert_int_equal(rds_session_update(f->st, "/", s2, "A", json), SIO_OK);
+    }
     publish_ex(f, "/", "ev", 2, NULL, 0, ex, 1, &e2); /* S in x now: not for it */
     assert_int_equal(restore(f, "/", "P", NULL, "B", &r), SIO_OK);
     assert_int_equal(r.n, 1);
