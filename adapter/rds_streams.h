@@ -80,7 +80,8 @@ int rds_session_release(rds_streams_t *st, const char *nsp, const char *pid, con
  * session's own offset is used). On success cb gets the session (owned by cb) and the
  * missed packets in offset order, each an EVENT whose data ends with its offset, already
  * filtered by the session's rooms, their join marks and the entries' except rooms (owned by
- * cb, array borrowed for the call); s->joined holds the join marks. SIO_ENOTFOUND: no session, expired, offset malformed or
+ * cb, array borrowed for the call); s->joined holds the join marks. SIO_ENOTFOUND: no
+ * session, expired, its client unheard of for too long (read time), offset malformed or
  * never given out. Taking ownership (owner field) is part of the read. */
 typedef void (*rds_restore_cb)(void *ud, int err, adp_session_t *s, sio_packet_t **missed,
                                size_t n_missed);
