@@ -377,6 +377,51 @@ static int adp__room_wanted(adp_rnsp_t *a, const char *room, size_t len)
     return has;
 }
 
+/* A GET of a namespace's last offset in flight (by name: the adapter may go meanwhile). */
+typedef struct adp_markq {
+    adp_redis_t *r;
+    char *nsp;
+} adp_markq_t;
+
+static void adp__mark_reply(rds_conn_t *c, int err, redisReply *rep, void *ud)
+{
+    adp_markq_t *q = ud;
+    sio_list_t *it;
+
+    if (err == SIO_OK && rep != NULL && rep->type == REDIS_REPLY_STRING) {
+        for (it = q->r->adapters.next; it != &q->r->adapters; it = it->next) {
+            adp_rnsp_t *a = SIO_CONTAINER_OF(it, adp_rnsp_t, link);
+            if (strcmp(a->base.nsp, q->nsp) == 0)
+                adp__mark_seen(a, rep->str, rep->len);
+        }
+    }
+    sio_free(q->nsp);
+    sio_free(q);
+}
+
+/* The subscription is active: from now on every stored broadcast of the namespace
+ * reaches this node, so the namespace's last offset, read now, is a mark: what is at or
+ * below it was published before (or was seen already), what is above it will arrive.
+ * A node that has seen no broadcast yet then still has an exact mark for a socket's
+ * start and joins, instead of an estimate made later in Redis. */
+static void adp__mark_from_redis(adp_rnsp_t *a)
+{
+    adp_redis_t *r = a->r;
+    size_t n = strlen(r->key_prefix) + strlen(a->base.nsp) + 16;
+    char *key = sio_malloc(n);
+    const char *argv[2] = {"GET", key};
+    adp_markq_t *q = sio_malloc(sizeof(*q));
+
+    snprintf(key, n, "%s:{%s}:last", r->key_prefix, a->base.nsp);
+    q->r = r;
+    q->nsp = sio_strdup(a->base.nsp);
+    if (adp__cmd(r, adp__mark_reply, q, 2, argv, NULL) != SIO_OK) {
+        sio_free(q->nsp);
+        sio_free(q);
+    }
+    sio_free(key);
+}
+
 /* PSUBSCRIBE K#N#* callback: one broadcast from any node (ourselves included for
  * recoverable broadcasts), an emitter, or any other publisher of the wire format. */
 static void adp__on_broadcast(rds_conn_t *c, const rds_message_t *m, void *ud)
@@ -389,6 +434,8 @@ static void adp__on_broadcast(rds_conn_t *c, const rds_message_t *m, void *ud)
     adp_opts_t view;
     uint64_t ms = 0, seq = 0;
 
+    if (m->kind == RDS_SUBSCRIBED && r->st != NULL)
+        adp__mark_from_redis(a);
     if (m->kind != RDS_MESSAGE || m->channel == NULL)
         return;
     rds_chan_t kind = rds_channel_parse(r->channel_prefix, a->base.nsp, m->channel, m->channel_len,

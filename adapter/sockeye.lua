@@ -158,9 +158,12 @@ end
 
 -- The joined map the owner node sent (room -> join mark, for the rooms joined after the
 -- session's start; the node tracks them per socket, so a write that never arrived does
--- not move a mark). "?" is a join while the node had seen no offset yet: the stored mark
--- when there is one, else the namespace's last offset. "" (no map sent) keeps the stored.
-local function joined_sent(sent, stored, last_key, retain)
+-- not move a mark). "?" is a join while the node had no mark yet (the first moments after
+-- it subscribed): the stored mark when there is one, else the session's start -- a mark
+-- too low only replays a little of what came before the join, one too high (the
+-- namespace's last offset when this write runs, say) could skip what came after it.
+-- "" (no map sent) keeps the stored.
+local function joined_sent(sent, stored, start)
     if sent == nil or sent == '' then
         return stored or '{}'
     end
@@ -176,7 +179,7 @@ local function joined_sent(sent, stored, last_key, retain)
     for room, m in pairs(j) do
         if type(room) == 'string' and type(m) == 'string' then
             if m == '?' then
-                m = type(old[room]) == 'string' and old[room] or last_offset(last_key, retain)
+                m = type(old[room]) == 'string' and old[room] or start
             end
             out[room], n = m, n + 1
         end
@@ -230,11 +233,11 @@ is raised. Returns 1, or 0 when the session is gone or another connection took i
 local function session_update(keys, args)
     local window = ms_arg(args[1], 'window_ms')
     local retain = ms_arg(args[2], 'retain_ms')
-    local h = redis.call('HMGET', keys[1], 'owner', 'joined')
+    local h = redis.call('HMGET', keys[1], 'owner', 'joined', 'offset')
     if h[1] ~= args[3] then
         return 0
     end
-    local joined = joined_sent(args[10], h[2] or nil, keys[2], retain)
+    local joined = joined_sent(args[10], h[2] or nil, h[3] or '0-0')
     redis.call('HSET', keys[1], 'sid', args[4], 'pid', args[5], 'rooms', args[6],
                'data', args[7], 'joined', joined)
     raise_read(keys[1], args[9], now_ms())
