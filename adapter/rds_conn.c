@@ -130,20 +130,28 @@ typedef struct rds_sub {
 
 /* ---------------------------------------------------------------- helpers */
 
-__attribute__((format(printf, 3, 4))) static void rds__log(const rds_conn_t *c, int level,
-                                                           const char *fmt, ...)
+/* See rds_conn.h. */
+void rds_log_v(void (*sink)(void *ud, int level, const char *msg), void *ud, int level,
+               int stderr_max, const char *fmt, va_list ap)
 {
     static const char *const names[] = {"error", "warn", "info", "debug"};
     char msg[768];
+
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    if (sink != NULL)
+        sink(ud, level, msg);
+    else if (level <= stderr_max)
+        fprintf(stderr, "sockeye: %s: %s\n", names[level & 3], msg);
+}
+
+__attribute__((format(printf, 3, 4))) static void rds__log(const rds_conn_t *c, int level,
+                                                           const char *fmt, ...)
+{
     va_list ap;
 
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    rds_log_v(c->ev.on_log, c->ev.ud, level, RDS_LOG_DEBUG, fmt, ap);
     va_end(ap);
-    if (c->ev.on_log != NULL)
-        c->ev.on_log(c->ev.ud, level, msg);
-    else
-        fprintf(stderr, "sockeye: %s: %s\n", names[level & 3], msg);
 }
 
 static uint64_t rds__now(const rds_conn_t *c)

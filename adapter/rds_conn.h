@@ -55,6 +55,12 @@
 /* Log levels handed to on_log; the same numbers as sio_log_level_t (node/config.h). */
 enum { RDS_LOG_ERROR = 0, RDS_LOG_WARN = 1, RDS_LOG_INFO = 2, RDS_LOG_DEBUG = 3 };
 
+/* The one log path of the Redis modules: formats fmt and hands the line to sink(ud), or
+ * without a sink writes "sockeye: <level>: <line>" to stderr for levels up to
+ * stderr_max. Never fails (a long line is cut). */
+void rds_log_v(void (*sink)(void *ud, int level, const char *msg), void *ud, int level,
+               int stderr_max, const char *fmt, va_list ap);
+
 typedef struct rds_conn rds_conn_t;
 
 /* How to connect. Borrowed by rds_conn_new, which copies what it keeps. */

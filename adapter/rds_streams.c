@@ -145,17 +145,11 @@ typedef struct rds_restore_op {
 __attribute__((format(printf, 3, 4))) static void rds__slog(const rds_streams_t *st, int level,
                                                             const char *fmt, ...)
 {
-    static const char *const names[] = {"error", "warn", "info", "debug"};
-    char msg[512];
     va_list ap;
 
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    rds_log_v(st->on_log, st->log_ud, level, RDS_LOG_WARN, fmt, ap);
     va_end(ap);
-    if (st->on_log != NULL)
-        st->on_log(st->log_ud, level, msg);
-    else if (level <= RDS_LOG_WARN)
-        fprintf(stderr, "sockeye: %s: %s\n", names[level & 3], msg);
 }
 
 static uint64_t rds__mono_ms(void)

@@ -53,17 +53,11 @@ static uint64_t adp__realtime_ms(void)
 /* One log line through the configured sink (stderr without one). Never fails. */
 void adp__redis_log(adp_redis_t *r, int level, const char *fmt, ...)
 {
-    static const char *const names[] = {"error", "warn", "info", "debug"};
-    char msg[768];
     va_list ap;
 
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    rds_log_v(r->cfg.on_log, r->cfg.log_ud, level, RDS_LOG_DEBUG, fmt, ap);
     va_end(ap);
-    if (r->cfg.on_log != NULL)
-        r->cfg.on_log(r->cfg.log_ud, level, msg);
-    else
-        fprintf(stderr, "sockeye: %s: %s\n", names[level & 3], msg);
 }
 
 static void adp__rds_log(void *ud, int level, const char *msg)
