@@ -24,32 +24,13 @@ command -v redis-server > /dev/null || { echo "redis-server not on PATH" >&2; ex
 
 WORK=$(mktemp -d /tmp/sockeye-anchors.XXXX)
 REDIS_PID="" N1="" N2=""
-stop_pid() { # SIGTERM, 3 s grace, SIGKILL; our own children only
-  local pid=$1 i
-  [ -n "$pid" ] || return 0
-  kill -0 "$pid" 2> /dev/null || { wait "$pid" 2> /dev/null || true; return 0; }
-  kill -TERM "$pid" 2> /dev/null || true
-  for i in $(seq 30); do kill -0 "$pid" 2> /dev/null || break; sleep 0.1; done
-  kill -KILL "$pid" 2> /dev/null || true
-  wait "$pid" 2> /dev/null || true
-}
+# shellcheck source=tests/chaos/lib.sh
+. "$HERE/lib.sh"
 cleanup() { stop_pid "$N1"; stop_pid "$N2"; stop_pid "$REDIS_PID"; rm -rf "$WORK"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() { node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
-wait_port() { # bounded: 100 x 50 ms
-  local i
-  for i in $(seq 100); do (exec 3<> "/dev/tcp/127.0.0.1/$1") 2> /dev/null && return 0; sleep 0.05; done
-  echo "port $1 never opened" >&2; return 1
-}
-
-REDIS_PORT=$(free_port)
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" \
-  > "$WORK/redis.log" 2>&1 &
-REDIS_PID=$!
-wait_port "$REDIS_PORT"
-REDIS="redis://127.0.0.1:$REDIS_PORT"
+start_redis
 
 start_node() { # $1 = index (1|2); sets N1/N2 to the node's PID
   # the node runs under a subshell that waits for it, so its SIGKILL is not reported

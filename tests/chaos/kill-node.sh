@@ -33,31 +33,14 @@ mkdir -p "$RESULTS"
 WORK=$(mktemp -d /tmp/sockeye-chaos.XXXX)
 REDIS_PID="" NODE_PIDS=()
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-stop_pid() { # SIGTERM, 3 s grace, SIGKILL
-  local pid=$1 i
-  kill -0 "$pid" 2> /dev/null || return 0
-  kill -TERM "$pid" 2> /dev/null || true
-  for i in $(seq 30); do kill -0 "$pid" 2> /dev/null || break; sleep 0.1; done
-  kill -KILL "$pid" 2> /dev/null || true
-}
+# shellcheck source=tests/chaos/lib.sh
+. "$HERE/lib.sh"
 stop_nodes() { local p; for p in "${NODE_PIDS[@]}"; do stop_pid "$p"; done; NODE_PIDS=(); }
 cleanup() { stop_nodes; [ -n "$REDIS_PID" ] && stop_pid "$REDIS_PID"; rm -rf "$WORK"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() { node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
-wait_port() { # bounded: 200 x 50 ms
-  local i
-  for i in $(seq 200); do (exec 3<> "/dev/tcp/127.0.0.1/$1") 2> /dev/null && return 0; sleep 0.05; done
-  echo "port $1 never opened" >&2; return 1
-}
-
-REDIS_PORT=$(free_port)
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" \
-  > "$WORK/redis.log" 2>&1 &
-REDIS_PID=$!
-wait_port "$REDIS_PORT"
-
+start_redis 200
 # Starts one node of kind $1 on port $2; its PID (the server itself, through exec in a
 # subshell that hides the job status line of its SIGKILL) is appended to NODE_PIDS.
 start_node() {
@@ -72,7 +55,7 @@ start_node() {
         --adapter streams >> "$WORK/$kind-$port.log" 2>&1 &
       echo $! > "$pidfile"; wait ) 2> /dev/null &
   fi
-  wait_port "$port"
+  wait_port "$port" 200
   NODE_PIDS+=("$(cat "$pidfile")")
 }
 
