@@ -22,8 +22,7 @@ const { describe, it, before, after } = require("node:test");
 const assert = require("node:assert/strict");
 const path = require("node:path");
 const { spawn, spawnSync } = require("node:child_process");
-const { io } = require("socket.io-client");
-const { until, stopProc, ack, BIN } = require("../lib/harness");
+const { until, stopProc, ack, clientSet, BIN } = require("../lib/harness");
 const { freePort, metrics, metric } = require("../lib/cluster");
 
 const RUNNER = path.join(__dirname, "../../cluster/run-cluster.sh");
@@ -106,28 +105,12 @@ async function socketsOn(node) {
 
 // ---------------------------------------------------------------- clients
 
-const sockets = new Set();
-
-function client(url, opts = {}) {
-  const s = io(url, {
-    forceNew: true,
-    reconnectionDelay: 100,
-    reconnectionDelayMax: 100,
-    randomizationFactor: 0,
-    timeout: 5000,
-    ...opts,
-  });
-  sockets.add(s);
-  return s;
-}
-
-function closeClients() {
-  for (const s of sockets) {
-    s.io.reconnection(false);
-    s.disconnect();
-  }
-  sockets.clear();
-}
+// Reconnecting clients, quick to retry, on any transport the test asks for.
+const clients = clientSet({
+  reconnection: true, reconnectionDelay: 100, reconnectionDelayMax: 100, randomizationFactor: 0,
+});
+const client = clients.open;
+const closeClients = clients.closeAll;
 
 function connected(s, what = "client connect") {
   return new Promise((resolve, reject) => {

@@ -26,8 +26,7 @@ const net = require("node:net");
 const os = require("node:os");
 const path = require("node:path");
 const { spawn, spawnSync } = require("node:child_process");
-const { io } = require("socket.io-client");
-const { startSockeye, stopProc, until } = require("../lib/harness");
+const { startSockeye, stopProc, until, clientSet } = require("../lib/harness");
 
 const T = 10000; // bound on any single wait
 const CASE = { timeout: 90000 };
@@ -146,29 +145,13 @@ function startSlowSubscriberProxy(redisPort, delayMs) {
 
 // ---------------------------------------------------------------- clients
 
-const sockets = new Set();
-
-function connect(url, opts = {}) {
-  const s = io(url, {
-    forceNew: true,
-    transports: ["websocket"],
-    reconnectionDelay: 100,
-    reconnectionDelayMax: 100,
-    randomizationFactor: 0,
-    timeout: 5000,
-    ...opts,
-  });
-  sockets.add(s);
-  return s;
-}
-
-function closeClients() {
-  for (const s of sockets) {
-    s.io.reconnection(false);
-    s.disconnect();
-  }
-  sockets.clear();
-}
+// Reconnecting clients, quick to retry (the tests play the balancer between attempts).
+const clients = clientSet({
+  reconnection: true, transports: ["websocket"], reconnectionDelay: 100, reconnectionDelayMax: 100,
+  randomizationFactor: 0,
+});
+const connect = clients.open;
+const closeClients = clients.closeAll;
 
 function connected(s) {
   return until(() => s.connected, T, "client connect");
