@@ -124,14 +124,8 @@ static void sio__host_server_event(void *ud, const cJSON *args, const char *requ
 
     if (nsp->on_server_event == NULL || name == NULL)
         return; /* no listener: no answer, as a Node server without io.on(event) */
-    if (cJSON_IsString(name)) {
-        ev = name->valuestring;
-    } else if (cJSON_IsNumber(name)) {
-        snprintf(num, sizeof(num), "%.17g", name->valuedouble);
-        ev = num;
-    } else {
+    if ((ev = sio__event_name(name, num)) == NULL)
         return;
-    }
     cJSON *rest = cJSON_CreateArray();
     for (const cJSON *it = name->next; it != NULL; it = it->next)
         cJSON_AddItemToArray(rest, cJSON_Duplicate(it, 1));

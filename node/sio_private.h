@@ -129,14 +129,14 @@ struct sio_socket {
     cJSON *data; /* owned socket.data ({} by default) */
     void *userdata;
     int recovered;
-    uint64_t issued;      /* wall clock ms of the CONNECT (handshake.issued) */
-    uint64_t admitted_at; /* loop ms it became connected (after its replay was queued) */
-    int admitted;         /* it became connected once (it may be closing now) */
-    int superseded;       /* its session was restored on another socket of this node */
+    uint64_t issued;               /* wall clock ms of the CONNECT (handshake.issued) */
+    uint64_t admitted_at;          /* loop ms it became connected (after its replay was queued) */
+    int admitted;                  /* it became connected once (it may be closing now) */
+    int superseded;                /* its session was restored on another socket of this node */
     const adp_session_t *restored; /* during the middlewares of a recovered socket */
     sio_sock_state_t state;
-    unsigned holds;     /* callbacks on the stack + restore in flight */
-    int restoring;      /* restore_session issued, callback not yet run */
+    unsigned holds; /* callbacks on the stack + restore in flight */
+    int restoring;  /* restore_session issued, callback not yet run */
     /* After a restore: the offset of the last packet replayed. A live packet at or
      * below it is a copy still in flight when the restore read the streams: dropped.
      * Cleared by the first live packet above it (live order is offset order). */
@@ -268,6 +268,9 @@ int sio__adapter_join(sio_namespace_t *nsp, sio_socket_t *s, const char *room);
  * frees with sio__session_done). */
 void sio__socket_session(sio_socket_t *s, adp_session_t *sess, const char **stack, size_t n_stack);
 void sio__session_done(adp_session_t *sess, const char **stack);
+/* An event's name as Node reads it: the string, or a number printed as JavaScript would
+ * ("%.17g" into num); NULL for anything else (the packet is dropped). */
+const char *sio__event_name(const cJSON *name, char num[32]);
 /* How long ago s's client was last known to have read everything sent to it: 1 and
  * *age_ms, or 0 when not known since s was admitted (restored, no ping answered since
  * its replay). */

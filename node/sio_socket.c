@@ -642,20 +642,26 @@ static int sio__ack_in_pending(const sio_socket_t *s, int64_t id)
     return 0;
 }
 
+/* See sio_private.h. */
+const char *sio__event_name(const cJSON *name, char num[32])
+{
+    if (cJSON_IsString(name))
+        return name->valuestring;
+    if (cJSON_IsNumber(name)) {
+        snprintf(num, 32, "%.17g", name->valuedouble);
+        return num;
+    }
+    return NULL;
+}
+
 static void sio__socket_event(sio_socket_t *s, sio_packet_t *p)
 {
     cJSON *name = p->data != NULL ? p->data->child : NULL;
     char num[32];
     const char *ev;
 
-    if (cJSON_IsString(name)) {
-        ev = name->valuestring;
-    } else if (cJSON_IsNumber(name)) {
-        snprintf(num, sizeof(num), "%.17g", name->valuedouble);
-        ev = num;
-    } else {
+    if ((ev = sio__event_name(name, num)) == NULL)
         return;
-    }
     sio_handler_t *h = sio_map_get(&s->handlers, ev);
     sio_handler_t hd = h != NULL ? *h : s->any; /* copied: the callback may replace it */
     if (hd.cb == NULL)

@@ -9,7 +9,7 @@ const net = require("node:net");
 const os = require("node:os");
 const path = require("node:path");
 const { io } = require("socket.io-client");
-const { startSockeye, stopProc, until, BIN } = require("./harness");
+const { startSockeye, stopProc, until, norm, BIN } = require("./harness");
 
 const T = 5000;
 const BUILD = process.env.SOCKEYE_BUILD_DIR || path.dirname(BIN);
@@ -204,15 +204,6 @@ function waitFor(s, ev, pred = () => true, ms = T) {
   return until(() => got(s, ev).some((a) => pred(a)), ms, `"${ev}" on client ${s.id}`);
 }
 
-// Buffers compare by content whatever view the transport produced.
-function norm(v) {
-  if (Buffer.isBuffer(v)) return { buf: [...v] };
-  if (v instanceof ArrayBuffer) return { buf: [...new Uint8Array(v)] };
-  if (ArrayBuffer.isView(v)) return { buf: [...new Uint8Array(v.buffer, v.byteOffset, v.byteLength)] };
-  if (Array.isArray(v)) return v.map(norm);
-  if (v && typeof v === "object") return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, norm(x)]));
-  return v;
-}
 
 // ------------------------------------------------------------------ metrics
 
