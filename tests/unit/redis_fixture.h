@@ -179,6 +179,18 @@ static inline void rt_redis_kill(pid_t *pid)
     *pid = 0;
 }
 
+/* The start every fixture shares: its loop and deadline timer, a scratch dir
+ * /tmp/sockeye-<tag>-XXXXXX for redis-server, and a free port for it. */
+static inline void rt_fixture_init(fx_t *f, const char *tag)
+{
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    assert_int_equal(uv_timer_init(&f->loop, &f->deadline), 0);
+    f->deadline.data = f;
+    snprintf(f->dir, sizeof(f->dir), "/tmp/sockeye-%s-XXXXXX", tag);
+    assert_non_null(mkdtemp(f->dir));
+    f->port = rt_free_port();
+}
+
 /* Removes the test's scratch dir (the redis-server files in it, then the dir). */
 static inline void rt_rm_dir(const char *dir)
 {

@@ -292,13 +292,8 @@ static int setup(void **state)
     fx_t *f = calloc(1, sizeof(*f));
 
     assert_non_null(f);
-    assert_int_equal(uv_loop_init(&f->loop), 0);
-    assert_int_equal(uv_timer_init(&f->loop, &f->deadline), 0);
-    f->deadline.data = f;
-    snprintf(f->dir, sizeof(f->dir), "/tmp/sockeye-rds-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
+    rt_fixture_init(f, "rds");
     snprintf(f->logfile, sizeof(f->logfile), "%s/redis.log", f->dir);
-    f->port = rt_free_port();
     *state = f;
     return 0;
 }

@@ -221,12 +221,7 @@ static int setup(void **state)
 {
     fx_t *f = sio_calloc(1, sizeof(*f));
 
-    assert_int_equal(uv_loop_init(&f->loop), 0);
-    uv_timer_init(&f->loop, &f->deadline);
-    f->deadline.data = f;
-    snprintf(f->dir, sizeof(f->dir), "/tmp/sockeye-test-redis.XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    f->port = rt_free_port();
+    rt_fixture_init(f, "test-redis");
     *state = f;
     return 0;
 }
@@ -240,7 +235,6 @@ static void walk_close(uv_handle_t *h, void *arg)
 static int teardown(void **state)
 {
     fx_t *f = *state;
-    char cmd[128];
 
     /* a test that failed half-way leaves its raw subscribers: they would retry forever */
     for (int i = 0; i < 2; i++) {
@@ -258,9 +252,7 @@ static int teardown(void **state)
         uv_run(&f->loop, UV_RUN_DEFAULT);
         fail_msg("handles left open at the end of the test");
     }
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
-    if (system(cmd) != 0)
-        print_message("could not remove %s\n", f->dir);
+    rt_rm_dir(f->dir);
     sio_free(f);
     return 0;
 }
