@@ -9,7 +9,7 @@
  */
 #include "adapter.h"
 
-#include "alloc.h"
+#include "sk_alloc.h"
 #include "sockeye.h"
 
 /* Frees the session, its strings, its rooms and its data tree. NULL is ignored. */

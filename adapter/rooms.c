@@ -13,7 +13,7 @@
  */
 #include "rooms.h"
 
-#include "alloc.h"
+#include "sk_alloc.h"
 
 /* Inner map of outer[key], created on demand. */
 static sio_map_t *adp__rooms_inner(sio_map_t *outer, const char *key)

@@ -26,7 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "alloc.h"
+#include "sk_alloc.h"
 #include "eio.h"
 
 static eio_server_t *srv;

@@ -11,10 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "alloc.h"
-#include "base64.h"
-#include "eio_parser.h"
-#include "frame.h"
+#include "sk_alloc.h"
+#include "sk_base64.h"
+#include "cd_eio.h"
+#include "sk_frame.h"
 
 #define CHECK(cond)                                                                                \
     do {                                                                                           \

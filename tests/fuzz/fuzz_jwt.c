@@ -21,7 +21,7 @@
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
 
-#include "alloc.h"
+#include "sk_alloc.h"
 #include "jwt.h"
 
 #define CHECK(cond)                                                                                \

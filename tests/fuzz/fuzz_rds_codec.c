@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "alloc.h"
-#include "rds_codec.h"
+#include "sk_alloc.h"
+#include "rds_wire.h"
 
 static void check(int cond)
 {

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "alloc.h"
+#include "sk_alloc.h"
 #include "rds_url.h"
 #include "sockeye.h"
 

@@ -17,9 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "alloc.h"
-#include "frame.h"
-#include "sio_parser.h"
+#include "sk_alloc.h"
+#include "sk_frame.h"
+#include "cd_sio.h"
 
 #define CHECK(cond)                                                                                \
     do {                                                                                           \

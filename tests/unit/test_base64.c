@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "base64.h"
+#include "sk_base64.h"
 
 /* Encodes in, checks the text, decodes it back and checks the bytes. */
 static void check_pair(const void *in, size_t n, const char *b64)

@@ -15,7 +15,7 @@
 
 #include <cmocka.h>
 
-#include "../../node/config.c"
+#include "../../node/program/config.c"
 
 /* A fake environment: NULL-terminated name/value pairs. */
 static const char *const *fake_env;

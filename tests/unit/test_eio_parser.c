@@ -8,11 +8,11 @@
 
 #include <cmocka.h>
 
-#include "alloc.h"
-#include "base64.h"
-#include "eio_parser.h"
-#include "frame.h"
-#include "sio_parser.h"
+#include "sk_alloc.h"
+#include "sk_base64.h"
+#include "cd_eio.h"
+#include "sk_frame.h"
+#include "cd_sio.h"
 
 #define RS "\x1e"
 

@@ -22,7 +22,7 @@
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
 
-#include "alloc.h"
+#include "sk_alloc.h"
 #include "config.h"
 #include "jwt.h"
 

@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "map.h"
+#include "sk_map.h"
 
 static int setup(void **state)
 {

@@ -11,7 +11,7 @@
 #include <cmocka.h>
 
 #include "adapter.h"
-#include "alloc.h"
+#include "sk_alloc.h"
 
 #define WINDOW 1000u
 #define DETECT 500u

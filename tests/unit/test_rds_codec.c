@@ -15,8 +15,8 @@
 
 #include <cmocka.h>
 
-#include "alloc.h"
-#include "rds_codec.h"
+#include "sk_alloc.h"
+#include "rds_wire.h"
 
 /* ---------------------------------------------------------------- vectors */
 

@@ -26,8 +26,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "alloc.h"
-#include "rds_codec.h"
+#include "sk_alloc.h"
+#include "rds_wire.h"
 #include "rds_conn.h"
 #include "rds_streams.h"
 #include "sockeye.h"

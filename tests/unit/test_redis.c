@@ -27,10 +27,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "alloc.h"
-#include "rds_codec.h"
+#include "sk_alloc.h"
+#include "rds_wire.h"
 #include "rds_conn.h"
-#include "redis.h"
+#include "rds_node.h"
 #include "sockeye.h"
 
 extern char **environ;

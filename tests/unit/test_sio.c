@@ -18,7 +18,7 @@
 
 #include <cmocka.h>
 
-#include "alloc.h"
+#include "sk_alloc.h"
 #include "eio.h"
 #include "sio_private.h"
 

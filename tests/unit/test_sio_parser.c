@@ -10,9 +10,9 @@
 
 #include <cmocka.h>
 
-#include "alloc.h"
-#include "frame.h"
-#include "sio_parser.h"
+#include "sk_alloc.h"
+#include "sk_frame.h"
+#include "cd_sio.h"
 
 #define PH(k) "{\"_placeholder\":true,\"num\":" #k "}"
 

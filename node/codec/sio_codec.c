@@ -1,0 +1,426 @@
+/* sio_parser.c -- Socket.IO v5 packet codec.
+ *
+ * Decoding follows socket.io-parser 4.2 field by field (type, "N-" for binary types,
+ * "/nsp," only when a '/' follows, a maximal digit run as ack id, then JSON) but is
+ * stricter wherever Node's leniency would only let a hostile client through: digits
+ * mean ASCII digits, ack ids stay within 2^53 (what a JS client can express), a NUL
+ * byte in a namespace is refused, and JSON must span the rest of the message exactly.
+ *
+ * Placeholders {"_placeholder":true,"num":k} stay in the tree and the buffers sit in
+ * sio_packet_t.attach, so a decoded packet re-encodes byte for byte. Because the rest
+ * of the node (and the adapters) index attach[] by k, every placeholder of an EVENT or
+ * ACK packet is checked against the number of buffers: 0 <= k < n_attach, k integral.
+ * A plain EVENT therefore may not contain placeholder objects at all; Node would pass
+ * them through as ordinary objects, we refuse rather than hand out dangling indexes.
+ *
+ * Encoding prints the tree once with cJSON_PrintUnformatted (compact, key order kept)
+ * and copies it once into a frame behind the header.
+ */
+#include "cd_sio.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "sk_alloc.h"
+
+#define SIO_ACK_ID_MAX 9007199254740992LL /* 2^53: the largest id a JS peer can count to */
+#define SIO_MAX_ATTACHMENTS_DEFAULT 10
+
+/* ---------------------------------------------------------------- tables */
+
+enum {
+    SIO_SHAPE_ABSENT = 1 << 0,
+    SIO_SHAPE_OBJECT = 1 << 1,
+    SIO_SHAPE_ARRAY = 1 << 2,
+    SIO_SHAPE_STRING = 1 << 3,
+};
+
+/* What each packet type may carry (spec 2.2). event: the array needs a valid name first;
+ * args: the payload holds user values, so placeholders in it must be checked. */
+static const struct sio__rule {
+    unsigned char shapes;
+    unsigned char event;
+    unsigned char args;
+} sio__rules[] = {
+    [SIO_CONNECT] = {SIO_SHAPE_ABSENT | SIO_SHAPE_OBJECT, 0, 0},
+    [SIO_DISCONNECT] = {SIO_SHAPE_ABSENT, 0, 0},
+    [SIO_EVENT] = {SIO_SHAPE_ARRAY, 1, 1},
+    [SIO_ACK] = {SIO_SHAPE_ARRAY, 0, 1},
+    [SIO_CONNECT_ERROR] = {SIO_SHAPE_OBJECT | SIO_SHAPE_STRING, 0, 0},
+    [SIO_BINARY_EVENT] = {SIO_SHAPE_ARRAY, 1, 1},
+    [SIO_BINARY_ACK] = {SIO_SHAPE_ARRAY, 0, 1},
+};
+
+/* Event names the server itself emits on a socket; a client may not send them (2.6). */
+static const char *const sio__reserved[] = {
+    "connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener",
+};
+
+/* 1 if name is one of sio__reserved. */
+int sio_event_reserved(const char *name)
+{
+    for (size_t i = 0; i < sizeof(sio__reserved) / sizeof(sio__reserved[0]); i++)
+        if (strcmp(name, sio__reserved[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- packets */
+
+/* Allocates an empty packet (no data, no buffers, id -1). nsp is copied; NULL means "/".
+ * Aborts on OOM like every allocation (alloc.h). */
+sio_packet_t *sio_packet_new(sio_ptype_t t, const char *nsp)
+{
+    sio_packet_t *p = sio_calloc(1, sizeof(*p));
+
+    p->type = t;
+    p->nsp = sio_strdup(nsp != NULL ? nsp : "/");
+    p->id = -1;
+    return p;
+}
+
+/* Frees p with its nsp, tree and every buffer present. Accepts NULL and packets the
+ * decoder left half-filled (attach entries not yet received are NULL). */
+void sio_packet_free(sio_packet_t *p)
+{
+    if (p == NULL)
+        return;
+    if (p->attach != NULL)
+        for (size_t i = 0; i < p->n_attach; i++)
+            sio_free(p->attach[i].data);
+    sio_free(p->attach);
+    cJSON_Delete(p->data);
+    sio_free(p->nsp);
+    sio_free(p);
+}
+
+/* Copies one buffer; a zero-length buffer still gets its own (1-byte) allocation so
+ * that data is never NULL for a present buffer. */
+static void sio__bin_copy(sio_bin_t *dst, const void *data, size_t len)
+{
+    dst->data = sio_malloc(len);
+    dst->len = len;
+    if (len)
+        memcpy(dst->data, data, len);
+}
+
+/* Deep copy of p: nsp, tree (cJSON_Duplicate) and buffers. The copy is independent
+ * of p; the caller owns it. Returns NULL only when p is NULL or cJSON cannot allocate. */
+sio_packet_t *sio_packet_dup(const sio_packet_t *p)
+{
+    sio_packet_t *q;
+
+    if (p == NULL)
+        return NULL;
+    q = sio_packet_new(p->type, p->nsp);
+    q->id = p->id;
+    if (p->data != NULL) {
+        q->data = cJSON_Duplicate(p->data, 1);
+        if (q->data == NULL) {
+            sio_packet_free(q);
+            return NULL;
+        }
+    }
+    q->n_attach = p->n_attach;
+    q->n_have = p->n_have;
+    if (p->n_attach > 0 && p->attach != NULL) {
+        q->attach = sio_calloc(p->n_attach, sizeof(*q->attach));
+        for (size_t i = 0; i < p->n_attach; i++)
+            if (p->attach[i].data != NULL)
+                sio__bin_copy(&q->attach[i], p->attach[i].data, p->attach[i].len);
+    }
+    return q;
+}
+
+/* Appends copies of bufs[0..n) to p->attach and raises n_attach; the caller keeps bufs.
+ * Meant for packets being built for sio_encode. */
+void sio_packet_add_attachments(sio_packet_t *p, const sio_bin_t *bufs, size_t n)
+{
+    if (n == 0)
+        return;
+    p->attach = sio_realloc(p->attach, (p->n_attach + n) * sizeof(*p->attach));
+    for (size_t i = 0; i < n; i++)
+        sio__bin_copy(&p->attach[p->n_attach + i], bufs[i].data, bufs[i].len);
+    p->n_attach += n;
+}
+
+/* ---------------------------------------------------------------- validation */
+
+/* Checks every placeholder under node: an object whose "_placeholder" is true must have
+ * an integral "num" in [0, count). Other objects and arrays are searched; a placeholder
+ * is a leaf (as in socket.io-parser's reconstruction). Depth is bounded by cJSON's
+ * parse nesting limit for decoded trees. Returns 1 when all are valid. */
+static int sio__placeholders_ok(const cJSON *node, size_t count)
+{
+    const cJSON *c;
+
+    if (cJSON_IsObject(node)) {
+        const cJSON *ph = cJSON_GetObjectItemCaseSensitive(node, "_placeholder");
+        if (cJSON_IsTrue(ph)) {
+            const cJSON *num = cJSON_GetObjectItemCaseSensitive(node, "num");
+            double k;
+            if (!cJSON_IsNumber(num))
+                return 0;
+            k = num->valuedouble;
+            return k >= 0 && k < (double)count && k == floor(k);
+        }
+    } else if (!cJSON_IsArray(node)) {
+        return 1;
+    }
+    for (c = node->child; c != NULL; c = c->next)
+        if (!sio__placeholders_ok(c, count))
+            return 0;
+    return 1;
+}
+
+/* Applies the per-type payload rule of spec 2.2 and the reserved-name rule of 2.6.
+ * Placeholders are checked separately, once the buffer count is final. */
+static int sio__payload_ok(sio_ptype_t t, const cJSON *data)
+{
+    const struct sio__rule *r = &sio__rules[t];
+    unsigned shape = data == NULL           ? SIO_SHAPE_ABSENT
+                     : cJSON_IsObject(data) ? SIO_SHAPE_OBJECT
+                     : cJSON_IsArray(data)  ? SIO_SHAPE_ARRAY
+                     : cJSON_IsString(data) ? SIO_SHAPE_STRING
+                                            : 0;
+
+    if (!(r->shapes & shape))
+        return 0;
+    if (r->event) {
+        const cJSON *name = data->child;
+        if (name == NULL)
+            return 0;
+        if (cJSON_IsString(name))
+            return !sio_event_reserved(name->valuestring);
+        /* a non-finite name would re-encode as null, which is no name at all */
+        return cJSON_IsNumber(name) && isfinite(name->valuedouble);
+    }
+    return 1;
+}
+
+/* ---------------------------------------------------------------- decoder */
+
+/* Prepares a decoder (caller-allocated, one per connection): nothing pending, not failed,
+ * the default limit of 10 attachments, which the caller may change before feeding. */
+void sio_decoder_init(sio_decoder_t *d)
+{
+    d->pending = NULL;
+    d->max_attachments = SIO_MAX_ATTACHMENTS_DEFAULT;
+    d->failed = 0;
+}
+
+/* Drops any half-received packet and clears the failure; max_attachments is kept. */
+void sio_decoder_reset(sio_decoder_t *d)
+{
+    sio_packet_free(d->pending);
+    d->pending = NULL;
+    d->failed = 0;
+}
+
+/* Puts d in its sticky failed state (freeing the partial packet) and returns the error. */
+static int sio__decoder_fail(sio_decoder_t *d)
+{
+    sio_packet_free(d->pending);
+    d->pending = NULL;
+    d->failed = 1;
+    return SIO_EPARSE;
+}
+
+static int sio__is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+static int sio__is_json_ws(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* Parses one Socket.IO text packet (see sio_parser.h). On success ownership of the
+ * packet goes to *out, or to d->pending for a binary packet still missing buffers.
+ * On SIO_EPARSE nothing is left allocated and d stays failed until reset. */
+int sio_decode_text(sio_decoder_t *d, const char *s, size_t len, sio_packet_t **out)
+{
+    size_t i = 0, count = 0;
+    int64_t id = -1;
+    const char *nsp = NULL;
+    size_t nsp_len = 0;
+    cJSON *data = NULL;
+    sio_ptype_t type;
+    sio_packet_t *p;
+
+    *out = NULL;
+    if (d->failed || d->pending != NULL)
+        return sio__decoder_fail(d);
+    if (len == 0 || s[0] < '0' || s[0] > '6')
+        return sio__decoder_fail(d);
+    type = (sio_ptype_t)(s[i++] - '0');
+
+    if (type == SIO_BINARY_EVENT || type == SIO_BINARY_ACK) {
+        size_t start = i;
+        for (; i < len && sio__is_digit(s[i]); i++) {
+            if (count > (SIZE_MAX - 9) / 10)
+                return sio__decoder_fail(d);
+            count = count * 10 + (size_t)(s[i] - '0');
+            if (count > d->max_attachments)
+                return sio__decoder_fail(d);
+        }
+        if (i == start || i == len || s[i] != '-' || count == 0)
+            return sio__decoder_fail(d);
+        i++;
+    }
+
+    if (i < len && s[i] == '/') {
+        const char *comma = memchr(s + i, ',', len - i);
+        size_t end = comma != NULL ? (size_t)(comma - s) : len;
+        nsp = s + i;
+        nsp_len = end - i;
+        if (memchr(nsp, '\0', nsp_len) != NULL)
+            return sio__decoder_fail(d);
+        i = comma != NULL ? end + 1 : len;
+    }
+
+    if (i < len && sio__is_digit(s[i])) {
+        id = 0;
+        for (; i < len && sio__is_digit(s[i]); i++) {
+            id = id * 10 + (s[i] - '0');
+            if (id > SIO_ACK_ID_MAX)
+                return sio__decoder_fail(d);
+        }
+    }
+
+    if (i < len) {
+        const char *end = NULL;
+        data = cJSON_ParseWithLengthOpts(s + i, len - i, &end, 0);
+        if (data == NULL)
+            return sio__decoder_fail(d);
+        while (end < s + len && sio__is_json_ws(*end))
+            end++;
+        if (end != s + len)
+            goto bad_data;
+    }
+    if (!sio__payload_ok(type, data))
+        goto bad_data;
+    if (count == 0 && sio__rules[type].args && !sio__placeholders_ok(data, 0))
+        goto bad_data;
+
+    p = sio_calloc(1, sizeof(*p));
+    p->type = type;
+    p->nsp = nsp != NULL ? sio_strndup(nsp, nsp_len) : sio_strdup("/");
+    p->id = id;
+    p->data = data;
+    if (count > 0) {
+        p->n_attach = count;
+        p->attach = sio_calloc(count, sizeof(*p->attach));
+        d->pending = p;
+    } else {
+        *out = p;
+    }
+    return SIO_OK;
+
+bad_data:
+    cJSON_Delete(data);
+    return sio__decoder_fail(d);
+}
+
+/* Stores one buffer of the pending binary packet (copied; b stays the caller's).
+ * Hands the packet out once the last announced buffer arrived and its placeholders
+ * all index a buffer. SIO_EPARSE, with d failed, when nothing was pending. */
+int sio_decode_binary(sio_decoder_t *d, const unsigned char *b, size_t len, sio_packet_t **out)
+{
+    sio_packet_t *p = d->pending;
+
+    *out = NULL;
+    if (d->failed || p == NULL)
+        return sio__decoder_fail(d);
+    sio__bin_copy(&p->attach[p->n_have++], b, len);
+    if (p->n_have < p->n_attach)
+        return SIO_OK;
+    if (!sio__placeholders_ok(p->data, p->n_attach))
+        return sio__decoder_fail(d);
+    d->pending = NULL;
+    *out = p;
+    return SIO_OK;
+}
+
+/* ---------------------------------------------------------------- encoder */
+
+static size_t sio__digits(uint64_t v)
+{
+    size_t n = 1;
+
+    while (v >= 10) {
+        v /= 10;
+        n++;
+    }
+    return n;
+}
+
+/* Writes v in decimal at o; returns the number of digits. */
+static size_t sio__put_u64(char *o, uint64_t v)
+{
+    size_t n = sio__digits(v);
+
+    for (size_t i = n; i-- > 0; v /= 10)
+        o[i] = (char)('0' + v % 10);
+    return n;
+}
+
+/* Encodes p (see sio_parser.h). The type written follows the buffers actually carried:
+ * EVENT/ACK with buffers become 5/6, and BINARY_EVENT/BINARY_ACK without any become
+ * 2/3 (a "0-" count would be refused by every decoder, ours included). Buffers of other
+ * types are not sent. p->nsp must be "/" or start with '/'. Returns the number of frames
+ * stored in frames, or 0 when cJSON cannot print the tree (out of memory, or an item of
+ * invalid type); nothing is allocated then. */
+size_t sio_encode(const sio_packet_t *p, sio_frame_t **frames)
+{
+    static const char type_digit[] = {
+        [SIO_CONNECT] = '0',    [SIO_DISCONNECT] = '1',    [SIO_EVENT] = '2',
+        [SIO_ACK] = '3',        [SIO_CONNECT_ERROR] = '4', [SIO_BINARY_EVENT] = '2',
+        [SIO_BINARY_ACK] = '3',
+    };
+    int args = sio__rules[p->type].args;
+    size_t n_bin = args ? p->n_attach : 0;
+    int has_nsp = strcmp(p->nsp, "/") != 0;
+    size_t nsp_len = has_nsp ? strlen(p->nsp) : 0;
+    char *json = NULL;
+    size_t json_len = 0, hlen;
+    sio_frame_t *f;
+    char *o;
+
+    if (p->data != NULL) {
+        json = cJSON_PrintUnformatted(p->data);
+        if (json == NULL)
+            return 0;
+        json_len = strlen(json);
+    }
+    hlen = 2 + (n_bin ? sio__digits(n_bin) + 1 : 0) + (has_nsp ? nsp_len + 1 : 0) +
+           (p->id >= 0 ? sio__digits((uint64_t)p->id) : 0);
+
+    f = sio_frame_new(hlen + json_len, 0);
+    o = (char *)sio_frame_data(f);
+    *o++ = '4';
+    if (n_bin) {
+        *o++ = type_digit[p->type] == '2' ? '5' : '6';
+        o += sio__put_u64(o, n_bin);
+        *o++ = '-';
+    } else {
+        *o++ = type_digit[p->type];
+    }
+    if (has_nsp) {
+        memcpy(o, p->nsp, nsp_len);
+        o += nsp_len;
+        *o++ = ',';
+    }
+    if (p->id >= 0)
+        o += sio__put_u64(o, (uint64_t)p->id);
+    if (json != NULL) {
+        memcpy(o, json, json_len);
+        cJSON_free(json);
+    }
+    frames[0] = f;
+
+    for (size_t k = 0; k < n_bin; k++)
+        frames[1 + k] = sio_frame_from(p->attach[k].data, p->attach[k].len, 1);
+    return 1 + n_bin;
+}

@@ -1,0 +1,616 @@
+/* app.c -- the standard application on the public API (see app.h for the contract).
+ *
+ * One catch-all handler per socket (sio_socket_on_any) looks the event name up in
+ * the app's table and calls the handler of its kind: a socket costs one
+ * registration, whatever the number of configured names, and adding a kind is a
+ * row in kind_handlers[], not another branch.
+ *
+ * Authentication is a namespace middleware, so a refused client never becomes a
+ * socket (CONNECT_ERROR, as Node's io.use). What a token grants is read back from
+ * socket.data.jwt at each join rather than cached in C: the session carries it, so a
+ * recovered socket, on this node or another, is judged by the same claims.
+ */
+#include "app.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "sk_alloc.h"
+
+#define APP_MAX_ROOM 1024     /* bytes of a room name, NUL included */
+#define APP_MAX_ROOMS 16      /* rooms named by one event */
+#define APP_DATA_CLAIMS "jwt" /* socket.data member holding the verified claims */
+
+typedef char app_room_t[APP_MAX_ROOM];
+
+typedef void (*app_handler_fn)(sio_app_t *app, sio_socket_t *s, const char *event,
+                               const cJSON *args, const sio_bin_t *bins, size_t nbins,
+                               sio_ack_t *ack);
+
+/* One configured event name. One per name per app. */
+typedef struct app_event {
+    char *name;
+    sio_app_kind_t kind;
+} app_event_t;
+
+struct sio_app {
+    app_event_t *events;
+    size_t n_events;
+    unsigned ask_timeout_ms;
+    unsigned max_rooms;     /* per socket, for client joins; 0 = no limit */
+    const sio_jwt_t *jwt;   /* NULL = no authentication */
+    sio_namespace_t **nsps; /* served namespaces, for metrics */
+    size_t n_nsps;
+    sio_app_stats_t stats;
+};
+
+/* clang-format off */
+static const char *const kind_names[SIO_APP_KIND_COUNT] = {
+    [SIO_APP_JOIN] = "join",
+    [SIO_APP_LEAVE] = "leave",
+    [SIO_APP_ECHO] = "echo",
+    [SIO_APP_ASK] = "ask",
+    [SIO_APP_RELAY] = "relay",
+    [SIO_APP_BROADCAST] = "broadcast",
+    [SIO_APP_UNKNOWN] = "unknown",
+};
+/* clang-format on */
+
+/* ---------------------------------------------------------------- helpers */
+
+/* Answers ack with a single status object; a NULL ack (none asked) is fine. */
+static void reply_status(sio_ack_t *ack, int ok, const char *error)
+{
+    cJSON *args, *obj;
+
+    if (ack == NULL)
+        return;
+    args = cJSON_CreateArray();
+    obj = cJSON_CreateObject();
+    cJSON_AddBoolToObject(obj, "ok", ok);
+    if (!ok)
+        cJSON_AddStringToObject(obj, "error", error);
+    cJSON_AddItemToArray(args, obj);
+    sio_ack(ack, args, NULL, 0);
+}
+
+int sio_app_room_name(const cJSON *v, char *buf, size_t len)
+{
+    int n;
+
+    if (cJSON_IsString(v)) {
+        size_t l = strlen(v->valuestring);
+
+        if (l == 0 || l >= len)
+            return -1;
+        memcpy(buf, v->valuestring, l + 1);
+        return 0;
+    }
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble))
+        return -1;
+    if (v->valuedouble == 0) {
+        /* String(-0) is "0" too. */
+        n = snprintf(buf, len, "0");
+    } else if (v->valuedouble == floor(v->valuedouble) && fabs(v->valuedouble) < 1e21) {
+        n = snprintf(buf, len, "%.0f", v->valuedouble);
+    } else {
+        /* The shortest text that reads back as the same double, as String(n) does. */
+        n = -1;
+        for (int prec = 1; prec <= 17; prec++) {
+            n = snprintf(buf, len, "%.*g", prec, v->valuedouble);
+            if (n > 0 && (size_t)n < len && strtod(buf, NULL) == v->valuedouble)
+                break;
+        }
+    }
+    return (n > 0 && (size_t)n < len) ? 0 : -1;
+}
+
+/* The rooms an event's first argument names: one room, or an array of 1 to
+ * APP_MAX_ROOMS rooms (a union for relays). Number of rooms, or 0 when invalid. */
+static size_t parse_rooms(const cJSON *v, app_room_t *rooms)
+{
+    size_t n = 0;
+    const cJSON *item;
+
+    if (!cJSON_IsArray(v))
+        return sio_app_room_name(v, rooms[0], APP_MAX_ROOM) == 0 ? 1 : 0;
+    cJSON_ArrayForEach(item, v)
+    {
+        if (n == APP_MAX_ROOMS || sio_app_room_name(item, rooms[n], APP_MAX_ROOM) != 0)
+            return 0;
+        n++;
+    }
+    return n;
+}
+
+/* State of one renumbering walk (one per relayed event with buffers). */
+struct renumber {
+    const sio_bin_t *bins;
+    size_t nbins;
+    int *map;       /* old index -> new index, -1 = not yet seen */
+    sio_bin_t *out; /* new index -> buffer (borrowed bytes) */
+    size_t n_out;
+};
+
+/* Renumbers the binary placeholders under node (compact, in order of first
+ * appearance) and appends the matching buffers of r->bins to r->out, so a subset of an
+ * event's arguments carries exactly its own attachments (r->n_out of them). */
+static void renumber_walk(cJSON *node, struct renumber *r)
+{
+    cJSON *ph = NULL, *num = NULL;
+
+    if (cJSON_IsObject(node)) {
+        ph = cJSON_GetObjectItemCaseSensitive(node, "_placeholder");
+        num = cJSON_GetObjectItemCaseSensitive(node, "num");
+    }
+    if (ph != NULL && num != NULL && cJSON_IsTrue(ph) && cJSON_IsNumber(num)) {
+        double d = num->valuedouble;
+
+        if (d >= 0 && d < (double)r->nbins && d == floor(d)) {
+            size_t k = (size_t)d;
+
+            if (r->map[k] < 0) {
+                r->map[k] = (int)r->n_out;
+                r->out[r->n_out++] = r->bins[k];
+            }
+            cJSON_SetNumberValue(num, r->map[k]);
+        }
+        return;
+    }
+    for (cJSON *c = node->child; c != NULL; c = c->next)
+        renumber_walk(c, r);
+}
+
+/* ---------------------------------------------------------------- handlers */
+
+/* Every socket sits in a room named by its id, and a direct emit to a socket is a
+ * broadcast to that room (with recovery on, even socket.emit). A client able to join
+ * another socket's id room would read that socket's private traffic, so names shaped
+ * like a socket id (20 base64url characters) are reserved. */
+static int sid_shaped(const char *room)
+{
+    size_t len = strlen(room);
+
+    return len == 20 && strspn(room, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                     "0123456789-_") == len;
+}
+
+static int reserved_room(const sio_socket_t *s, const char *room)
+{
+    return sid_shaped(room) && strcmp(room, sio_socket_id(s)) != 0;
+}
+
+/* An allow pattern: the exact room name, or a prefix ending in '*'. Nothing else is
+ * special, so a pattern never needs escaping to mean itself. */
+static int pattern_matches(const char *pattern, const char *room)
+{
+    size_t len = strlen(pattern);
+
+    if (len > 0 && pattern[len - 1] == '*')
+        return strncmp(pattern, room, len - 1) == 0;
+    return strcmp(pattern, room) == 0;
+}
+
+/* With authentication on: 1 when the claims list room in "rooms" or match it with an
+ * "allow" pattern. No claims grant nothing (fail closed). The claims were validated at
+ * connect. */
+static int claims_permit(const cJSON *claims, const char *room)
+{
+    const cJSON *it;
+    app_room_t name;
+
+    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(claims, "rooms"))
+    {
+        if (sio_app_room_name(it, name, sizeof(name)) == 0 && strcmp(name, room) == 0)
+            return 1;
+    }
+    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(claims, "allow"))
+    {
+        if (cJSON_IsString(it) && pattern_matches(it->valuestring, room))
+            return 1;
+    }
+    return 0;
+}
+
+static int permitted(sio_socket_t *s, const char *room)
+{
+    return claims_permit(cJSON_GetObjectItemCaseSensitive(sio_socket_data(s), APP_DATA_CLAIMS),
+                         room);
+}
+
+/* Rooms s is in, its own id room aside. */
+static size_t room_count(const sio_socket_t *s)
+{
+    size_t n = sio_socket_room_count(s);
+    return n > 0 ? n - 1 : 0;
+}
+
+/* 1 when joining rooms[0..n) keeps s within the app's cap. Rooms it is in already and
+ * repeated names cost nothing. A request naming more rooms than the cap is refused
+ * outright, which also bounds the duplicate scan below to cap^2 comparisons. */
+static int within_cap(const sio_app_t *app, sio_socket_t *s, app_room_t *rooms, size_t n)
+{
+    size_t fresh = 0, have;
+
+    if (app->max_rooms == 0)
+        return 1;
+    if (n > app->max_rooms)
+        return 0;
+    have = room_count(s);
+    for (size_t i = 0; i < n; i++) {
+        int seen = sio_socket_in_room(s, rooms[i]);
+
+        for (size_t k = 0; k < i && !seen; k++)
+            seen = strcmp(rooms[k], rooms[i]) == 0;
+        fresh += !seen;
+        if (have + fresh > app->max_rooms)
+            return 0;
+    }
+    return 1;
+}
+
+/* join and leave: every named room, or none when one of them is refused (invalid,
+ * reserved, not granted by the token, over the cap). */
+static void membership(sio_app_t *app, sio_socket_t *s, const cJSON *args, sio_ack_t *ack,
+                       int (*op)(sio_socket_t *s, const char *room))
+{
+    app_room_t rooms[APP_MAX_ROOMS];
+    size_t n = parse_rooms(cJSON_GetArrayItem(args, 0), rooms);
+    const char *refusal = NULL;
+    int rc = SIO_OK;
+
+    if (n == 0)
+        refusal = "invalid room";
+    for (size_t i = 0; i < n && refusal == NULL; i++) {
+        if (op == sio_socket_join && reserved_room(s, rooms[i]))
+            refusal = "reserved room";
+        else if (app->jwt != NULL && !permitted(s, rooms[i]))
+            refusal = "not allowed";
+    }
+    if (refusal == NULL && op == sio_socket_join && !within_cap(app, s, rooms, n))
+        refusal = "too many rooms";
+    if (refusal != NULL) {
+        app->stats.refused++;
+        reply_status(ack, 0, refusal);
+        return;
+    }
+    for (size_t i = 0; i < n && rc == SIO_OK; i++)
+        rc = op(s, rooms[i]);
+    reply_status(ack, rc == SIO_OK, sio_strerror(rc));
+}
+
+static void on_join(sio_app_t *app, sio_socket_t *s, const char *event, const cJSON *args,
+                    const sio_bin_t *bins, size_t nbins, sio_ack_t *ack)
+{
+    membership(app, s, args, ack, sio_socket_join);
+}
+
+static void on_leave(sio_app_t *app, sio_socket_t *s, const char *event, const cJSON *args,
+                     const sio_bin_t *bins, size_t nbins, sio_ack_t *ack)
+{
+    membership(app, s, args, ack, sio_socket_leave);
+}
+
+static void on_echo(sio_app_t *app, sio_socket_t *s, const char *event, const cJSON *args,
+                    const sio_bin_t *bins, size_t nbins, sio_ack_t *ack)
+{
+    if (ack == NULL)
+        return;
+    sio_ack(ack, args ? cJSON_Duplicate(args, 1) : cJSON_CreateArray(), bins, nbins);
+}
+
+/* Common to both relay kinds; include_sender picks io.to(room) over socket.to(room).
+ * Several rooms are a union: a socket in two of them gets one copy. The sender must
+ * be a member of every room it names. */
+static void relay(sio_app_t *app, sio_socket_t *s, const char *event, const cJSON *args,
+                  const sio_bin_t *bins, size_t nbins, sio_ack_t *ack, int include_sender)
+{
+    app_room_t rooms[APP_MAX_ROOMS];
+    size_t n = parse_rooms(cJSON_GetArrayItem(args, 0), rooms);
+    const cJSON *payload;
+    cJSON *out;
+    sio_op_t *op;
+    int rc;
+
+    if (n == 0) {
+        app->stats.refused++;
+        reply_status(ack, 0, "invalid room");
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!sio_socket_in_room(s, rooms[i])) {
+            app->stats.refused++;
+            reply_status(ack, 0, "not a member");
+            return;
+        }
+    }
+    /* Exactly (room, payload), as the reference application sends: the room as the
+     * client wrote it, a missing payload as null. */
+    out = cJSON_CreateArray();
+    cJSON_AddItemToArray(out, cJSON_Duplicate(cJSON_GetArrayItem(args, 0), 1));
+    payload = cJSON_GetArrayItem(args, 1);
+    cJSON_AddItemToArray(out, payload ? cJSON_Duplicate(payload, 1) : cJSON_CreateNull());
+
+    op = include_sender ? sio_op(sio_socket_nsp(s)) : sio_op_from(s);
+    for (size_t i = 0; i < n; i++)
+        op = sio_to(op, rooms[i]);
+    if (nbins == 0) {
+        rc = sio_emit(op, event, out, NULL, 0);
+    } else {
+        struct renumber r = {bins, nbins, sio_malloc(nbins * sizeof(int)),
+                             sio_malloc(nbins * sizeof(sio_bin_t)), 0};
+
+        for (size_t i = 0; i < nbins; i++)
+            r.map[i] = -1;
+        renumber_walk(out, &r);
+        rc = sio_emit(op, event, out, r.out, r.n_out);
+        sio_free(r.map);
+        sio_free(r.out);
+    }
+    reply_status(ack, rc == SIO_OK, sio_strerror(rc));
+}
+
+static void on_relay(sio_app_t *app, sio_socket_t *s, const char *event, const cJSON *args,
+                     const sio_bin_t *bins, size_t nbins, sio_ack_t *ack)
+{
+    relay(app, s, event, args, bins, nbins, ack, 0);
+}
+
+static void on_broadcast(sio_app_t *app, sio_socket_t *s, const char *event, const cJSON *args,
+                         const sio_bin_t *bins, size_t nbins, sio_ack_t *ack)
+{
+    relay(app, s, event, args, bins, nbins, ack, 1);
+}
+
+/* The client answered (or did not): pass its answer on to the client's own ack, ud
+ * (NULL when the ask itself wanted none). SIO_ECLOSED means the socket is gone and its
+ * pending acks with it: touch nothing. */
+static void on_ask_answer(sio_socket_t *s, int err, const cJSON *args, const sio_bin_t *bins,
+                          size_t nbins, void *ud)
+{
+    sio_ack_t *reply = ud;
+
+    if (err == SIO_OK && reply != NULL)
+        sio_ack(reply, args ? cJSON_Duplicate(args, 1) : cJSON_CreateArray(), bins, nbins);
+    else if (err == SIO_ETIMEDOUT)
+        reply_status(reply, 0, "timeout");
+}
+
+static void on_ask(sio_app_t *app, sio_socket_t *s, const char *event, const cJSON *args,
+                   const sio_bin_t *bins, size_t nbins, sio_ack_t *ack)
+{
+    const cJSON *name = cJSON_GetArrayItem(args, 0);
+    cJSON *out;
+    int rc;
+
+    if (!cJSON_IsString(name) || name->valuestring[0] == '\0') {
+        reply_status(ack, 0, "invalid event");
+        return;
+    }
+    /* args[0] is a string, so every placeholder is in the rest: bins pass as they are. */
+    out = cJSON_Duplicate(args, 1);
+    cJSON_DeleteItemFromArray(out, 0);
+    rc = sio_socket_emit_ack(s, name->valuestring, out, bins, nbins, app->ask_timeout_ms,
+                             on_ask_answer, ack);
+    if (rc != SIO_OK) /* a call that fails never runs its callback */
+        reply_status(ack, 0, sio_strerror(rc));
+}
+
+static void on_unknown(sio_app_t *app, sio_socket_t *s, const char *event, const cJSON *args,
+                       const sio_bin_t *bins, size_t nbins, sio_ack_t *ack)
+{
+    reply_status(ack, 0, "unknown event");
+}
+
+/* clang-format off */
+static const app_handler_fn kind_handlers[SIO_APP_KIND_COUNT] = {
+    [SIO_APP_JOIN] = on_join,
+    [SIO_APP_LEAVE] = on_leave,
+    [SIO_APP_ECHO] = on_echo,
+    [SIO_APP_ASK] = on_ask,
+    [SIO_APP_RELAY] = on_relay,
+    [SIO_APP_BROADCAST] = on_broadcast,
+    [SIO_APP_UNKNOWN] = on_unknown,
+};
+/* clang-format on */
+
+static void on_any(sio_socket_t *s, const char *event, const cJSON *args, const sio_bin_t *bins,
+                   size_t nbins, sio_ack_t *ack, void *ud)
+{
+    sio_app_t *app = ud;
+    sio_app_kind_t kind = SIO_APP_UNKNOWN;
+
+    for (size_t i = 0; i < app->n_events; i++) {
+        if (strcmp(app->events[i].name, event) == 0) {
+            kind = app->events[i].kind;
+            break;
+        }
+    }
+    app->stats.handled[kind]++;
+    kind_handlers[kind](app, s, event, args, bins, nbins, ack);
+}
+
+static void on_connection(sio_socket_t *s, void *ud)
+{
+    sio_socket_on_any(s, on_any, ud);
+}
+
+/* ---------------------------------------------------------------- authentication */
+
+/* What the app needs of the claims it acts on; NULL when usable, else the refusal.
+ * A token naming a room the app could not join, or a pattern that is not a string,
+ * is refused whole: the issuer meant something, and half of it would be a surprise. */
+static const char *check_app_claims(const cJSON *claims)
+{
+    const cJSON *rooms = cJSON_GetObjectItemCaseSensitive(claims, "rooms");
+    const cJSON *allow = cJSON_GetObjectItemCaseSensitive(claims, "allow");
+    const cJSON *it;
+    app_room_t name;
+
+    if (rooms != NULL && !cJSON_IsArray(rooms))
+        return "invalid claim: rooms";
+    cJSON_ArrayForEach(it, rooms)
+    {
+        if (sio_app_room_name(it, name, sizeof(name)) != 0 || sid_shaped(name))
+            return "invalid claim: rooms";
+    }
+    if (allow != NULL && !cJSON_IsArray(allow))
+        return "invalid claim: allow";
+    cJSON_ArrayForEach(it, allow)
+    {
+        if (!cJSON_IsString(it) || it->valuestring[0] == '\0')
+            return "invalid claim: allow";
+    }
+    return NULL;
+}
+
+/* The token check at CONNECT (recovered sessions included when middlewares run for
+ * them): refuses with "unauthorized: <reason>", or joins the token's rooms and keeps
+ * the claims as socket.data.jwt (replacing a recovered session's older ones). */
+static int auth_middleware(sio_socket_t *s, sio_conn_error_t *err, void *ud)
+{
+    sio_app_t *app = ud;
+    const cJSON *token = cJSON_GetObjectItemCaseSensitive(sio_socket_auth(s), "token");
+    const cJSON *it;
+    sio_jwt_err_t why = SIO_JWT_OK;
+    const char *refusal;
+    cJSON *claims = NULL, *data;
+    app_room_t name;
+    char msg[96];
+
+    if (!cJSON_IsString(token) || token->valuestring[0] == '\0')
+        refusal = "missing token";
+    else if ((claims = sio_jwt_verify(app->jwt, token->valuestring, strlen(token->valuestring),
+                                      (int64_t)time(NULL), &why)) == NULL)
+        refusal = sio_jwt_reason(why);
+    else
+        refusal = check_app_claims(claims);
+    if (refusal != NULL) {
+        app->stats.unauthorized++;
+        snprintf(msg, sizeof(msg), "unauthorized: %s", refusal);
+        sio_conn_error_set(err, msg, NULL);
+        cJSON_Delete(claims);
+        return -1;
+    }
+    /* A recovered session rejoins its rooms once admitted: one the new token no longer
+     * grants must not come back (nor its missed events), so such a session is declined
+     * and the socket starts afresh; the session stays for a token that grants it. */
+    if (sio_socket_recovered(s)) {
+        const char *const *had;
+        size_t n = sio_socket_restored_rooms(s, &had);
+
+        for (size_t i = 0; i < n; i++) {
+            if (strcmp(had[i], sio_socket_id(s)) != 0 && !claims_permit(claims, had[i])) {
+                sio_socket_decline_recovery(s);
+                break;
+            }
+        }
+    }
+    /* Joined while connecting: the session is then written once, rooms included. */
+    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(claims, "rooms"))
+    {
+        if (sio_app_room_name(it, name, sizeof(name)) == 0)
+            sio_socket_join(s, name);
+    }
+    data = sio_socket_data(s);
+    if (!cJSON_IsObject(data)) {
+        sio_socket_set_data(s, cJSON_CreateObject());
+        data = sio_socket_data(s);
+    }
+    cJSON_DeleteItemFromObjectCaseSensitive(data, APP_DATA_CLAIMS);
+    cJSON_AddItemToObject(data, APP_DATA_CLAIMS, claims);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- public */
+
+static void add_event(sio_app_t *app, const char *name, sio_app_kind_t kind)
+{
+    if (name == NULL || name[0] == '\0')
+        return;
+    /* The first kind given for a name wins; a name handled twice would be a surprise. */
+    for (size_t i = 0; i < app->n_events; i++) {
+        if (strcmp(app->events[i].name, name) == 0)
+            return;
+    }
+    app->events = sio_realloc(app->events, (app->n_events + 1) * sizeof(*app->events));
+    app->events[app->n_events].name = sio_strdup(name);
+    app->events[app->n_events].kind = kind;
+    app->n_events++;
+}
+
+sio_app_t *sio_app_new(const sio_app_config_t *cfg)
+{
+    sio_app_t *app = sio_calloc(1, sizeof(*app));
+
+    app->ask_timeout_ms = cfg->ask_timeout_ms;
+    app->max_rooms = cfg->max_rooms_per_socket;
+    app->jwt = cfg->jwt;
+    add_event(app, cfg->join_event, SIO_APP_JOIN);
+    add_event(app, cfg->leave_event, SIO_APP_LEAVE);
+    add_event(app, cfg->echo_event, SIO_APP_ECHO);
+    add_event(app, cfg->ask_event, SIO_APP_ASK);
+    for (size_t i = 0; i < cfg->n_relay_events; i++)
+        add_event(app, cfg->relay_events[i], SIO_APP_RELAY);
+    for (size_t i = 0; i < cfg->n_broadcast_events; i++)
+        add_event(app, cfg->broadcast_events[i], SIO_APP_BROADCAST);
+    return app;
+}
+
+void sio_app_free(sio_app_t *app)
+{
+    if (app == NULL)
+        return;
+    for (size_t i = 0; i < app->n_events; i++)
+        sio_free(app->events[i].name);
+    sio_free(app->events);
+    sio_free(app->nsps);
+    sio_free(app);
+}
+
+int sio_app_install(sio_app_t *app, sio_namespace_t *nsp)
+{
+    for (size_t i = 0; i < app->n_nsps; i++) {
+        if (app->nsps[i] == nsp)
+            return SIO_OK;
+    }
+    app->nsps = sio_realloc(app->nsps, (app->n_nsps + 1) * sizeof(*app->nsps));
+    app->nsps[app->n_nsps++] = nsp;
+    if (app->jwt != NULL)
+        sio_nsp_use(nsp, auth_middleware, app);
+    sio_nsp_on_connection(nsp, on_connection, app);
+    return SIO_OK;
+}
+
+static void on_dynamic_nsp(sio_namespace_t *nsp, void *ud)
+{
+    sio_app_install(ud, nsp);
+}
+
+int sio_app_install_pattern(sio_app_t *app, sio_server_t *srv, const char *regex)
+{
+    return sio_server_of_pattern(srv, regex, on_dynamic_nsp, app);
+}
+
+size_t sio_app_namespace_count(const sio_app_t *app)
+{
+    return app->n_nsps;
+}
+
+sio_namespace_t *sio_app_namespace(const sio_app_t *app, size_t i)
+{
+    return i < app->n_nsps ? app->nsps[i] : NULL;
+}
+
+const sio_app_stats_t *sio_app_stats(const sio_app_t *app)
+{
+    return &app->stats;
+}
+
+const char *sio_app_kind_name(sio_app_kind_t kind)
+{
+    return (unsigned)kind < SIO_APP_KIND_COUNT ? kind_names[kind] : "?";
+}

@@ -1,0 +1,654 @@
+/* sio_server.c -- the Socket.IO server: configuration, the listener, clients (one
+ * per Engine.IO session) and namespaces (static, or created by a pattern).
+ *
+ * The engine hands us opened sessions, whole messages and closes. A client turns
+ * messages into packets with its own decoder and routes them by namespace under the
+ * dispatch rules of the protocol (spec 2.2): CONNECT only to a namespace it has not
+ * joined, everything else only to one it has. Any other packet, and any decoding
+ * error, closes the whole Engine.IO session as the reference does: a peer that broke
+ * the framing once cannot be assumed to be in sync afterwards.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "sk_alloc.h"
+#include "sio_private.h"
+
+/* ---------------------------------------------------------------- errors */
+
+static const struct {
+    int err;
+    const char *msg;
+} sio__errors[] = {
+    {SIO_OK, "success"},
+    {SIO_ENOMEM, "out of memory"},
+    {SIO_EINVAL, "invalid argument"},
+    {SIO_ECLOSED, "socket or server closed"},
+    {SIO_ETIMEDOUT, "acknowledgement timed out"},
+    {SIO_EPARSE, "malformed input"},
+    {SIO_ETOOBIG, "over a size limit"},
+    {SIO_EIO, "network or listen error"},
+    {SIO_ENOTFOUND, "not found"},
+    {SIO_EBUSY, "queue over its high-water mark"},
+    {SIO_EREDIS, "redis unreachable or refused the command"},
+};
+
+/* Message for an sio_err_t; a static string, "unknown error" for other values. */
+const char *sio_strerror(int err)
+{
+    for (size_t i = 0; i < sizeof(sio__errors) / sizeof(sio__errors[0]); i++)
+        if (sio__errors[i].err == err)
+            return sio__errors[i].msg;
+    return "unknown error";
+}
+
+/* ---------------------------------------------------------------- configuration */
+
+/* Defaults of the reference server (socket.io 4.8 / engine.io 6.6), except the
+ * ones sockeye.h documents otherwise (recovery and permessage-deflate on). */
+void sio_config_init(sio_config_t *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->host = "0.0.0.0";
+    cfg->port = 3000;
+    cfg->path = "/socket.io/";
+    cfg->ping_interval_ms = 25000;
+    cfg->ping_timeout_ms = 20000;
+    cfg->upgrade_timeout_ms = 10000;
+    cfg->connect_timeout_ms = 45000;
+    cfg->max_payload = 1000000;
+    cfg->transports = SIO_TRANSPORT_POLLING | SIO_TRANSPORT_WEBSOCKET;
+    cfg->allow_upgrades = 1;
+    cfg->cors_origins = NULL;
+    cfg->cors_credentials = 0;
+    cfg->per_message_deflate = 1;
+    cfg->max_queue = 10000;
+    cfg->max_queue_bytes = (size_t)16 << 20;
+    cfg->recovery = 1;
+    cfg->recovery_window_ms = 120000;
+    cfg->recovery_skip_middlewares = 1;
+}
+
+static int sio__config_valid(const sio_config_t *c)
+{
+    return c->host != NULL && c->port >= 0 && c->port <= 65535 && c->path != NULL &&
+           c->path[0] == '/' && c->ping_interval_ms > 0 && c->ping_timeout_ms > 0 &&
+           c->max_payload > 0 &&
+           (c->transports & (SIO_TRANSPORT_POLLING | SIO_TRANSPORT_WEBSOCKET)) != 0 &&
+           c->max_queue > 0;
+}
+
+uint64_t sio__now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* ---------------------------------------------------------------- namespaces */
+
+static adp_adapter_t *sio__adapter_new(sio_server_t *srv, sio_namespace_t *nsp)
+{
+    adp_host_t host;
+    adp_adapter_t *a = NULL;
+
+    sio__host_init(nsp, &host);
+    if (srv->adapter_factory != NULL)
+        a = srv->adapter_factory(srv->adapter_ud, nsp->name, &host);
+    if (a == NULL) {
+        adp_memory_config_t mc = {
+            .recovery = srv->cfg.recovery,
+            .recovery_window_ms = srv->cfg.recovery_window_ms,
+            .detect_ms =
+                (uint64_t)srv->cfg.ping_interval_ms + 2u * (uint64_t)srv->cfg.ping_timeout_ms,
+            .max_log = 100000,
+            .now_ms = NULL,
+        };
+        a = adp_memory_new(nsp->name, &host, &mc);
+    }
+    return a;
+}
+
+static sio_namespace_t *sio__nsp_new(sio_server_t *srv, const char *name)
+{
+    sio_namespace_t *nsp = sio_calloc(1, sizeof(*nsp));
+    nsp->srv = srv;
+    nsp->name = sio_strdup(name);
+    sio_map_init(&nsp->sockets);
+    sio_list_init(&nsp->server_acks);
+    nsp->adapter = sio__adapter_new(srv, nsp);
+    if (nsp->adapter == NULL) {
+        sio_free(nsp->name);
+        sio_free(nsp);
+        return NULL;
+    }
+    sio_map_put(&srv->nsps, name, nsp);
+    return nsp;
+}
+
+static void sio__nsp_free(sio_namespace_t *nsp)
+{
+    if (nsp->adapter != NULL)
+        nsp->adapter->vt->destroy(nsp->adapter);
+    sio__server_acks_free(nsp);
+    sio_map_clear(&nsp->sockets);
+    sio_free(nsp->mw);
+    sio_free(nsp->name);
+    sio_free(nsp);
+}
+
+/* The namespace called name, creating it on first use. NULL when name does not
+ * start with '/' (Node would prefix one; an embedder passing "chat" is a bug we
+ * would rather report than guess about). */
+sio_namespace_t *sio_server_of(sio_server_t *srv, const char *name)
+{
+    if (srv == NULL || name == NULL || name[0] != '/')
+        return NULL;
+    sio_namespace_t *nsp = sio_map_get(&srv->nsps, name);
+    return nsp != NULL ? nsp : sio__nsp_new(srv, name);
+}
+
+/* Registers a dynamic-namespace pattern. SIO_EINVAL when regex does not compile.
+ * init runs once per namespace created by a match, before its first CONNECT. */
+int sio_server_of_pattern(sio_server_t *srv, const char *regex, sio_nsp_init_cb init, void *ud)
+{
+    if (srv == NULL || regex == NULL)
+        return SIO_EINVAL;
+    sio_pattern_t *p = sio_calloc(1, sizeof(*p));
+    if (regcomp(&p->re, regex, REG_EXTENDED | REG_NOSUB) != 0) {
+        sio_free(p);
+        return SIO_EINVAL;
+    }
+    p->init = init;
+    p->ud = ud;
+    sio_list_push_back(&srv->patterns, &p->node);
+    return SIO_OK;
+}
+
+sio_namespace_t *sio__server_lookup_nsp(sio_server_t *srv, const char *name)
+{
+    sio_namespace_t *nsp = sio_map_get(&srv->nsps, name);
+    sio_list_t *it, *tmp;
+
+    if (nsp != NULL)
+        return nsp;
+    SIO_LIST_FOREACH_SAFE(it, tmp, &srv->patterns)
+    {
+        sio_pattern_t *p = SIO_CONTAINER_OF(it, sio_pattern_t, node);
+        if (regexec(&p->re, name, 0, NULL, 0) != 0)
+            continue;
+        nsp = sio__nsp_new(srv, name);
+        if (nsp != NULL && p->init != NULL)
+            p->init(nsp, p->ud);
+        return nsp;
+    }
+    return NULL;
+}
+
+void sio__server_set_adapter_factory(sio_server_t *srv, sio_adapter_factory_t f, void *ud)
+{
+    sio_map_iter_t it = {0};
+    const char *k;
+    void *v;
+
+    srv->adapter_factory = f;
+    srv->adapter_ud = ud;
+    while (sio_map_next(&srv->nsps, &it, &k, &v)) {
+        sio_namespace_t *nsp = v;
+        if (sio_map_size(&nsp->sockets) != 0)
+            continue;
+        adp_adapter_t *a = sio__adapter_new(srv, nsp);
+        if (a == NULL)
+            continue;
+        nsp->adapter->vt->destroy(nsp->adapter);
+        nsp->adapter = a;
+    }
+}
+
+const char *sio_nsp_name(const sio_namespace_t *nsp)
+{
+    return nsp->name;
+}
+
+sio_server_t *sio_nsp_server(const sio_namespace_t *nsp)
+{
+    return nsp->srv;
+}
+
+/* Replaces the connection callback (one per namespace). */
+void sio_nsp_on_connection(sio_namespace_t *nsp, sio_connection_cb cb, void *ud)
+{
+    nsp->on_conn = cb;
+    nsp->conn_ud = ud;
+}
+
+/* Appends a middleware; they run in registration order at each CONNECT. */
+void sio_nsp_use(sio_namespace_t *nsp, sio_middleware_cb cb, void *ud)
+{
+    if (cb == NULL)
+        return;
+    nsp->mw = sio_realloc(nsp->mw, (nsp->n_mw + 1) * sizeof(*nsp->mw));
+    nsp->mw[nsp->n_mw].cb = cb;
+    nsp->mw[nsp->n_mw].ud = ud;
+    nsp->n_mw++;
+}
+
+/* Records the refusal a middleware returns; the last call wins. data consumed. */
+void sio_conn_error_set(sio_conn_error_t *err, const char *message, cJSON *data)
+{
+    if (err == NULL) {
+        cJSON_Delete(data);
+        return;
+    }
+    sio_free(err->message);
+    cJSON_Delete(err->data);
+    err->message = message != NULL ? sio_strdup(message) : NULL;
+    err->data = data;
+}
+
+size_t sio_nsp_socket_count(const sio_namespace_t *nsp)
+{
+    return sio_map_size(&nsp->sockets);
+}
+
+/* ---------------------------------------------------------------- clients */
+
+int sio__client_usable(const sio_client_t *c)
+{
+    return c != NULL && c->eio != NULL && !c->closing;
+}
+
+void sio__client_close(sio_client_t *c, const char *reason)
+{
+    if (!sio__client_usable(c))
+        return;
+    c->closing = 1;
+    eio_session_close(c->eio, reason);
+}
+
+int sio__client_send_frames(sio_client_t *c, sio_frame_t **frames, size_t n, unsigned eio_flags)
+{
+    if (!sio__client_usable(c))
+        return SIO_ECLOSED;
+    for (size_t i = 0; i < n; i++) {
+        /* A dropped volatile text frame drops its attachments too: alone they
+         * would desynchronise the client's decoder. */
+        int rc = eio_session_send(c->eio, frames[i], eio_flags);
+        if (rc != SIO_OK)
+            return rc;
+    }
+    return SIO_OK;
+}
+
+int sio__client_send(sio_client_t *c, const sio_packet_t *p, unsigned eio_flags)
+{
+    sio_frame_t *stack[8];
+    sio_frame_t **frames = stack;
+    size_t want = 1 + p->n_attach;
+    int rc;
+
+    if (!sio__client_usable(c))
+        return SIO_ECLOSED;
+    if (want > sizeof(stack) / sizeof(stack[0]))
+        frames = sio_malloc(want * sizeof(*frames));
+    size_t n = sio_encode(p, frames);
+    rc = n > 0 ? sio__client_send_frames(c, frames, n, eio_flags) : SIO_EINVAL;
+    for (size_t i = 0; i < n; i++)
+        sio_frame_unref(frames[i]);
+    if (frames != stack)
+        sio_free(frames);
+    return rc;
+}
+
+/* Closes every socket of c with reason, holding each across its close because a
+ * disconnect callback may close the others. */
+static void sio__client_close_sockets(sio_client_t *c, const char *reason, int send_disconnect)
+{
+    size_t n = sio_map_size(&c->sockets), i = 0;
+    sio_socket_t **all;
+    sio_map_iter_t it = {0};
+    const char *k;
+    void *v;
+
+    if (n == 0)
+        return;
+    all = sio_malloc(n * sizeof(*all));
+    while (i < n && sio_map_next(&c->sockets, &it, &k, &v)) {
+        all[i] = v;
+        sio__socket_hold(all[i++]);
+    }
+    for (size_t j = 0; j < i; j++) {
+        sio__socket_close(all[j], reason, send_disconnect);
+        sio__socket_release(all[j]);
+    }
+    sio_free(all);
+}
+
+void sio__client_disconnect_all(sio_client_t *c)
+{
+    sio__client_close_sockets(c, "server namespace disconnect", 1);
+    sio__client_close(c, "forced close");
+}
+
+static void sio__on_connect_timeout(uv_timer_t *t)
+{
+    sio_client_t *c = t->data;
+    sio_map_iter_t it = {0};
+    const char *k;
+    void *v;
+
+    while (sio_map_next(&c->sockets, &it, &k, &v))
+        if (((sio_socket_t *)v)->state == SIO_SOCK_CONNECTED)
+            return;
+    sio__client_close(c, "forced close");
+}
+
+static void sio__client_timer_closed(uv_handle_t *h)
+{
+    sio_client_t *c = SIO_CONTAINER_OF(h, sio_client_t, connect_timer);
+    sio_server_t *srv = c->srv;
+    sio_map_iter_t it = {0};
+    const char *k;
+    void *v;
+
+    sio_decoder_reset(&c->dec);
+    sio_map_clear(&c->sockets);
+    while (sio_map_next(&c->query, &it, &k, &v))
+        sio_free(v);
+    sio_map_clear(&c->query);
+    sio_free(c);
+    sio__server_handle_gone(srv);
+}
+
+static void sio__on_open(void *ud, eio_session_t *es)
+{
+    sio_server_t *srv = ud;
+    sio_client_t *c = sio_calloc(1, sizeof(*c));
+
+    c->srv = srv;
+    c->eio = es;
+    sio_decoder_init(&c->dec);
+    sio_map_init(&c->sockets);
+    sio_map_init(&c->query);
+    uv_timer_init(srv->loop, &c->connect_timer);
+    c->connect_timer.data = c;
+    srv->n_handles++;
+    if (srv->cfg.connect_timeout_ms > 0)
+        uv_timer_start(&c->connect_timer, sio__on_connect_timeout, srv->cfg.connect_timeout_ms, 0);
+    sio_list_push_back(&srv->clients, &c->node);
+    srv->n_clients++;
+    eio_session_set_data(es, c);
+}
+
+static void sio__client_dispatch(sio_client_t *c, sio_packet_t *p)
+{
+    sio_socket_t *s = sio_map_get(&c->sockets, p->nsp);
+
+    if (p->type == SIO_CONNECT && s == NULL) {
+        sio__socket_connect(c, p);
+        return;
+    }
+    if (s != NULL && s->state == SIO_SOCK_CONNECTED && p->type != SIO_CONNECT &&
+        p->type != SIO_CONNECT_ERROR) {
+        sio__socket_packet(s, p);
+        return;
+    }
+    sio_packet_free(p);
+    sio__client_close(c, "parse error");
+}
+
+static void sio__on_message(void *ud, eio_session_t *es, const char *data, size_t len, int binary)
+{
+    sio_client_t *c = eio_session_data(es);
+    sio_packet_t *p = NULL;
+    int rc;
+
+    if (!sio__client_usable(c))
+        return;
+    if (binary)
+        rc = sio_decode_binary(&c->dec, (const unsigned char *)data, len, &p);
+    else
+        rc = sio_decode_text(&c->dec, data, len, &p);
+    if (rc != SIO_OK) {
+        sio_packet_free(p);
+        sio__client_close(c, "parse error");
+        return;
+    }
+    if (p != NULL)
+        sio__client_dispatch(c, p);
+}
+
+static void sio__on_close(void *ud, eio_session_t *es, const char *reason)
+{
+    sio_server_t *srv = ud;
+    sio_client_t *c = eio_session_data(es);
+
+    if (c == NULL)
+        return;
+    c->closing = 1;
+    /* The session is still valid here, so disconnect callbacks can read the
+     * handshake; frames they try to send are refused (closing). */
+    sio__client_close_sockets(c, reason, 0);
+    eio_session_set_data(es, NULL);
+    c->eio = NULL;
+    sio_list_remove(&c->node);
+    srv->n_clients--;
+    uv_close((uv_handle_t *)&c->connect_timer, sio__client_timer_closed);
+}
+
+static void sio__on_http(const sio_http_req_t *req, sio_http_res_t *res, void *ud)
+{
+    sio_server_t *srv = ud;
+    if (srv->http_cb != NULL)
+        srv->http_cb(req, res, srv->http_ud);
+}
+
+/* ---------------------------------------------------------------- server */
+
+/* Creates a server with namespace "/". cfg is copied (its strings too); NULL cfg
+ * means the defaults. NULL when cfg is invalid. Nothing touches the loop until
+ * sio_server_listen, so a server that never listened may be freed directly. */
+sio_server_t *sio_server_new(uv_loop_t *loop, const sio_config_t *cfg)
+{
+    sio_config_t def;
+    sio_server_t *srv;
+
+    if (loop == NULL)
+        return NULL;
+    if (cfg == NULL) {
+        sio_config_init(&def);
+        cfg = &def;
+    }
+    if (!sio__config_valid(cfg))
+        return NULL;
+    srv = sio_calloc(1, sizeof(*srv));
+    srv->loop = loop;
+    srv->cfg = *cfg;
+    srv->host = sio_strdup(cfg->host);
+    srv->path = sio_strdup(cfg->path);
+    srv->cors = cfg->cors_origins != NULL ? sio_strdup(cfg->cors_origins) : NULL;
+    srv->cfg.host = srv->host;
+    srv->cfg.path = srv->path;
+    srv->cfg.cors_origins = srv->cors;
+    sio_map_init(&srv->nsps);
+    sio_list_init(&srv->patterns);
+    sio_list_init(&srv->clients);
+    if (sio_server_of(srv, "/") == NULL) {
+        sio_server_free(srv);
+        return NULL;
+    }
+    return srv;
+}
+
+static void sio__on_tick(uv_timer_t *t)
+{
+    sio_server_t *srv = t->data;
+    uint64_t now = sio__now_ms();
+    sio_map_iter_t it = {0};
+    const char *k;
+    void *v;
+
+    while (sio_map_next(&srv->nsps, &it, &k, &v)) {
+        adp_adapter_t *a = ((sio_namespace_t *)v)->adapter;
+        if (a->vt->tick != NULL)
+            a->vt->tick(a, now);
+    }
+}
+
+/* Creates the engine and binds. SIO_EIO when the port cannot be bound (the engine
+ * prints why); SIO_EINVAL when already listening or closing. */
+int sio_server_listen(sio_server_t *srv)
+{
+    if (srv == NULL || srv->eio != NULL || srv->closing)
+        return SIO_EINVAL;
+    eio_config_t ec = {
+        .host = srv->cfg.host,
+        .port = srv->cfg.port,
+        .path = srv->cfg.path,
+        .ping_interval_ms = srv->cfg.ping_interval_ms,
+        .ping_timeout_ms = srv->cfg.ping_timeout_ms,
+        .upgrade_timeout_ms = srv->cfg.upgrade_timeout_ms,
+        .max_payload = srv->cfg.max_payload,
+        .transports = srv->cfg.transports,
+        .allow_upgrades = srv->cfg.allow_upgrades,
+        .cors_origins = srv->cfg.cors_origins,
+        .cors_credentials = srv->cfg.cors_credentials,
+        .per_message_deflate = srv->cfg.per_message_deflate,
+        .max_queue = srv->cfg.max_queue,
+        .max_queue_bytes = srv->cfg.max_queue_bytes,
+    };
+    eio_callbacks_t cb = {
+        .ud = srv,
+        .on_open = sio__on_open,
+        .on_message = sio__on_message,
+        .on_close = sio__on_close,
+        .on_http = sio__on_http,
+        .http_ud = srv,
+    };
+    srv->eio = eio_server_new(srv->loop, &ec, &cb);
+    if (srv->eio == NULL)
+        return SIO_EIO;
+    int rc = eio_server_listen(srv->eio);
+    if (rc != SIO_OK)
+        return rc;
+    if (srv->redis != NULL) {
+        char addr[300];
+        snprintf(addr, sizeof(addr), "%s:%d", srv->cfg.host, sio_server_port(srv));
+        adp_redis_set_address(srv->redis, addr);
+    }
+    uv_timer_init(srv->loop, &srv->tick);
+    srv->tick.data = srv;
+    srv->n_handles++;
+    srv->tick_started = 1;
+    uv_timer_start(&srv->tick, sio__on_tick, 1000, 1000);
+    uv_unref((uv_handle_t *)&srv->tick);
+    return SIO_OK;
+}
+
+int sio_server_port(const sio_server_t *srv)
+{
+    return srv->eio != NULL ? eio_server_port(srv->eio) : srv->cfg.port;
+}
+
+size_t sio_server_client_count(const sio_server_t *srv)
+{
+    return srv->n_clients;
+}
+
+void sio_server_on_http(sio_server_t *srv, sio_http_cb cb, void *ud)
+{
+    srv->http_cb = cb;
+    srv->http_ud = ud;
+}
+
+static void sio__redis_closed(void *arg)
+{
+    sio__server_handle_gone(arg);
+}
+
+static void sio__server_maybe_closed(sio_server_t *srv)
+{
+    /* Redis goes last among the I/O: the clients' closes just wrote their sessions. */
+    if (srv->closing && srv->eio_closed && srv->redis != NULL && !srv->redis_closing) {
+        srv->redis_closing = 1;
+        srv->n_handles++;
+        adp_redis_close(srv->redis, sio__redis_closed, srv);
+        return;
+    }
+    if (srv->closing && srv->eio_closed && srv->n_handles == 0 && !srv->close_fired) {
+        srv->close_fired = 1;
+        if (srv->close_cb != NULL)
+            srv->close_cb(srv->close_arg);
+    }
+}
+
+void sio__server_handle_gone(sio_server_t *srv)
+{
+    srv->n_handles--;
+    sio__server_maybe_closed(srv);
+}
+
+static void sio__tick_closed(uv_handle_t *h)
+{
+    sio__server_handle_gone(h->data);
+}
+
+static void sio__eio_closed(void *arg)
+{
+    sio_server_t *srv = arg;
+    srv->eio_closed = 1;
+    sio__server_maybe_closed(srv);
+}
+
+/* Stops accepting and closes every client (reason "server shutting down", which
+ * saves recoverable sessions). cb runs once the engine and every handle of ours are
+ * closed -- synchronously when the server never listened. Idempotent. */
+void sio_server_close(sio_server_t *srv, void (*cb)(void *arg), void *arg)
+{
+    if (srv == NULL || srv->closing)
+        return;
+    srv->closing = 1;
+    srv->close_cb = cb;
+    srv->close_arg = arg;
+    if (srv->tick_started) {
+        srv->tick_started = 0;
+        uv_close((uv_handle_t *)&srv->tick, sio__tick_closed);
+    }
+    if (srv->eio != NULL)
+        eio_server_close(srv->eio, sio__eio_closed, srv);
+    else
+        srv->eio_closed = 1;
+    sio__server_maybe_closed(srv);
+}
+
+/* Frees everything. After sio_server_close's callback, or for a server that never
+ * listened. */
+void sio_server_free(sio_server_t *srv)
+{
+    sio_map_iter_t it = {0};
+    const char *k;
+    void *v;
+    sio_list_t *li, *tmp;
+
+    if (srv == NULL)
+        return;
+    if (srv->eio != NULL)
+        eio_server_free(srv->eio);
+    while (sio_map_next(&srv->nsps, &it, &k, &v))
+        sio__nsp_free(v);
+    sio_map_clear(&srv->nsps);
+    adp_redis_free(srv->redis); /* after its adapters */
+    SIO_LIST_FOREACH_SAFE(li, tmp, &srv->patterns)
+    {
+        sio_pattern_t *p = SIO_CONTAINER_OF(li, sio_pattern_t, node);
+        regfree(&p->re);
+        sio_free(p);
+    }
+    sio_free(srv->host);
+    sio_free(srv->path);
+    sio_free(srv->cors);
+    sio_free(srv);
+}

@@ -1,0 +1,986 @@
+/* sio_socket.c -- sockets: the namespace handshake (connection state recovery,
+ * middlewares, the CONNECT reply), event dispatch, acknowledgements both ways,
+ * rooms, disconnects and the handshake accessors.
+ *
+ * The application gets raw pointers to sockets, so a socket must never vanish
+ * under a callback that was handed it: every call out holds the socket and a closed
+ * socket is freed by the last release (see sio_private.h). Each server->client ack
+ * request ends exactly once -- answer, timeout, or SIO_ECLOSED when the socket
+ * closes first -- because a silent drop is indistinguishable from a slow client.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "sk_alloc.h"
+#include "sio_private.h"
+
+/* Reasons after which the client may come back and recover (spec 3): the link died,
+ * not the intent. Namespace disconnects and parse errors are final. */
+static const char *const sio__recoverable[] = {
+    "transport error", "transport close",      "forced close",
+    "ping timeout",    "server shutting down", "forced server close",
+};
+
+static int sio__reason_recoverable(const char *reason)
+{
+    for (size_t i = 0; i < sizeof(sio__recoverable) / sizeof(sio__recoverable[0]); i++)
+        if (strcmp(reason, sio__recoverable[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- lifetime */
+
+static sio_socket_t *sio__socket_new(sio_client_t *c, sio_namespace_t *nsp)
+{
+    sio_socket_t *s = sio_calloc(1, sizeof(*s));
+    char id[21];
+
+    s->client = c;
+    s->nsp = nsp;
+    eio_random_id(id);
+    s->id = sio_strdup(id);
+    if (nsp->srv->cfg.recovery) {
+        eio_random_id(id);
+        s->pid = sio_strdup(id);
+    }
+    s->data = cJSON_CreateObject();
+    s->issued = sio__now_ms();
+    s->state = SIO_SOCK_CONNECTING;
+    sio_map_init(&s->handlers);
+    sio_list_init(&s->acks_out);
+    sio_list_init(&s->acks_in);
+    sio_map_put(&c->sockets, nsp->name, s);
+    return s;
+}
+
+static void sio__socket_free(sio_socket_t *s)
+{
+    sio_map_iter_t it = {0};
+    const char *k;
+    void *v;
+    sio_list_t *li, *tmp;
+
+    while (sio_map_next(&s->handlers, &it, &k, &v))
+        sio_free(v);
+    sio_map_clear(&s->handlers);
+    SIO_LIST_FOREACH_SAFE(li, tmp, &s->acks_in)
+    {
+        sio_ack_t *a = SIO_CONTAINER_OF(li, sio_ack_t, node);
+        sio_list_remove(&a->node);
+        sio_free(a);
+    }
+    cJSON_Delete(s->auth);
+    cJSON_Delete(s->data);
+    sio_free(s->id);
+    sio_free(s->pid);
+    sio_free(s);
+}
+
+void sio__socket_hold(sio_socket_t *s)
+{
+    s->holds++;
+}
+
+void sio__socket_release(sio_socket_t *s)
+{
+    if (--s->holds == 0 && s->state == SIO_SOCK_CLOSED)
+        sio__socket_free(s);
+}
+
+/* ---------------------------------------------------------------- pending acks */
+
+static void sio__pending_closed(uv_handle_t *h)
+{
+    sio_pending_t *p = h->data;
+    sio_server_t *srv = p->srv;
+    sio_free(p);
+    sio__server_handle_gone(srv);
+}
+
+static void sio__pending_timeout(uv_timer_t *t)
+{
+    sio_pending_t *p = t->data;
+    sio_socket_t *s = p->s;
+    sio_ack_cb cb = p->cb;
+    void *ud = p->ud;
+
+    sio__socket_hold(s);
+    sio__pending_free(p);
+    if (cb != NULL)
+        cb(s, SIO_ETIMEDOUT, NULL, NULL, 0, ud);
+    sio__socket_release(s);
+}
+
+sio_pending_t *sio__pending_add(sio_socket_t *s, int64_t id, sio_ack_cb cb, void *ud,
+                                sio_bcast_t *bc, unsigned timeout_ms)
+{
+    sio_pending_t *p = sio_calloc(1, sizeof(*p));
+    sio_server_t *srv = s->nsp->srv;
+
+    p->srv = srv;
+    p->s = s;
+    p->id = id;
+    p->cb = cb;
+    p->ud = ud;
+    p->bc = bc;
+    sio_list_push_back(&s->acks_out, &p->node);
+    if (bc != NULL)
+        sio_list_push_back(&bc->entries, &p->bc_node);
+    else
+        sio_list_init(&p->bc_node);
+    if (timeout_ms > 0) {
+        uv_timer_init(srv->loop, &p->timer);
+        p->timer.data = p;
+        p->timed = 1;
+        srv->n_handles++;
+        uv_timer_start(&p->timer, sio__pending_timeout, timeout_ms, 0);
+    }
+    return p;
+}
+
+void sio__pending_free(sio_pending_t *p)
+{
+    sio_list_remove(&p->node);
+    sio_list_remove(&p->bc_node);
+    p->bc = NULL;
+    if (p->timed) {
+        uv_timer_stop(&p->timer);
+        uv_close((uv_handle_t *)&p->timer, sio__pending_closed);
+    } else {
+        sio_free(p);
+    }
+}
+
+static sio_pending_t *sio__pending_find(sio_socket_t *s, int64_t id)
+{
+    sio_list_t *li, *tmp;
+    SIO_LIST_FOREACH_SAFE(li, tmp, &s->acks_out)
+    {
+        sio_pending_t *p = SIO_CONTAINER_OF(li, sio_pending_t, node);
+        if (p->id == id)
+            return p;
+    }
+    return NULL;
+}
+
+/* Every pending request of s ends now with SIO_ECLOSED (s == NULL in the callback:
+ * the socket is on its way out). */
+static void sio__pending_fail_all(sio_socket_t *s)
+{
+    while (!sio_list_empty(&s->acks_out)) {
+        sio_pending_t *p = SIO_CONTAINER_OF(s->acks_out.next, sio_pending_t, node);
+        sio_bcast_t *bc = p->bc;
+        sio_ack_cb cb = p->cb;
+        void *ud = p->ud;
+
+        sio__pending_free(p);
+        if (bc != NULL)
+            sio__bcast_target_gone(bc);
+        else if (cb != NULL)
+            cb(NULL, SIO_ECLOSED, NULL, NULL, 0, ud);
+    }
+}
+
+/* ---------------------------------------------------------------- rooms */
+
+static void sio__socket_session_changed(sio_socket_t *s);
+
+int sio__adapter_join(sio_namespace_t *nsp, sio_socket_t *s, const char *room)
+{
+    return adp_join(nsp->adapter, s->id, s, room);
+}
+
+/* Adds s to room. SIO_ECLOSED for a closed socket. Allowed while connecting (in a
+ * middleware), as in Node. */
+int sio_socket_join(sio_socket_t *s, const char *room)
+{
+    if (s == NULL || room == NULL)
+        return SIO_EINVAL;
+    if (s->state == SIO_SOCK_CLOSED)
+        return SIO_ECLOSED;
+    int was = adp_rooms_is_member(&s->nsp->adapter->rooms, s->id, room);
+    int rc = sio__adapter_join(s->nsp, s, room);
+    if (!was)
+        sio__socket_session_changed(s);
+    return rc;
+}
+
+/* Removes s from room (no-op when not a member). */
+int sio_socket_leave(sio_socket_t *s, const char *room)
+{
+    if (s == NULL || room == NULL)
+        return SIO_EINVAL;
+    if (s->state == SIO_SOCK_CLOSED)
+        return SIO_ECLOSED;
+    if (!adp_rooms_is_member(&s->nsp->adapter->rooms, s->id, room))
+        return SIO_OK;
+    adp_leave(s->nsp->adapter, s->id, room);
+    sio__socket_session_changed(s);
+    return SIO_OK;
+}
+
+int sio_socket_in_room(const sio_socket_t *s, const char *room)
+{
+    if (s == NULL || room == NULL || s->state == SIO_SOCK_CLOSED)
+        return 0;
+    return adp_rooms_is_member(&s->nsp->adapter->rooms, s->id, room);
+}
+
+size_t sio_socket_room_count(const sio_socket_t *s)
+{
+    if (s == NULL || s->state == SIO_SOCK_CLOSED)
+        return 0;
+    return adp_rooms_of(&s->nsp->adapter->rooms, s->id, NULL, 0);
+}
+
+static void sio__socket_leave_all(sio_socket_t *s)
+{
+    adp_leave_all(s->nsp->adapter, s->id);
+}
+
+/* ---------------------------------------------------------------- sessions */
+
+void sio__socket_session(sio_socket_t *s, adp_session_t *sess, const char **stack, size_t n_stack)
+{
+    adp_adapter_t *a = s->nsp->adapter;
+    const char **rooms = stack;
+    size_t n = adp_rooms_of(&a->rooms, s->id, stack, n_stack);
+
+    if (n > n_stack) {
+        rooms = sio_malloc(n * sizeof(*rooms));
+        n = adp_rooms_of(&a->rooms, s->id, rooms, n);
+    }
+    sess->sid = s->id;
+    sess->pid = s->pid;
+    sess->rooms = (char **)rooms;
+    sess->n_rooms = n;
+    sess->data = s->data;
+    sess->has_read_age = (unsigned char)sio__socket_read_age(s, &sess->read_age_ms);
+}
+
+/* See sio_private.h. A new socket has missed nothing, so its admission counts as a read;
+ * a restored one only reads once it answers a ping queued after its replay. */
+int sio__socket_read_age(const sio_socket_t *s, uint64_t *age_ms)
+{
+    sio_client_t *c = s->client;
+    uint64_t now, read_at = 0;
+    int known = 0;
+
+    /* a closing socket still has its client and engine session: its final read counts */
+    if (c == NULL || c->eio == NULL || !s->admitted)
+        return 0;
+    now = uv_now(c->srv->loop);
+    if (!s->recovered) {
+        read_at = s->admitted_at;
+        known = 1;
+    }
+    if (eio_session_read_at(c->eio) >= s->admitted_at) {
+        read_at = eio_session_read_at(c->eio);
+        known = 1;
+    }
+    if (known)
+        *age_ms = now > read_at ? now - read_at : 0;
+    return known;
+}
+
+/* See sio_private.h. */
+void sio__session_done(adp_session_t *sess, const char **stack)
+{
+    if ((const char **)sess->rooms != stack)
+        sio_free(sess->rooms);
+}
+
+/* Tells a write-through adapter that s's rooms or data changed (connected sockets
+ * with a session only: a connecting one is written whole when it is admitted). */
+static void sio__socket_session_changed(sio_socket_t *s)
+{
+    adp_adapter_t *a = s->nsp->adapter;
+    const char *stack[32];
+    adp_session_t sess;
+
+    if (s->state != SIO_SOCK_CONNECTED || s->pid == NULL || a->vt->session_update == NULL)
+        return;
+    sio__socket_session(s, &sess, stack, 32);
+    a->vt->session_update(a, &sess);
+    sio__session_done(&sess, stack);
+}
+
+/* ---------------------------------------------------------------- close */
+
+/* The session's end: kept for a comeback when recoverable (memory adapter: saved;
+ * write-through adapters: given its final TTL), dropped otherwise. */
+static void sio__socket_end_session(sio_socket_t *s, int recoverable)
+{
+    adp_adapter_t *a = s->nsp->adapter;
+    const char *stack[32];
+    adp_session_t sess;
+
+    if (a->vt->session_close == NULL && (!recoverable || a->vt->save_session == NULL))
+        return;
+    sio__socket_session(s, &sess, stack, 32);
+    if (a->vt->session_close != NULL)
+        a->vt->session_close(a, &sess, recoverable);
+    else
+        a->vt->save_session(a, &sess);
+    sio__session_done(&sess, stack);
+}
+
+void sio__socket_close(sio_socket_t *s, const char *reason, int send_disconnect)
+{
+    sio_client_t *c = s->client;
+    sio_namespace_t *nsp = s->nsp;
+    sio_server_t *srv = nsp->srv;
+    sio_sock_state_t was = s->state;
+
+    if (was == SIO_SOCK_CLOSED)
+        return;
+    sio__socket_hold(s);
+    s->state = SIO_SOCK_CLOSED;
+    if (c != NULL && sio_map_get(&c->sockets, nsp->name) == s)
+        sio_map_del(&c->sockets, nsp->name);
+    if (was == SIO_SOCK_CONNECTED) {
+        if (send_disconnect && c != NULL) {
+            sio_packet_t *p = sio_packet_new(SIO_DISCONNECT, nsp->name);
+            sio__client_send(c, p, 0);
+            sio_packet_free(p);
+        }
+        if (sio_map_get(&nsp->sockets, s->id) == s)
+            sio_map_del(&nsp->sockets, s->id);
+        if (srv->cfg.recovery && s->pid != NULL && !s->superseded)
+            sio__socket_end_session(s, reason != NULL && sio__reason_recoverable(reason));
+    }
+    sio__socket_leave_all(s);
+    sio__pending_fail_all(s);
+    if (was == SIO_SOCK_CONNECTED && s->on_disconnect != NULL)
+        s->on_disconnect(s, reason != NULL ? reason : "server namespace disconnect",
+                         s->disconnect_ud);
+    s->client = NULL;
+    sio__socket_release(s);
+}
+
+/* Sends DISCONNECT for s's namespace and closes s ("server namespace disconnect");
+ * close=1 does so for every namespace of the connection, then closes it. s may be
+ * freed on return (not while the caller is inside one of s's callbacks). */
+void sio_socket_disconnect(sio_socket_t *s, int close)
+{
+    if (s == NULL || s->state == SIO_SOCK_CLOSED)
+        return;
+    if (close && s->client != NULL)
+        sio__client_disconnect_all(s->client);
+    else
+        sio__socket_close(s, "server namespace disconnect", 1);
+}
+
+/* ---------------------------------------------------------------- connect */
+
+static void sio__send_connect_error(sio_client_t *c, const char *nsp, const char *message,
+                                    cJSON *data)
+{
+    sio_packet_t *p = sio_packet_new(SIO_CONNECT_ERROR, nsp);
+    cJSON *o = cJSON_CreateObject();
+
+    cJSON_AddStringToObject(o, "message", message);
+    if (data != NULL)
+        cJSON_AddItemToObject(o, "data", data);
+    p->data = o;
+    sio__client_send(c, p, 0);
+    sio_packet_free(p);
+}
+
+/* A recovered socket that will not be admitted (a middleware refused it: an expired
+ * token, say) took its session over for this attempt. Give it back as it was restored
+ * (rooms of the session, not those a middleware joined meanwhile), so that the next
+ * attempt, with a fresh token, still recovers, as Node keeps it; a write-through adapter
+ * also stops holding and refreshing it. */
+static void sio__socket_give_back(sio_socket_t *s, const adp_session_t *restored)
+{
+    adp_adapter_t *a = s->nsp->adapter;
+    adp_session_t back = {.sid = s->id,
+                          .pid = s->pid,
+                          .rooms = restored->rooms,
+                          .n_rooms = restored->n_rooms,
+                          .data = s->data};
+
+    if (back.pid == NULL)
+        return;
+    if (a->vt->session_close != NULL)
+        a->vt->session_close(a, &back, 1);
+    else if (a->vt->save_session != NULL)
+        a->vt->save_session(a, &back);
+}
+
+size_t sio_socket_restored_rooms(const sio_socket_t *s, const char *const **rooms)
+{
+    if (s == NULL || rooms == NULL || s->restored == NULL)
+        return 0;
+    *rooms = (const char *const *)s->restored->rooms;
+    return s->restored->n_rooms;
+}
+
+int sio_socket_decline_recovery(sio_socket_t *s)
+{
+    char id[21];
+
+    if (s == NULL || s->state != SIO_SOCK_CONNECTING || !s->recovered || s->restored == NULL)
+        return SIO_EINVAL;
+    sio__socket_give_back(s, s->restored);
+    s->restored = NULL;
+    s->recovered = 0;
+    s->has_floor = 0;
+    sio__socket_leave_all(s); /* what a middleware joined under the old id */
+    eio_random_id(id);
+    sio_free(s->id);
+    s->id = sio_strdup(id);
+    eio_random_id(id);
+    sio_free(s->pid);
+    s->pid = sio_strdup(id);
+    cJSON_Delete(s->data);
+    s->data = cJSON_CreateObject();
+    return SIO_OK;
+}
+
+/* Middlewares, then the CONNECT reply (missed packets first on a restore), rooms
+ * and the connection callback. The caller holds s. */
+static void sio__socket_admit(sio_socket_t *s, const adp_session_t *sess, sio_packet_t **missed,
+                              size_t n_missed)
+{
+    sio_namespace_t *nsp = s->nsp;
+    sio_server_t *srv = nsp->srv;
+    sio_client_t *c = s->client;
+
+    if (!(s->recovered && srv->cfg.recovery_skip_middlewares)) {
+        int was_recovered = s->recovered;
+
+        s->restored = s->recovered ? sess : NULL;
+        for (size_t i = 0; i < nsp->n_mw; i++) {
+            sio_middleware_t mw = nsp->mw[i];
+            sio_conn_error_t err = {0};
+            int rc = mw.cb(s, &err, mw.ud);
+
+            if (s->state == SIO_SOCK_CLOSED || rc != 0)
+                s->restored = NULL;
+            if (s->state == SIO_SOCK_CLOSED) {
+                sio_free(err.message);
+                cJSON_Delete(err.data);
+                if (s->recovered && sess != NULL)
+                    sio__socket_give_back(s, sess);
+                return;
+            }
+            if (rc != 0) {
+                sio__send_connect_error(
+                    c, nsp->name, err.message != NULL ? err.message : "Not authorized", err.data);
+                sio_free(err.message);
+                if (s->recovered && sess != NULL)
+                    sio__socket_give_back(s, sess);
+                sio__socket_close(s, NULL, 0);
+                return;
+            }
+            sio_free(err.message);
+            cJSON_Delete(err.data);
+        }
+        s->restored = NULL;
+        if (was_recovered && !s->recovered) { /* declined: admitted as a new session */
+            sess = NULL;
+            n_missed = 0;
+        }
+    }
+    /* Closing already (a middleware closed the connection): the engine's close
+     * will drop the socket; it never becomes connected. */
+    if (!sio__client_usable(c)) {
+        if (s->recovered && sess != NULL)
+            sio__socket_give_back(s, sess);
+        return;
+    }
+    s->state = SIO_SOCK_CONNECTED;
+    s->admitted_at = uv_now(srv->loop);
+    s->admitted = 1;
+    sio_map_put(&nsp->sockets, s->id, s);
+    uv_timer_stop(&c->connect_timer);
+    sio__adapter_join(nsp, s, s->id);
+    for (size_t i = 0; sess != NULL && i < sess->n_rooms; i++)
+        sio__adapter_join(nsp, s, sess->rooms[i]);
+    for (size_t i = 0; i < n_missed; i++)
+        sio__client_send(c, missed[i], EIO_SEND_BACKLOG);
+
+    sio_packet_t *reply = sio_packet_new(SIO_CONNECT, nsp->name);
+    reply->data = cJSON_CreateObject();
+    cJSON_AddStringToObject(reply->data, "sid", s->id);
+    if (s->pid != NULL)
+        cJSON_AddStringToObject(reply->data, "pid", s->pid);
+    sio__client_send(c, reply, 0);
+    sio_packet_free(reply);
+
+    if (srv->cfg.recovery && s->pid != NULL && nsp->adapter->vt->session_open != NULL) {
+        const char *stack[32];
+        adp_session_t sess;
+        sio__socket_session(s, &sess, stack, 32);
+        nsp->adapter->vt->session_open(nsp->adapter, &sess);
+        sio__session_done(&sess, stack);
+    }
+    if (nsp->on_conn != NULL)
+        nsp->on_conn(s, nsp->conn_ud);
+}
+
+/* The client came back to this very node before its old connection was noticed dead:
+ * that socket still holds the sid (and with it the rooms, keyed by sid). It goes now,
+ * before s joins anything, and without ending the session, which s has just taken over:
+ * its late close must neither release s's session nor take s's rooms. */
+static void sio__socket_supersede(sio_socket_t *s)
+{
+    sio_socket_t *old = sio_map_get(&s->nsp->sockets, s->id);
+
+    if (old == NULL || old == s)
+        return;
+    old->superseded = 1;
+    sio__socket_close(old, "transport close", 0);
+}
+
+static void sio__on_restore(void *ud, int err, adp_session_t *sess, sio_packet_t **missed,
+                            size_t n_missed)
+{
+    sio_socket_t *s = ud;
+
+    s->restoring = 0;
+    if (s->state != SIO_SOCK_CLOSED) {
+        if (err == SIO_OK && sess != NULL && sess->sid != NULL) {
+            sio_free(s->id);
+            s->id = sess->sid;
+            sess->sid = NULL;
+            if (sess->pid != NULL) {
+                sio_free(s->pid);
+                s->pid = sess->pid;
+                sess->pid = NULL;
+            }
+            if (sess->data != NULL) {
+                cJSON_Delete(s->data);
+                s->data = sess->data;
+                sess->data = NULL;
+            }
+            s->recovered = 1;
+            sio__socket_supersede(s);
+            if (n_missed > 0)
+                s->has_floor = adp_packet_offset(missed[n_missed - 1], &s->floor_ms, &s->floor_seq);
+            sio__socket_admit(s, sess, missed, n_missed);
+        } else {
+            sio__socket_admit(s, NULL, NULL, 0);
+        }
+    } else if (err == SIO_OK && sess != NULL && s->nsp->adapter->vt->session_close != NULL) {
+        /* The client left while its session was being restored: the session was taken
+         * over for it, give it back for the next attempt. */
+        s->nsp->adapter->vt->session_close(s->nsp->adapter, sess, 1);
+    }
+    if (sess != NULL)
+        adp_session_free(sess);
+    /* The packets are ours, the array stays the adapter's (adapter.h). */
+    for (size_t i = 0; i < n_missed; i++)
+        sio_packet_free(missed[i]);
+    sio__socket_release(s);
+}
+
+void sio__socket_connect(sio_client_t *c, sio_packet_t *p)
+{
+    sio_server_t *srv = c->srv;
+    sio_namespace_t *nsp = sio__server_lookup_nsp(srv, p->nsp);
+    char *pid = NULL, *offset = NULL;
+
+    if (nsp == NULL) {
+        sio__send_connect_error(c, p->nsp, "Invalid namespace", NULL);
+        sio_packet_free(p);
+        return;
+    }
+    sio_socket_t *s = sio__socket_new(c, nsp);
+    if (cJSON_IsObject(p->data)) {
+        s->auth = p->data;
+        p->data = NULL;
+    } else {
+        s->auth = cJSON_CreateObject();
+    }
+    sio_packet_free(p);
+    if (srv->cfg.recovery) {
+        /* The client merges {pid, offset} into its auth; they are ours, not the app's. */
+        cJSON *jp = cJSON_DetachItemFromObjectCaseSensitive(s->auth, "pid");
+        cJSON *jo = cJSON_DetachItemFromObjectCaseSensitive(s->auth, "offset");
+        /* No offset: the client received nothing yet (a write-through adapter knows
+         * where its session began; the memory adapter declines). */
+        if (cJSON_IsString(jp)) {
+            pid = sio_strdup(jp->valuestring);
+            offset = cJSON_IsString(jo) ? sio_strdup(jo->valuestring) : NULL;
+        }
+        cJSON_Delete(jp);
+        cJSON_Delete(jo);
+    }
+
+    sio__socket_hold(s);
+    adp_adapter_t *a = nsp->adapter;
+    if (pid != NULL && a->vt->restore_session != NULL) {
+        s->restoring = 1;
+        sio__socket_hold(s);
+        int rc = a->vt->restore_session(a, pid, offset, sio__on_restore, s);
+        if (rc != SIO_OK && s->restoring) {
+            /* A call that fails never runs its callback: new session. */
+            s->restoring = 0;
+            sio__socket_release(s);
+            sio__socket_admit(s, NULL, NULL, 0);
+        }
+    } else {
+        sio__socket_admit(s, NULL, NULL, 0);
+    }
+    sio_free(pid);
+    sio_free(offset);
+    sio__socket_release(s);
+}
+
+/* ---------------------------------------------------------------- incoming packets */
+
+static int sio__ack_in_pending(const sio_socket_t *s, int64_t id)
+{
+    const sio_list_t *li;
+    for (li = s->acks_in.next; li != &s->acks_in; li = li->next)
+        if (SIO_CONTAINER_OF(li, sio_ack_t, node)->id == id)
+            return 1;
+    return 0;
+}
+
+/* See sio_private.h. */
+const char *sio__event_name(const cJSON *name, char num[32])
+{
+    if (cJSON_IsString(name))
+        return name->valuestring;
+    if (cJSON_IsNumber(name)) {
+        snprintf(num, 32, "%.17g", name->valuedouble);
+        return num;
+    }
+    return NULL;
+}
+
+static void sio__socket_event(sio_socket_t *s, sio_packet_t *p)
+{
+    cJSON *name = p->data != NULL ? p->data->child : NULL;
+    char num[32];
+    const char *ev;
+
+    if ((ev = sio__event_name(name, num)) == NULL)
+        return;
+    sio_handler_t *h = sio_map_get(&s->handlers, ev);
+    sio_handler_t hd = h != NULL ? *h : s->any; /* copied: the callback may replace it */
+    if (hd.cb == NULL)
+        return;
+    cJSON_DetachItemViaPointer(p->data, name);
+
+    sio_ack_t *ack = NULL;
+    /* A repeated id would let the app answer one request twice. */
+    if (p->id >= 0 && !sio__ack_in_pending(s, p->id)) {
+        ack = sio_calloc(1, sizeof(*ack));
+        ack->s = s;
+        ack->id = p->id;
+        sio_list_push_back(&s->acks_in, &ack->node);
+    }
+    hd.cb(s, ev, p->data, p->attach, p->n_attach, ack, hd.ud);
+    cJSON_Delete(name);
+}
+
+static void sio__socket_ack_reply(sio_socket_t *s, sio_packet_t *p)
+{
+    sio_pending_t *pe = sio__pending_find(s, p->id);
+    cJSON *empty = NULL;
+    cJSON *args = p->data;
+
+    if (pe == NULL)
+        return; /* unknown, late or duplicate: ignored, as Node does */
+    if (args == NULL)
+        args = empty = cJSON_CreateArray();
+    if (pe->bc != NULL) {
+        sio_bcast_t *bc = pe->bc;
+        sio__pending_free(pe);
+        sio__bcast_answer(bc, args, p->attach, p->n_attach);
+    } else {
+        sio_ack_cb cb = pe->cb;
+        void *ud = pe->ud;
+        sio__pending_free(pe);
+        if (cb != NULL)
+            cb(s, SIO_OK, args, p->attach, p->n_attach, ud);
+    }
+    cJSON_Delete(empty);
+}
+
+void sio__socket_packet(sio_socket_t *s, sio_packet_t *p)
+{
+    sio__socket_hold(s);
+    switch (p->type) {
+    case SIO_DISCONNECT:
+        sio__socket_close(s, "client namespace disconnect", 0);
+        break;
+    case SIO_EVENT:
+    case SIO_BINARY_EVENT:
+        sio__socket_event(s, p);
+        break;
+    case SIO_ACK:
+    case SIO_BINARY_ACK:
+        sio__socket_ack_reply(s, p);
+        break;
+    default:
+        break;
+    }
+    sio_packet_free(p);
+    sio__socket_release(s);
+}
+
+/* ---------------------------------------------------------------- handlers */
+
+/* Sets the handler of event (replacing any); cb NULL removes it. */
+void sio_socket_on(sio_socket_t *s, const char *event, sio_event_cb cb, void *ud)
+{
+    if (s == NULL || event == NULL)
+        return;
+    sio_handler_t *old = sio_map_del(&s->handlers, event);
+    sio_free(old);
+    if (cb == NULL)
+        return;
+    sio_handler_t *h = sio_malloc(sizeof(*h));
+    h->cb = cb;
+    h->ud = ud;
+    sio_map_put(&s->handlers, event, h);
+}
+
+void sio_socket_on_any(sio_socket_t *s, sio_event_cb cb, void *ud)
+{
+    s->any.cb = cb;
+    s->any.ud = ud;
+}
+
+void sio_socket_on_disconnect(sio_socket_t *s, sio_disconnect_cb cb, void *ud)
+{
+    s->on_disconnect = cb;
+    s->disconnect_ud = ud;
+}
+
+/* ---------------------------------------------------------------- emits */
+
+/* EVENT to this socket. With recovery on (and s connected) it goes through the
+ * adapter as a broadcast to s's own room, as Node does, so it gets an offset and is
+ * replayed after a reconnect. args consumed; bins copied. */
+int sio_socket_emit(sio_socket_t *s, const char *event, cJSON *args, const sio_bin_t *bins,
+                    size_t nbins)
+{
+    int rc;
+
+    if (s == NULL || event == NULL || sio_event_reserved(event) || (nbins && bins == NULL)) {
+        cJSON_Delete(args);
+        return SIO_EINVAL;
+    }
+    if (s->state == SIO_SOCK_CLOSED || !sio__client_usable(s->client)) {
+        cJSON_Delete(args);
+        return SIO_ECLOSED;
+    }
+    sio_packet_t *p = sio__event_packet(s->nsp->name, event, args, bins, nbins);
+    if (s->nsp->srv->cfg.recovery && s->state == SIO_SOCK_CONNECTED) {
+        adp_adapter_t *a = s->nsp->adapter;
+        const char *rooms[1] = {s->id};
+        adp_opts_t o = {.rooms = rooms, .n_rooms = 1};
+        rc = a->vt->broadcast(a, p, &o);
+    } else {
+        rc = sio__client_send(s->client, p, 0);
+    }
+    sio_packet_free(p);
+    return rc;
+}
+
+/* EVENT with an ack id; cb runs exactly once unless this returns an error. */
+int sio_socket_emit_ack(sio_socket_t *s, const char *event, cJSON *args, const sio_bin_t *bins,
+                        size_t nbins, unsigned timeout_ms, sio_ack_cb cb, void *ud)
+{
+    if (s == NULL || event == NULL || cb == NULL || sio_event_reserved(event) ||
+        (nbins && bins == NULL)) {
+        cJSON_Delete(args);
+        return SIO_EINVAL;
+    }
+    if (s->state == SIO_SOCK_CLOSED || !sio__client_usable(s->client)) {
+        cJSON_Delete(args);
+        return SIO_ECLOSED;
+    }
+    sio_packet_t *p = sio__event_packet(s->nsp->name, event, args, bins, nbins);
+    p->id = s->nsp->next_ack_id++;
+    sio_pending_t *pe = sio__pending_add(s, p->id, cb, ud, NULL, timeout_ms);
+    int rc = sio__client_send(s->client, p, 0);
+    sio_packet_free(p);
+    if (rc != SIO_OK)
+        sio__pending_free(pe);
+    return rc;
+}
+
+/* Answers a client's request once; frees ack in every case. SIO_ECLOSED when its
+ * socket closed in the meantime (ack kept valid until the socket is freed). */
+int sio_ack(sio_ack_t *ack, cJSON *args, const sio_bin_t *bins, size_t nbins)
+{
+    if (ack == NULL || (nbins && bins == NULL)) {
+        cJSON_Delete(args);
+        if (ack != NULL) {
+            sio_list_remove(&ack->node);
+            sio_free(ack);
+        }
+        return SIO_EINVAL;
+    }
+    sio_socket_t *s = ack->s;
+    int64_t id = ack->id;
+    sio_list_remove(&ack->node);
+    sio_free(ack);
+    if (s->state != SIO_SOCK_CONNECTED || !sio__client_usable(s->client)) {
+        cJSON_Delete(args);
+        return SIO_ECLOSED;
+    }
+    sio_packet_t *p = sio_packet_new(SIO_ACK, s->nsp->name);
+    p->id = id;
+    p->data = cJSON_CreateArray();
+    sio__append_args(p->data, args);
+    if (nbins > 0)
+        sio_packet_add_attachments(p, bins, nbins);
+    int rc = sio__client_send(s->client, p, 0);
+    sio_packet_free(p);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- accessors */
+
+const char *sio_socket_id(const sio_socket_t *s)
+{
+    return s->id;
+}
+
+sio_namespace_t *sio_socket_nsp(const sio_socket_t *s)
+{
+    return s->nsp;
+}
+
+const cJSON *sio_socket_auth(const sio_socket_t *s)
+{
+    return s->auth;
+}
+
+static eio_session_t *sio__socket_eio(const sio_socket_t *s)
+{
+    return s->client != NULL ? s->client->eio : NULL;
+}
+
+const char *sio_socket_address(const sio_socket_t *s)
+{
+    eio_session_t *e = sio__socket_eio(s);
+    return e != NULL ? eio_session_address(e) : "";
+}
+
+const char *sio_socket_url(const sio_socket_t *s)
+{
+    eio_session_t *e = sio__socket_eio(s);
+    return e != NULL ? eio_session_url(e) : "";
+}
+
+const char *sio_socket_transport(const sio_socket_t *s)
+{
+    eio_session_t *e = sio__socket_eio(s);
+    return e != NULL ? eio_session_transport(e) : "";
+}
+
+int sio_socket_recovered(const sio_socket_t *s)
+{
+    return s->recovered;
+}
+
+static int sio__hex(int ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decoding as Node's querystring: '+' is a space, a bad escape stays as is. */
+static char *sio__pct_decode(const char *in, size_t n)
+{
+    char *out = sio_malloc(n + 1);
+    size_t o = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        int hi, lo;
+        if (in[i] == '+') {
+            out[o++] = ' ';
+        } else if (in[i] == '%' && i + 2 < n && (hi = sio__hex((unsigned char)in[i + 1])) >= 0 &&
+                   (lo = sio__hex((unsigned char)in[i + 2])) >= 0) {
+            out[o++] = (char)(hi << 4 | lo);
+            i += 2;
+        } else {
+            out[o++] = in[i];
+        }
+    }
+    out[o] = '\0';
+    return out;
+}
+
+static void sio__client_parse_query(sio_client_t *c)
+{
+    const char *q = c->eio != NULL ? eio_session_query(c->eio) : NULL;
+
+    c->query_parsed = 1;
+    while (q != NULL && *q != '\0') {
+        const char *amp = strchr(q, '&');
+        size_t len = amp != NULL ? (size_t)(amp - q) : strlen(q);
+        const char *eq = memchr(q, '=', len);
+        size_t klen = eq != NULL ? (size_t)(eq - q) : len;
+
+        if (klen > 0) {
+            char *key = sio__pct_decode(q, klen);
+            if (!sio_map_has(&c->query, key)) {
+                char *val = eq != NULL ? sio__pct_decode(eq + 1, len - klen - 1) : sio_strdup("");
+                sio_map_put(&c->query, key, val);
+            }
+            sio_free(key);
+        }
+        q = amp != NULL ? amp + 1 : NULL;
+    }
+}
+
+const char *sio_socket_query(const sio_socket_t *s, const char *key)
+{
+    if (s == NULL || key == NULL || s->client == NULL)
+        return NULL;
+    if (!s->client->query_parsed)
+        sio__client_parse_query(s->client);
+    return sio_map_get(&s->client->query, key);
+}
+
+cJSON *sio_socket_data(sio_socket_t *s)
+{
+    return s->data;
+}
+
+void sio_socket_set_data(sio_socket_t *s, cJSON *data)
+{
+    if (s == NULL) {
+        cJSON_Delete(data);
+        return;
+    }
+    cJSON_Delete(s->data);
+    s->data = data != NULL ? data : cJSON_CreateObject();
+    sio__socket_session_changed(s);
+}
+
+void *sio_socket_userdata(const sio_socket_t *s)
+{
+    return s->userdata;
+}
+
+void sio_socket_set_userdata(sio_socket_t *s, void *p)
+{
+    s->userdata = p;
+}
+
+/* {"_placeholder":true,"num":num}. */
+cJSON *sio_placeholder(int num)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddTrueToObject(o, "_placeholder");
+    cJSON_AddNumberToObject(o, "num", num);
+    return o;
+}
