@@ -9,7 +9,7 @@
  */
 #include "adapter.h"
 
-#include "sk_alloc.h"
+#include "base_alloc.h"
 #include "sockeye.h"
 
 /* Frees the session, its strings, its rooms and its data tree. NULL is ignored. */
@@ -18,13 +18,13 @@ void adp_session_free(adp_session_t *s)
     if (s == NULL)
         return;
     for (size_t i = 0; i < s->n_rooms; i++)
-        sio_free(s->rooms[i]);
-    sio_free(s->rooms);
-    sio_free(s->sid);
-    sio_free(s->pid);
+        base_free(s->rooms[i]);
+    base_free(s->rooms);
+    base_free(s->sid);
+    base_free(s->pid);
     cJSON_Delete(s->data);
     cJSON_Delete(s->joined);
-    sio_free(s);
+    base_free(s);
 }
 
 /* Adds sid to room in the local index (idempotent), then runs the join hook with
@@ -90,7 +90,7 @@ int adp_offset_cmp(uint64_t ams, uint64_t aseq, uint64_t bms, uint64_t bseq)
     return aseq < bseq ? -1 : aseq > bseq;
 }
 
-int adp_packet_offset(const sio_packet_t *p, uint64_t *ms, uint64_t *seq)
+int adp_packet_offset(const cd_sio_packet_t *p, uint64_t *ms, uint64_t *seq)
 {
     const cJSON *last = p->data != NULL && p->data->child != NULL ? p->data->child->prev : NULL;
     return last != NULL && cJSON_IsString(last) && adp_offset_parse(last->valuestring, ms, seq);

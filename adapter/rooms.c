@@ -13,49 +13,49 @@
  */
 #include "rooms.h"
 
-#include "sk_alloc.h"
+#include "base_alloc.h"
 
 /* Inner map of outer[key], created on demand. */
-static sio_map_t *adp__rooms_inner(sio_map_t *outer, const char *key)
+static base_map_t *adp__rooms_inner(base_map_t *outer, const char *key)
 {
-    sio_map_t *in = sio_map_get(outer, key);
+    base_map_t *in = base_map_get(outer, key);
     if (in == NULL) {
-        in = sio_malloc(sizeof(*in));
-        sio_map_init(in);
-        sio_map_put(outer, key, in);
+        in = base_malloc(sizeof(*in));
+        base_map_init(in);
+        base_map_put(outer, key, in);
     }
     return in;
 }
 
 /* Removes member from outer[key] and drops the inner map when it became empty. */
-static void adp__rooms_unlink(sio_map_t *outer, const char *key, const char *member)
+static void adp__rooms_unlink(base_map_t *outer, const char *key, const char *member)
 {
-    sio_map_t *in = sio_map_get(outer, key);
+    base_map_t *in = base_map_get(outer, key);
     if (in == NULL)
         return;
-    sio_map_del(in, member);
-    if (sio_map_size(in) == 0) {
-        sio_map_del(outer, key);
-        sio_map_clear(in);
-        sio_free(in);
+    base_map_del(in, member);
+    if (base_map_size(in) == 0) {
+        base_map_del(outer, key);
+        base_map_clear(in);
+        base_free(in);
     }
 }
 
-static void adp__rooms_free_outer(sio_map_t *outer)
+static void adp__rooms_free_outer(base_map_t *outer)
 {
-    sio_map_iter_t it = {0};
+    base_map_iter_t it = {0};
     void *v;
-    while (sio_map_next(outer, &it, NULL, &v)) {
-        sio_map_clear(v);
-        sio_free(v);
+    while (base_map_next(outer, &it, NULL, &v)) {
+        base_map_clear(v);
+        base_free(v);
     }
-    sio_map_clear(outer);
+    base_map_clear(outer);
 }
 
 void adp_rooms_init(adp_rooms_t *r)
 {
-    sio_map_init(&r->rooms);
-    sio_map_init(&r->sids);
+    base_map_init(&r->rooms);
+    base_map_init(&r->sids);
 }
 
 /* Forgets every membership; the socket pointers are not the index's to free. */
@@ -68,8 +68,8 @@ void adp_rooms_clear(adp_rooms_t *r)
 /* Idempotent: joining twice keeps one membership (and updates the pointer). */
 void adp_rooms_add(adp_rooms_t *r, const char *sid, void *sock, const char *room)
 {
-    sio_map_put(adp__rooms_inner(&r->rooms, room), sid, sock);
-    sio_map_put(adp__rooms_inner(&r->sids, sid), room, sock);
+    base_map_put(adp__rooms_inner(&r->rooms, room), sid, sock);
+    base_map_put(adp__rooms_inner(&r->sids, sid), room, sock);
 }
 
 /* No-op when sid is not in room. */
@@ -82,45 +82,45 @@ void adp_rooms_del(adp_rooms_t *r, const char *sid, const char *room)
 /* Removes sid from every room it is in (a disconnect). No-op for an unknown sid. */
 void adp_rooms_del_all(adp_rooms_t *r, const char *sid)
 {
-    sio_map_t *mine = sio_map_del(&r->sids, sid);
+    base_map_t *mine = base_map_del(&r->sids, sid);
     if (mine == NULL)
         return;
-    sio_map_iter_t it = {0};
+    base_map_iter_t it = {0};
     const char *room;
-    while (sio_map_next(mine, &it, &room, NULL))
+    while (base_map_next(mine, &it, &room, NULL))
         adp__rooms_unlink(&r->rooms, room, sid);
-    sio_map_clear(mine);
-    sio_free(mine);
+    base_map_clear(mine);
+    base_free(mine);
 }
 
 int adp_rooms_has_room(const adp_rooms_t *r, const char *room)
 {
-    return sio_map_has(&r->rooms, room);
+    return base_map_has(&r->rooms, room);
 }
 
 int adp_rooms_is_member(const adp_rooms_t *r, const char *sid, const char *room)
 {
-    const sio_map_t *in = sio_map_get(&r->rooms, room);
-    return in != NULL && sio_map_has(in, sid);
+    const base_map_t *in = base_map_get(&r->rooms, room);
+    return in != NULL && base_map_has(in, sid);
 }
 
 size_t adp_rooms_room_size(const adp_rooms_t *r, const char *room)
 {
-    const sio_map_t *in = sio_map_get(&r->rooms, room);
-    return in ? sio_map_size(in) : 0;
+    const base_map_t *in = base_map_get(&r->rooms, room);
+    return in ? base_map_size(in) : 0;
 }
 
 /* The room names written to out are borrowed from the index: valid until sid's
  * membership changes. Returns the total so the caller can size a second call. */
 size_t adp_rooms_of(const adp_rooms_t *r, const char *sid, const char **out, size_t max)
 {
-    const sio_map_t *in = sio_map_get(&r->sids, sid);
+    const base_map_t *in = base_map_get(&r->sids, sid);
     if (in == NULL)
         return 0;
-    sio_map_iter_t it = {0};
+    base_map_iter_t it = {0};
     const char *room;
     size_t n = 0;
-    while (sio_map_next(in, &it, &room, NULL)) {
+    while (base_map_next(in, &it, &room, NULL)) {
         if (n < max)
             out[n] = room;
         n++;
@@ -143,13 +143,13 @@ static int adp__rooms_excluded(const adp_rooms_t *r, const char *sid, const char
 static void adp__rooms_each_all(const adp_rooms_t *r, const char *const *except, size_t n_except,
                                 adp_rooms_fn fn, void *ud)
 {
-    sio_map_iter_t it = {0};
+    base_map_iter_t it = {0};
     const char *sid;
     void *v;
-    while (sio_map_next(&r->sids, &it, &sid, &v)) {
-        sio_map_iter_t in_it = {0};
+    while (base_map_next(&r->sids, &it, &sid, &v)) {
+        base_map_iter_t in_it = {0};
         void *sock = NULL;
-        sio_map_next(v, &in_it, NULL, &sock);
+        base_map_next(v, &in_it, NULL, &sock);
         if (!adp__rooms_excluded(r, sid, except, n_except))
             fn(ud, sid, sock);
     }
@@ -165,25 +165,25 @@ void adp_rooms_each(const adp_rooms_t *r, const char *const *rooms, size_t n_roo
         return;
     }
 
-    sio_map_t seen;
+    base_map_t seen;
     int dedupe = n_rooms > 1;
-    sio_map_init(&seen);
+    base_map_init(&seen);
     for (size_t i = 0; i < n_rooms; i++) {
-        const sio_map_t *in = sio_map_get(&r->rooms, rooms[i]);
+        const base_map_t *in = base_map_get(&r->rooms, rooms[i]);
         if (in == NULL)
             continue;
-        sio_map_iter_t it = {0};
+        base_map_iter_t it = {0};
         const char *sid;
         void *sock;
-        while (sio_map_next(in, &it, &sid, &sock)) {
+        while (base_map_next(in, &it, &sid, &sock)) {
             if (dedupe) {
-                if (sio_map_has(&seen, sid))
+                if (base_map_has(&seen, sid))
                     continue;
-                sio_map_put(&seen, sid, NULL);
+                base_map_put(&seen, sid, NULL);
             }
             if (!adp__rooms_excluded(r, sid, except, n_except))
                 fn(ud, sid, sock);
         }
     }
-    sio_map_clear(&seen);
+    base_map_clear(&seen);
 }

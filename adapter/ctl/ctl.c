@@ -25,7 +25,7 @@
 #include <cjson/cJSON.h>
 #include <hiredis/hiredis.h>
 
-#include "sk_alloc.h"
+#include "base_alloc.h"
 #include "rds_url.h"
 #include "sockeye.h"
 
@@ -87,7 +87,7 @@ static const char *rstr(const redisReply *r)
 /* Escapes the glob metacharacters of s for SCAN MATCH. New string. */
 static char *glob_escape(const char *s)
 {
-    char *out = sio_malloc(strlen(s) * 2 + 1), *o = out;
+    char *out = base_malloc(strlen(s) * 2 + 1), *o = out;
 
     for (; *s; s++) {
         if (strchr("*?[]\\", *s) != NULL)
@@ -156,10 +156,10 @@ static void table_init(table_t *t, size_t cols, ...)
     memset(t, 0, sizeof(*t));
     t->cols = cols;
     t->cap = 16;
-    t->cells = sio_malloc(t->cap * cols * sizeof(char *));
+    t->cells = base_malloc(t->cap * cols * sizeof(char *));
     va_start(ap, cols);
     for (size_t i = 0; i < cols; i++)
-        t->cells[i] = sio_strdup(va_arg(ap, const char *));
+        t->cells[i] = base_strdup(va_arg(ap, const char *));
     va_end(ap);
     t->rows = 1;
 }
@@ -172,7 +172,7 @@ static void table_row(table_t *t, ...)
 
     if (t->rows == t->cap) {
         t->cap *= 2;
-        t->cells = sio_realloc(t->cells, t->cap * t->cols * sizeof(char *));
+        t->cells = base_realloc(t->cells, t->cap * t->cols * sizeof(char *));
     }
     va_start(ap, t);
     for (size_t i = 0; i < t->cols; i++) {
@@ -180,11 +180,11 @@ static void table_row(table_t *t, ...)
         size_t n = strlen(s);
         char *c;
         if (n > CTL_CELL_MAX) {
-            c = sio_malloc(CTL_CELL_MAX + 4);
+            c = base_malloc(CTL_CELL_MAX + 4);
             memcpy(c, s, CTL_CELL_MAX - 3);
             memcpy(c + CTL_CELL_MAX - 3, "...", 4);
         } else {
-            c = sio_strdup(s);
+            c = base_strdup(s);
         }
         for (char *p = c; *p; p++)
             if ((unsigned char)*p < 0x20 || *p == 0x7f)
@@ -197,7 +197,7 @@ static void table_row(table_t *t, ...)
 
 static void table_print(table_t *t, const char *empty)
 {
-    size_t *w = sio_calloc(t->cols, sizeof(*w));
+    size_t *w = base_calloc(t->cols, sizeof(*w));
 
     if (t->rows == 1) {
         printf("%s\n", empty);
@@ -229,9 +229,9 @@ static void table_print(table_t *t, const char *empty)
         }
     }
     for (size_t k = 0; k < t->rows * t->cols; k++)
-        sio_free(t->cells[k]);
-    sio_free(t->cells);
-    sio_free(w);
+        base_free(t->cells[k]);
+    base_free(t->cells);
+    base_free(w);
 }
 
 /* ------------------------------------------------------------------ SCAN */
@@ -270,9 +270,9 @@ static void scan(ctl_t *x, const char *pattern, const char *type, keys_t *out)
             }
             if (out->n == out->cap) {
                 out->cap = out->cap ? out->cap * 2 : 64;
-                out->v = sio_realloc(out->v, out->cap * sizeof(*out->v));
+                out->v = base_realloc(out->v, out->cap * sizeof(*out->v));
             }
-            out->v[out->n++] = sio_strdup(rstr(r->element[1]->element[i]));
+            out->v[out->n++] = base_strdup(rstr(r->element[1]->element[i]));
         }
         freeReplyObject(r);
     } while (strcmp(cursor, "0") != 0 && !out->truncated && ++calls < CTL_MAX_SCANS);
@@ -282,7 +282,7 @@ static void scan(ctl_t *x, const char *pattern, const char *type, keys_t *out)
         qsort(out->v, out->n, sizeof(*out->v), str_cmp);
         for (size_t i = 1; i < out->n; i++) {
             if (strcmp(out->v[i], out->v[k - 1]) == 0)
-                sio_free(out->v[i]);
+                base_free(out->v[i]);
             else
                 out->v[k++] = out->v[i];
         }
@@ -293,8 +293,8 @@ static void scan(ctl_t *x, const char *pattern, const char *type, keys_t *out)
 static void keys_free(keys_t *k)
 {
     for (size_t i = 0; i < k->n; i++)
-        sio_free(k->v[i]);
-    sio_free(k->v);
+        base_free(k->v[i]);
+    base_free(k->v);
 }
 
 static void truncated_note(const keys_t *k)
@@ -306,13 +306,13 @@ static void truncated_note(const keys_t *k)
 /* The pattern "P:{<nsp or *>}:<tail>" with P and nsp escaped. */
 static char *ns_pattern(ctl_t *x, const char *nsp, const char *tail)
 {
-    char *p = glob_escape(x->prefix), *n = nsp != NULL ? glob_escape(nsp) : sio_strdup("*");
+    char *p = glob_escape(x->prefix), *n = nsp != NULL ? glob_escape(nsp) : base_strdup("*");
     size_t len = strlen(p) + strlen(n) + strlen(tail) + 8;
-    char *out = sio_malloc(len);
+    char *out = base_malloc(len);
 
     snprintf(out, len, "%s:{%s}:%s", p, n, tail);
-    sio_free(p);
-    sio_free(n);
+    base_free(p);
+    base_free(n);
     return out;
 }
 
@@ -328,7 +328,7 @@ static int split_key(ctl_t *x, const char *key, char **nsp, const char **rest, c
     end = strstr(start, mark); /* mark: "}:sess:", "}:r:", "}:all" */
     if (end == NULL)
         return 0;
-    *nsp = sio_strndup(start, (size_t)(end - start));
+    *nsp = base_strndup(start, (size_t)(end - start));
     *rest = end + 2;
     return 1;
 }
@@ -345,11 +345,11 @@ static int cmd_nodes(ctl_t *x)
 
     snprintf(zkey, sizeof(zkey), "%s:nodes", x->prefix);
     esc = glob_escape(x->prefix);
-    pat = sio_malloc(strlen(esc) + 8);
+    pat = base_malloc(strlen(esc) + 8);
     sprintf(pat, "%s:node:*", esc);
     scan(x, pat, "hash", &recs);
-    sio_free(pat);
-    sio_free(esc);
+    base_free(pat);
+    base_free(esc);
     {
         const char *argv[5] = {"ZRANGE", zkey, "0", "-1", "WITHSCORES"};
         z = cmd_argv(x, 5, argv);
@@ -384,7 +384,7 @@ static int cmd_nodes(ctl_t *x)
         /* the record was listed: drop it from the leftovers */
         for (size_t k = 0; k < recs.n; k++)
             if (recs.v[k] != NULL && strcmp(recs.v[k], key) == 0) {
-                sio_free(recs.v[k]);
+                base_free(recs.v[k]);
                 recs.v[k] = NULL;
             }
     }
@@ -429,14 +429,14 @@ static char *rooms_text(const char *json, const char *sid, size_t *count)
     *count = 0;
     if (!cJSON_IsArray(a)) {
         cJSON_Delete(a);
-        return sio_strdup(json[0] ? "(malformed)" : "");
+        return base_strdup(json[0] ? "(malformed)" : "");
     }
     cJSON_ArrayForEach(it, a)
     {
         if (cJSON_IsString(it))
             len += strlen(it->valuestring) + 1;
     }
-    out = sio_malloc(len);
+    out = base_malloc(len);
     cJSON_ArrayForEach(it, a)
     {
         size_t k;
@@ -462,7 +462,7 @@ static int cmd_sessions(ctl_t *x, const char *nsp)
     size_t shown = 0;
 
     scan(x, pat, "hash", &ks);
-    sio_free(pat);
+    base_free(pat);
     table_init(&t, 9, "NAMESPACE", "PID", "SID", "ROOMS", "JOINED", "OFFSET", "OFFSET AGE", "OWNER",
                "TTL");
     for (size_t k = 0; k < ks.n; k++) {
@@ -478,7 +478,7 @@ static int cmd_sessions(ctl_t *x, const char *nsp)
         h = cmd_argv(x, 7, argv);
         if (h->elements != 5) {
             freeReplyObject(h);
-            sio_free(ns);
+            base_free(ns);
             continue;
         }
         rooms = rooms_text(rstr(h->element[2]), rstr(h->element[0]), &n);
@@ -488,8 +488,8 @@ static int cmd_sessions(ctl_t *x, const char *nsp)
         table_row(&t, ns, rstr(h->element[1]), rstr(h->element[0]), rooms, count,
                   rstr(h->element[3]), age, rstr(h->element[4]), ttl);
         shown++;
-        sio_free(rooms);
-        sio_free(ns);
+        base_free(rooms);
+        base_free(ns);
         freeReplyObject(h);
     }
     table_print(&t, "no sessions");
@@ -508,7 +508,7 @@ static int cmd_streams(ctl_t *x, const char *nsp)
     uint64_t total = 0;
 
     scan(x, pat, "stream", &ks);
-    sio_free(pat);
+    base_free(pat);
     table_init(&t, 8, "NAMESPACE", "STREAM", "ENTRIES", "FIRST", "LAST", "LAST AGE", "SPAN", "TTL");
     for (size_t k = 0; k < ks.n; k++) {
         char *ns, len[24], ttl[32], age[32], span[32], first[64] = "-", last[64] = "-";
@@ -542,7 +542,7 @@ static int cmd_streams(ctl_t *x, const char *nsp)
             snprintf(span, sizeof(span), "-");
         fmt_pttl(x, ks.v[k], ttl, sizeof(ttl));
         table_row(&t, ns, name, len, first, last, age, span, ttl);
-        sio_free(ns);
+        base_free(ns);
     }
     table_print(&t, "no streams");
     if (ks.n > 0)
@@ -554,7 +554,7 @@ static int cmd_streams(ctl_t *x, const char *nsp)
     /* the namespaces' offset counters */
     pat = ns_pattern(x, nsp, "last");
     scan(x, pat, "string", &ks);
-    sio_free(pat);
+    base_free(pat);
     table_init(&lt, 4, "NAMESPACE", "LAST OFFSET", "AGE", "TTL");
     for (size_t k = 0; k < ks.n; k++) {
         char *ns, ttl[32], age[32];
@@ -568,7 +568,7 @@ static int cmd_streams(ctl_t *x, const char *nsp)
         fmt_pttl(x, ks.v[k], ttl, sizeof(ttl));
         table_row(&lt, ns, rstr(r), age, ttl);
         freeReplyObject(r);
-        sio_free(ns);
+        base_free(ns);
     }
     putchar('\n');
     table_print(&lt, "no offset counters");
@@ -579,7 +579,7 @@ static int cmd_streams(ctl_t *x, const char *nsp)
 static int cmd_session(ctl_t *x, const char *nsp, const char *pid)
 {
     size_t len = strlen(x->prefix) + strlen(nsp) + strlen(pid) + 16;
-    char *key = sio_malloc(len), ttl[32], age[32];
+    char *key = base_malloc(len), ttl[32], age[32];
     static const char *const order[] = {"sid",   "pid",    "owner", "offset",
                                         "rooms", "joined", "read",  "data"};
     const char *argv[2] = {"HGETALL", key};
@@ -591,7 +591,7 @@ static int cmd_session(ctl_t *x, const char *nsp, const char *pid)
         printf("no session %s in namespace %s (key %s): never opened, expired or released\n", pid,
                nsp, key);
         freeReplyObject(h);
-        sio_free(key);
+        base_free(key);
         return 1;
     }
     printf("%-8s %s\n", "key", key);
@@ -623,7 +623,7 @@ static int cmd_session(ctl_t *x, const char *nsp, const char *pid)
     fmt_pttl(x, key, ttl, sizeof(ttl));
     printf("%-8s %s\n", "ttl", ttl);
     freeReplyObject(h);
-    sio_free(key);
+    base_free(key);
     return 0;
 }
 

@@ -42,7 +42,7 @@ int adp_offset_parse(const char *s, uint64_t *ms, uint64_t *seq);
 /* <0, 0, >0 as a is before, equal to, after b. */
 int adp_offset_cmp(uint64_t ams, uint64_t aseq, uint64_t bms, uint64_t bseq);
 /* The offset a stored/replayed packet's data ends with: 1 when there is one. */
-int adp_packet_offset(const sio_packet_t *p, uint64_t *ms, uint64_t *seq);
+int adp_packet_offset(const cd_sio_packet_t *p, uint64_t *ms, uint64_t *seq);
 
 /* What connection state recovery saves of a socket. One per session. */
 typedef struct adp_session {
@@ -78,7 +78,7 @@ typedef enum adp_apply {
 typedef struct adp_host {
     void *ud;
     /* Encode pkt once and queue it on every local socket matching opts. */
-    void (*deliver)(void *ud, const sio_packet_t *pkt, const adp_opts_t *opts);
+    void (*deliver)(void *ud, const cd_sio_packet_t *pkt, const adp_opts_t *opts);
     /* Join/leave rooms (or disconnect, close = also the connection) on every local
      * socket matching opts. */
     void (*apply)(void *ud, adp_apply_t what, const adp_opts_t *opts, const char *const *rooms,
@@ -92,7 +92,7 @@ typedef struct adp_host {
     /* Broadcast with acks from another node: deliver pkt to the local matches, each
      * asked for an ack with a node-local id, and return how many were reached. Each
      * answer goes back through vt->broadcast_ack_reply(request_id) until timeout_ms. */
-    size_t (*deliver_ack)(void *ud, const sio_packet_t *pkt, const adp_opts_t *opts,
+    size_t (*deliver_ack)(void *ud, const cd_sio_packet_t *pkt, const adp_opts_t *opts,
                           uint64_t timeout_ms, const char *request_id);
     /* Calls fn for every connected local socket with a session: its pid and read age
      * (as in adp_session_t), for the periodic refresh of write-through sessions. */
@@ -108,7 +108,7 @@ typedef struct adp_adapter adp_adapter_t;
  * (unknown/expired session or offset no longer held) with s == NULL. Ownership of
  * s and of every packet passes to the callback; the missed array itself stays the
  * adapter's (valid during the call). Called exactly once. */
-typedef void (*adp_restore_cb)(void *ud, int err, adp_session_t *s, sio_packet_t **missed,
+typedef void (*adp_restore_cb)(void *ud, int err, adp_session_t *s, cd_sio_packet_t **missed,
                                size_t n_missed);
 
 /* Outcome of a cluster request (fetch sockets, all rooms, server-side emit): what the
@@ -146,7 +146,7 @@ typedef struct adp_vtable {
      * delivering; the Redis adapter delivers when the stored copy comes back (pkt is
      * untouched). SIO_OK, or SIO_EREDIS when the other nodes could not be reached (the
      * local targets got it anyway). */
-    int (*broadcast)(adp_adapter_t *a, sio_packet_t *pkt, const adp_opts_t *opts);
+    int (*broadcast)(adp_adapter_t *a, cd_sio_packet_t *pkt, const adp_opts_t *opts);
     /* Membership hooks (the rooms index itself is a.rooms). May be NULL. */
     int (*join)(adp_adapter_t *a, const char *sid, void *sock, const char *room);
     void (*leave)(adp_adapter_t *a, const char *sid, const char *room);
@@ -188,7 +188,7 @@ typedef struct adp_vtable {
     int (*server_emit_reply)(adp_adapter_t *a, const char *request_id, const cJSON *arg);
     /* Broadcast pkt with acks to the other nodes' matches (the caller delivers
      * locally itself); timeout_ms bounds the whole request. */
-    int (*broadcast_ack)(adp_adapter_t *a, const sio_packet_t *pkt, const adp_opts_t *opts,
+    int (*broadcast_ack)(adp_adapter_t *a, const cd_sio_packet_t *pkt, const adp_opts_t *opts,
                          uint64_t timeout_ms, const adp_ack_events_t *ev);
     /* One local client's answer to a host.deliver_ack request. */
     int (*broadcast_ack_reply)(adp_adapter_t *a, const char *request_id, const cJSON *arg,
@@ -212,16 +212,16 @@ void adp_leave_all(adp_adapter_t *a, const char *sid);
 
 /* ------------------------------------------------ the in-memory adapter */
 
-typedef struct adp_memory_config {
+typedef struct mem_config {
     int recovery;                  /* keep a packet log and sessions */
     uint64_t recovery_window_ms;   /* maxDisconnectionDuration */
     uint64_t detect_ms;            /* pingInterval + 2 x pingTimeout: how long a dead
                                       connection can pass for alive (log retention) */
     size_t max_log;                /* packets kept at most (oldest dropped first) */
     uint64_t (*now_ms)(void);      /* wall clock in ms; NULL = real time */
-} adp_memory_config_t;
+} mem_config_t;
 
-adp_adapter_t *adp_memory_new(const char *nsp, const adp_host_t *host,
-                              const adp_memory_config_t *cfg);
+adp_adapter_t *mem_adapter_new(const char *nsp, const adp_host_t *host,
+                              const mem_config_t *cfg);
 
 #endif

@@ -10,11 +10,11 @@
 
 #include <stddef.h>
 
-#include "sk_map.h"
+#include "base_map.h"
 
 typedef struct adp_rooms {
-    sio_map_t rooms; /* room -> sio_map_t* (sid -> sock) */
-    sio_map_t sids;  /* sid -> sio_map_t* (room -> sock) */
+    base_map_t rooms; /* room -> base_map_t* (sid -> sock) */
+    base_map_t sids;  /* sid -> base_map_t* (room -> sock) */
 } adp_rooms_t;
 
 void adp_rooms_init(adp_rooms_t *r);

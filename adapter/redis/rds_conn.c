@@ -48,9 +48,9 @@
 
 #include <hiredis/async.h>
 
-#include "sk_alloc.h"
-#include "sk_list.h"
-#include "sk_map.h"
+#include "base_alloc.h"
+#include "base_list.h"
+#include "base_map.h"
 #include "sockeye.h"
 
 #define RDS_SUB_BATCH 128         /* names per re-issued SUBSCRIBE */
@@ -82,11 +82,11 @@ struct rds_conn {
     uv_timer_t state_timer; /* retry delay (WAIT) or connect deadline (CONNECTING) */
     uv_timer_t cmd_timer;   /* due at or before the oldest pending command's deadline */
     int handles_open;       /* timers not yet closed during CLOSING */
-    sio_list_t pending;     /* rds_cmd_t in issue order, none timed out */
+    base_list_t pending;    /* rds_cmd_t in issue order, none timed out */
     size_t n_pending;
-    sio_map_t channels; /* channel -> rds_sub_t* */
-    sio_map_t patterns; /* pattern -> rds_sub_t* */
-    unsigned failures;  /* failed attempts since the last UP (backoff exponent) */
+    base_map_t channels; /* channel -> rds_sub_t* */
+    base_map_t patterns; /* pattern -> rds_sub_t* */
+    unsigned failures;   /* failed attempts since the last UP (backoff exponent) */
     uint64_t n_up;
     uint64_t down_since; /* uv_now when the connection was lost */
     uint64_t rng;        /* xorshift state for the backoff jitter */
@@ -104,7 +104,7 @@ struct rds_conn {
 /* One per command handed to hiredis; freed when hiredis calls back, which it does exactly
  * once: with the reply, a late reply, or NULL at teardown. */
 typedef struct rds_cmd {
-    sio_list_t link; /* in c->pending until answered or orphaned */
+    base_list_t link; /* in c->pending until answered or orphaned */
     rds_conn_t *c;
     rds_reply_cb cb;
     void *ud;
@@ -351,7 +351,7 @@ static void rds__io_del_write(void *privdata)
 
 static void rds__io_closed(uv_handle_t *h)
 {
-    sio_free(h->data);
+    base_free(h->data);
 }
 
 /* hiredis's cleanup hook: runs once per context, after the pending callbacks and before the
@@ -372,10 +372,10 @@ static void rds__io_cleanup(void *privdata)
 /* Hooks ac into c's loop. 0, or -1 when libuv refuses the fd (nothing installed then). */
 static int rds__io_attach(rds_conn_t *c, redisAsyncContext *ac)
 {
-    rds_io_t *io = sio_calloc(1, sizeof(*io));
+    rds_io_t *io = base_calloc(1, sizeof(*io));
 
     if (uv_poll_init(c->loop, &io->poll, ac->c.fd) != 0) {
-        sio_free(io);
+        base_free(io);
         return -1;
     }
     io->poll.data = io;
@@ -392,13 +392,13 @@ static int rds__io_attach(rds_conn_t *c, redisAsyncContext *ac)
 
 /* ---------------------------------------------------------------- subscriptions */
 
-static void rds__dispatch(rds_conn_t *c, sio_map_t *m, const redisReply *key, rds_message_t *msg)
+static void rds__dispatch(rds_conn_t *c, base_map_t *m, const redisReply *key, rds_message_t *msg)
 {
     rds_sub_t *s;
 
     if (key->type != REDIS_REPLY_STRING || strlen(key->str) != (size_t)key->len)
         return; /* a name with a NUL cannot be one of ours */
-    s = sio_map_get(m, key->str);
+    s = base_map_get(m, key->str);
     if (s == NULL)
         return; /* unsubscribed while the message was on the wire */
     if (msg->kind == RDS_MESSAGE)
@@ -469,10 +469,10 @@ static void rds__sub_cb(redisAsyncContext *ac, void *reply, void *privdata)
 
 /* Sends SUBSCRIBE/PSUBSCRIBE for every name of m in batches. Returns the number of names
  * sent, or -1 when hiredis refused a command (the context is going down). */
-static long rds__send_subs(rds_conn_t *c, sio_map_t *m, const char *verb)
+static long rds__send_subs(rds_conn_t *c, base_map_t *m, const char *verb)
 {
     const char *argv[RDS_SUB_BATCH + 1];
-    sio_map_iter_t it = {0};
+    base_map_iter_t it = {0};
     const char *key;
     void *val;
     long sent = 0;
@@ -480,7 +480,7 @@ static long rds__send_subs(rds_conn_t *c, sio_map_t *m, const char *verb)
 
     argv[0] = verb;
     while (more) {
-        more = sio_map_next(m, &it, &key, &val);
+        more = base_map_next(m, &it, &key, &val);
         if (more)
             argv[1 + n++] = key;
         if (n == RDS_SUB_BATCH || (!more && n > 0)) {
@@ -513,7 +513,7 @@ static void rds__resubscribe(rds_conn_t *c)
         rds__become_up(c);
 }
 
-static int rds__sub_add(rds_conn_t *c, sio_map_t *m, const char *verb, const char *name,
+static int rds__sub_add(rds_conn_t *c, base_map_t *m, const char *verb, const char *name,
                         rds_message_cb cb, void *ud)
 {
     rds_sub_t *s;
@@ -523,16 +523,16 @@ static int rds__sub_add(rds_conn_t *c, sio_map_t *m, const char *verb, const cha
         return SIO_ECLOSED;
     if (!c->cfg.subscriber || name == NULL || name[0] == '\0' || cb == NULL)
         return SIO_EINVAL;
-    s = sio_map_get(m, name);
+    s = base_map_get(m, name);
     if (s != NULL) {
         s->cb = cb;
         s->ud = ud;
         return SIO_OK;
     }
-    s = sio_malloc(sizeof(*s));
+    s = base_malloc(sizeof(*s));
     s->cb = cb;
     s->ud = ud;
-    sio_map_put(m, name, s);
+    base_map_put(m, name, s);
     if (c->hs_done && !rds__ac_dying(c->ac)) {
         argv[0] = verb;
         argv[1] = name;
@@ -544,7 +544,7 @@ static int rds__sub_add(rds_conn_t *c, sio_map_t *m, const char *verb, const cha
     return SIO_OK;
 }
 
-static int rds__sub_del(rds_conn_t *c, sio_map_t *m, const char *verb, const char *name)
+static int rds__sub_del(rds_conn_t *c, base_map_t *m, const char *verb, const char *name)
 {
     rds_sub_t *s;
     const char *argv[2];
@@ -553,10 +553,10 @@ static int rds__sub_del(rds_conn_t *c, sio_map_t *m, const char *verb, const cha
         return SIO_ECLOSED;
     if (!c->cfg.subscriber || name == NULL)
         return SIO_EINVAL;
-    s = sio_map_del(m, name);
+    s = base_map_del(m, name);
     if (s == NULL)
         return SIO_ENOTFOUND;
-    sio_free(s);
+    base_free(s);
     if (c->hs_done && !rds__ac_dying(c->ac)) {
         argv[0] = verb;
         argv[1] = name;
@@ -589,7 +589,7 @@ static void rds__hs_cb(redisAsyncContext *ac, void *reply, void *privdata)
     if (hs->answered < hs->sent)
         return;
     failed = hs->failed;
-    sio_free(hs);
+    base_free(hs);
     if (r == NULL || c->state != RDS_ST_CONNECTING || c->ac != ac)
         return; /* teardown: the cleanup hook reports it */
     if (failed) {
@@ -604,7 +604,7 @@ static void rds__hs_cb(redisAsyncContext *ac, void *reply, void *privdata)
  * c->reason set when hiredis refused (the caller frees the context). */
 static int rds__handshake(rds_conn_t *c)
 {
-    rds_hs_t *hs = sio_calloc(1, sizeof(*hs));
+    rds_hs_t *hs = base_calloc(1, sizeof(*hs));
     const char *argv[3];
     int argc;
 
@@ -629,7 +629,7 @@ static int rds__handshake(rds_conn_t *c)
         if (redisAsyncCommandArgv(c->ac, rds__hs_cb, hs, argc, argv, NULL) != REDIS_OK) {
             snprintf(c->reason, sizeof(c->reason), "hiredis refused to queue %s", argv[0]);
             if (hs->sent == 0)
-                sio_free(hs);
+                base_free(hs);
             else
                 hs->failed = 1; /* the callbacks already queued free it */
             return -1;
@@ -713,10 +713,10 @@ static void rds__cmd_cb(redisAsyncContext *ac, void *reply, void *privdata)
     if (rec->orphan) {
         if (reply != NULL)
             c->stats.late_replies++;
-        sio_free(rec);
+        base_free(rec);
         return;
     }
-    sio_list_remove(&rec->link);
+    base_list_remove(&rec->link);
     c->n_pending--;
     if (reply == NULL) {
         err = c->state == RDS_ST_CLOSING ? SIO_ECLOSED : SIO_EREDIS;
@@ -724,7 +724,7 @@ static void rds__cmd_cb(redisAsyncContext *ac, void *reply, void *privdata)
     }
     if (rec->cb != NULL)
         rec->cb(c, err, reply, rec->ud);
-    sio_free(rec);
+    base_free(rec);
 }
 
 static void rds__cmd_timer_cb(uv_timer_t *t)
@@ -733,11 +733,11 @@ static void rds__cmd_timer_cb(uv_timer_t *t)
     uint64_t now = rds__now(c);
     rds_cmd_t *rec;
 
-    while (!sio_list_empty(&c->pending)) {
-        rec = SIO_CONTAINER_OF(c->pending.next, rds_cmd_t, link);
+    while (!base_list_empty(&c->pending)) {
+        rec = BASE_CONTAINER_OF(c->pending.next, rds_cmd_t, link);
         if (rec->deadline > now)
             break;
-        sio_list_remove(&rec->link);
+        base_list_remove(&rec->link);
         c->n_pending--;
         rec->orphan = 1; /* hiredis still owns the callback; rds__cmd_cb frees */
         c->stats.timeouts++;
@@ -746,8 +746,8 @@ static void rds__cmd_timer_cb(uv_timer_t *t)
         if (c->state == RDS_ST_CLOSING)
             return;
     }
-    if (!sio_list_empty(&c->pending)) {
-        rec = SIO_CONTAINER_OF(c->pending.next, rds_cmd_t, link);
+    if (!base_list_empty(&c->pending)) {
+        rec = BASE_CONTAINER_OF(c->pending.next, rds_cmd_t, link);
         uv_timer_start(&c->cmd_timer, rds__cmd_timer_cb, rec->deadline - now, 0);
     }
 }
@@ -789,20 +789,20 @@ static int rds__submit(rds_conn_t *c, rds_reply_cb cb, void *ud, char *cmd, int 
         c->stats.commands_failed++;
         return SIO_EREDIS;
     }
-    rec = sio_calloc(1, sizeof(*rec));
+    rec = base_calloc(1, sizeof(*rec));
     rec->c = c;
     rec->cb = cb;
     rec->ud = ud;
     rec->deadline = tmo != 0 ? rds__now(c) + tmo : UINT64_MAX;
-    sio_list_init(&rec->link);
+    base_list_init(&rec->link);
     if (redisAsyncFormattedCommand(c->ac, rds__cmd_cb, rec, cmd, (size_t)len) != REDIS_OK) {
         redisFreeCommand(cmd);
-        sio_free(rec);
+        base_free(rec);
         c->stats.commands_failed++;
         return SIO_EREDIS;
     }
     redisFreeCommand(cmd);
-    sio_list_push_back(&c->pending, &rec->link);
+    base_list_push_back(&c->pending, &rec->link);
     c->n_pending++;
     if (tmo != 0 && !uv_is_active((uv_handle_t *)&c->cmd_timer))
         uv_timer_start(&c->cmd_timer, rds__cmd_timer_cb, tmo, 0);
@@ -831,7 +831,7 @@ rds_conn_t *rds_conn_new(uv_loop_t *loop, const rds_conn_config_t *cfg, const ch
         rds_conn_config_init(&def);
         cfg = &def;
     }
-    c = sio_calloc(1, sizeof(*c));
+    c = base_calloc(1, sizeof(*c));
     c->cfg = *cfg;
     c->cfg.url = NULL;
     if (c->cfg.connect_timeout_ms == 0)
@@ -841,24 +841,24 @@ rds_conn_t *rds_conn_new(uv_loop_t *loop, const rds_conn_config_t *cfg, const ch
     if (c->cfg.backoff_max_ms == 0)
         c->cfg.backoff_max_ms = RDS_BACKOFF_MAX_MS;
     if (c->cfg.backoff_min_ms > c->cfg.backoff_max_ms) {
-        sio_free(c);
+        base_free(c);
         return NULL;
     }
     c->loop = loop;
-    c->name = sio_strdup(name != NULL ? name : "redis");
+    c->name = base_strdup(name != NULL ? name : "redis");
     if (cfg->url != NULL)
         rds_url_copy(&c->url, cfg->url);
     else
         rds_url_init(&c->url);
     n = rds_url_format(&c->url, 0, NULL, 0);
-    c->where = sio_malloc(n + 1);
+    c->where = base_malloc(n + 1);
     rds_url_format(&c->url, 0, c->where, n + 1);
     if (ev != NULL)
         c->ev = *ev;
     c->state = RDS_ST_IDLE;
-    sio_list_init(&c->pending);
-    sio_map_init(&c->channels);
-    sio_map_init(&c->patterns);
+    base_list_init(&c->pending);
+    base_map_init(&c->channels);
+    base_map_init(&c->patterns);
     c->rng = (uv_hrtime() ^ (uint64_t)(uintptr_t)c) | 1;
     uv_timer_init(loop, &c->state_timer);
     uv_timer_init(loop, &c->cmd_timer);
@@ -881,15 +881,15 @@ int rds_conn_start(rds_conn_t *c, rds_start_cb cb, void *ud)
     return SIO_OK;
 }
 
-static void rds__free_subs(sio_map_t *m)
+static void rds__free_subs(base_map_t *m)
 {
-    sio_map_iter_t it = {0};
+    base_map_iter_t it = {0};
     const char *key;
     void *val;
 
-    while (sio_map_next(m, &it, &key, &val))
-        sio_free(val);
-    sio_map_clear(m);
+    while (base_map_next(m, &it, &key, &val))
+        base_free(val);
+    base_map_clear(m);
 }
 
 static void rds__handle_closed(uv_handle_t *h)
@@ -911,9 +911,9 @@ static void rds__handle_closed(uv_handle_t *h)
     rds__free_subs(&c->channels);
     rds__free_subs(&c->patterns);
     rds_url_free(&c->url);
-    sio_free(c->where);
-    sio_free(c->name);
-    sio_free(c);
+    base_free(c->where);
+    base_free(c->name);
+    base_free(c);
 }
 
 int rds_conn_close(rds_conn_t *c, void (*cb)(void *ud), void *ud)
@@ -925,9 +925,9 @@ int rds_conn_close(rds_conn_t *c, void (*cb)(void *ud), void *ud)
     c->state = RDS_ST_CLOSING;
     c->close_cb = cb;
     c->close_ud = ud;
-    while (!sio_list_empty(&c->pending)) {
-        rec = SIO_CONTAINER_OF(c->pending.next, rds_cmd_t, link);
-        sio_list_remove(&rec->link);
+    while (!base_list_empty(&c->pending)) {
+        rec = BASE_CONTAINER_OF(c->pending.next, rds_cmd_t, link);
+        base_list_remove(&rec->link);
         c->n_pending--;
         rec->orphan = 1; /* hiredis's NULL reply at free time releases it */
         if (rec->cb != NULL)
@@ -1034,7 +1034,7 @@ size_t rds_conn_pending(const rds_conn_t *c)
 
 size_t rds_conn_subscriptions(const rds_conn_t *c)
 {
-    return sio_map_size(&c->channels) + sio_map_size(&c->patterns);
+    return base_map_size(&c->channels) + base_map_size(&c->patterns);
 }
 
 void rds_conn_get_stats(const rds_conn_t *c, rds_conn_stats_t *out)

@@ -52,7 +52,7 @@
 #define RDS_BACKOFF_MIN_MS 100
 #define RDS_BACKOFF_MAX_MS 5000
 
-/* Log levels handed to on_log; the same numbers as sio_log_level_t (node/config.h). */
+/* Log levels handed to on_log; the same numbers as app_log_level_t (node/config.h). */
 enum { RDS_LOG_ERROR = 0, RDS_LOG_WARN = 1, RDS_LOG_INFO = 2, RDS_LOG_DEBUG = 3 };
 
 /* The one log path of the Redis modules: formats fmt and hands the line to sink(ud), or

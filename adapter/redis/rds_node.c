@@ -27,20 +27,19 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "sk_alloc.h"
+#include "base_alloc.h"
 #include "rds_private.h"
 #include "sockeye.h"
 
+#define RDS_HOLD_MAX 10000 /* live packets held for one restore before it gives up */
+#define RDS_FAIL_LOG_MS 5000
 
-#define ADP_HOLD_MAX 10000 /* live packets held for one restore before it gives up */
-#define ADP_FAIL_LOG_MS 5000
-
-static const char adp__uid_chars[] =
+static const char rds__uid_chars[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 /* ---------------------------------------------------------------- helpers */
 
-static uint64_t adp__realtime_ms(void)
+static uint64_t rds__realtime_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -48,7 +47,7 @@ static uint64_t adp__realtime_ms(void)
 }
 
 /* One log line through the configured sink (stderr without one). Never fails. */
-void adp__redis_log(adp_redis_t *r, int level, const char *fmt, ...)
+void rds__log(rds_node_t *r, int level, const char *fmt, ...)
 {
     va_list ap;
 
@@ -57,12 +56,12 @@ void adp__redis_log(adp_redis_t *r, int level, const char *fmt, ...)
     va_end(ap);
 }
 
-static void adp__rds_log(void *ud, int level, const char *msg)
+static void rds__rds_log(void *ud, int level, const char *msg)
 {
-    adp__redis_log(ud, level, "%s", msg);
+    rds__log(ud, level, "%s", msg);
 }
 
-static int adp__strv_has(char *const *v, size_t n, const char *s)
+static int rds__strv_has(char *const *v, size_t n, const char *s)
 {
     for (size_t i = 0; i < n; i++) {
         if (strcmp(v[i], s) == 0)
@@ -73,28 +72,28 @@ static int adp__strv_has(char *const *v, size_t n, const char *s)
 
 /* The Node rule for what a session missed: a broadcast to no room or to one of its
  * rooms, unless one of its rooms is excepted. */
-static int adp__opts_match(const rds_opts_t *o, const adp_session_t *s)
+static int rds__opts_match(const rds_opts_t *o, const adp_session_t *s)
 {
     int aimed = o->n_rooms == 0;
     for (size_t i = 0; i < s->n_rooms && !aimed; i++)
-        aimed = adp__strv_has(o->rooms, o->n_rooms, s->rooms[i]);
+        aimed = rds__strv_has(o->rooms, o->n_rooms, s->rooms[i]);
     if (!aimed)
         return 0;
     for (size_t i = 0; i < s->n_rooms; i++) {
-        if (adp__strv_has(o->except, o->n_except, s->rooms[i]))
+        if (rds__strv_has(o->except, o->n_except, s->rooms[i]))
             return 0;
     }
     return 1;
 }
 
-static int adp__recoverable(const sio_packet_t *pkt, const adp_opts_t *opts)
+static int rds__recoverable(const cd_sio_packet_t *pkt, const adp_opts_t *opts)
 {
-    return (pkt->type == SIO_EVENT || pkt->type == SIO_BINARY_EVENT) && pkt->id < 0 &&
+    return (pkt->type == CD_SIO_EVENT || pkt->type == CD_SIO_BINARY_EVENT) && pkt->id < 0 &&
            !(opts->flags & (ADP_VOLATILE | ADP_LOCAL)) && cJSON_IsArray(pkt->data);
 }
 
 /* Command with string arguments (binary safe through lens; NULL lens = strlen). */
-static int adp__cmd(adp_redis_t *r, rds_reply_cb cb, void *ud, int argc, const char *const *argv,
+static int rds__cmd(rds_node_t *r, rds_reply_cb cb, void *ud, int argc, const char *const *argv,
                     const size_t *lens)
 {
     if (r->closed)
@@ -104,44 +103,44 @@ static int adp__cmd(adp_redis_t *r, rds_reply_cb cb, void *ud, int argc, const c
 
 /* ---------------------------------------------------------------- publishing */
 
-void adp__redis_publish_failed(adp_redis_t *r, int err)
+void rds__publish_failed(rds_node_t *r, int err)
 {
     uint64_t now = uv_now(r->loop);
 
     r->stats.publish_failures++;
     r->fails_unlogged++;
-    if (r->fail_logged && now - r->fail_logged_at < ADP_FAIL_LOG_MS)
+    if (r->fail_logged && now - r->fail_logged_at < RDS_FAIL_LOG_MS)
         return;
-    adp__redis_log(r, RDS_LOG_WARN,
-                   "redis: %" PRIu64 " message(s) could not be published (%s): other nodes "
-                   "miss them, this node's clients still got theirs",
-                   r->fails_unlogged, sio_strerror(err));
+    rds__log(r, RDS_LOG_WARN,
+             "redis: %" PRIu64 " message(s) could not be published (%s): other nodes "
+             "miss them, this node's clients still got theirs",
+             r->fails_unlogged, sio_strerror(err));
     r->fail_logged = 1;
     r->fail_logged_at = now;
     r->fails_unlogged = 0;
 }
 
-static void adp__publish_reply(rds_conn_t *c, int err, redisReply *reply, void *ud)
+static void rds__publish_reply(rds_conn_t *c, int err, redisReply *reply, void *ud)
 {
-    adp_redis_t *r = ud;
+    rds_node_t *r = ud;
 
     if (err == SIO_ECLOSED)
         return;
     if (err != SIO_OK || reply == NULL || reply->type == REDIS_REPLY_ERROR)
-        adp__redis_publish_failed(r, err != SIO_OK ? err : SIO_EREDIS);
+        rds__publish_failed(r, err != SIO_OK ? err : SIO_EREDIS);
 }
 
 /* PUBLISH on the command connection; the reply only matters when it is a failure
  * (counted). SIO_OK when handed to Redis, SIO_EREDIS when the connection refused it
  * (down or closed: counted and logged here). buf is copied. */
-int adp__redis_publish(adp_redis_t *r, const char *channel, const void *buf, size_t len)
+int rds__publish(rds_node_t *r, const char *channel, const void *buf, size_t len)
 {
     const char *argv[3] = {"PUBLISH", channel, buf};
     size_t lens[3] = {7, strlen(channel), len};
-    int rc = adp__cmd(r, adp__publish_reply, r, 3, argv, lens);
+    int rc = rds__cmd(r, rds__publish_reply, r, 3, argv, lens);
 
     if (rc != SIO_OK) {
-        adp__redis_publish_failed(r, rc);
+        rds__publish_failed(r, rc);
         return SIO_EREDIS;
     }
     return SIO_OK;
@@ -149,12 +148,12 @@ int adp__redis_publish(adp_redis_t *r, const char *channel, const void *buf, siz
 
 /* The channel of a broadcast: K#N#<room># for exactly one room, else K#N#. Writes into
  * stack when it fits, else allocates (the caller frees when the result != stack). */
-static char *adp__bcast_channel(const adp_rnsp_t *a, const adp_opts_t *o, char *stack, size_t cap)
+static char *rds__bcast_channel(const rds_rnsp_t *a, const adp_opts_t *o, char *stack, size_t cap)
 {
     if (o->n_rooms != 1)
         return a->ch_bcast;
     size_t rl = strlen(o->rooms[0]), need = a->ch_bcast_len + rl + 2;
-    char *ch = need <= cap ? stack : sio_malloc(need);
+    char *ch = need <= cap ? stack : base_malloc(need);
     memcpy(ch, a->ch_bcast, a->ch_bcast_len);
     memcpy(ch + a->ch_bcast_len, o->rooms[0], rl);
     ch[a->ch_bcast_len + rl] = '#';
@@ -164,13 +163,13 @@ static char *adp__bcast_channel(const adp_rnsp_t *a, const adp_opts_t *o, char *
 
 /* A recoverable broadcast on its way through the storage: the encoded message is
  * kept so a failure can still be delivered here (decoded back: rare path). */
-typedef struct adp_pubctx {
-    adp_rnsp_t *a;
+typedef struct rds_pubctx {
+    rds_rnsp_t *a;
     sio_bin_t msg;
-} adp_pubctx_t;
+} rds_pubctx_t;
 
 /* Raises a's mark to the offset s[0..len) when it is a later one. */
-static void adp__mark_seen(adp_rnsp_t *a, const char *s, size_t len)
+static void rds__mark_seen(rds_rnsp_t *a, const char *s, size_t len)
 {
     char id[sizeof(a->mark)];
     uint64_t ms, seq;
@@ -192,7 +191,7 @@ static void adp__mark_seen(adp_rnsp_t *a, const char *s, size_t len)
  * last element of a 4-element array (first byte 0x94), a msgpack str (fixstr, or str8 from
  * 32 bytes). Only one length can fit: a shorter suffix is preceded by a digit or '-', not
  * a str header, and a longer one would include the header. */
-static void adp__mark_from_tail(adp_rnsp_t *a, const unsigned char *p, size_t len)
+static void rds__mark_from_tail(rds_rnsp_t *a, const unsigned char *p, size_t len)
 {
     if (len < 4 || p[0] != 0x94)
         return;
@@ -200,13 +199,13 @@ static void adp__mark_from_tail(adp_rnsp_t *a, const unsigned char *p, size_t le
         int fix = n < 32 && p[len - n - 1] == 0xa0 + n;
         int str8 = n >= 32 && p[len - n - 1] == n && p[len - n - 2] == 0xd9;
         if (fix || str8) {
-            adp__mark_seen(a, (const char *)p + len - n, n);
+            rds__mark_seen(a, (const char *)p + len - n, n);
             return;
         }
     }
 }
 
-static void adp__deliver_msg(adp_rnsp_t *a, const sio_bin_t *msg)
+static void rds__deliver_msg(rds_rnsp_t *a, const sio_bin_t *msg)
 {
     rds_broadcast_t b;
     adp_opts_t view;
@@ -219,10 +218,10 @@ static void adp__deliver_msg(adp_rnsp_t *a, const sio_bin_t *msg)
     rds_broadcast_free(&b);
 }
 
-static void adp__on_stored(void *ud, int err, const char *offset)
+static void rds__on_stored(void *ud, int err, const char *offset)
 {
-    adp_pubctx_t *pc = ud;
-    adp_redis_t *r = pc->a->r;
+    rds_pubctx_t *pc = ud;
+    rds_node_t *r = pc->a->r;
 
     if (err == SIO_OK) {
         r->stats.messages_out++;
@@ -231,7 +230,7 @@ static void adp__on_stored(void *ud, int err, const char *offset)
         if (!rds_conn_is_up(r->sub)) {
             rds_broadcast_t b;
             adp_opts_t view;
-            adp__mark_seen(pc->a, offset, strlen(offset));
+            rds__mark_seen(pc->a, offset, strlen(offset));
             if (rds_decode_broadcast(pc->msg.data, pc->msg.len, &b) == SIO_OK) {
                 cJSON_AddItemToArray(b.packet->data, cJSON_CreateString(offset));
                 rds_opts_view(&b.opts, &view);
@@ -243,22 +242,22 @@ static void adp__on_stored(void *ud, int err, const char *offset)
     } else if (err != SIO_ECLOSED) {
         /* Lost in flight or timed out: it may still come back (then twice: at least
          * once beats not at all). */
-        adp__redis_publish_failed(r, err);
-        adp__deliver_msg(pc->a, &pc->msg);
+        rds__publish_failed(r, err);
+        rds__deliver_msg(pc->a, &pc->msg);
     }
-    sio_free(pc->msg.data);
-    sio_free(pc);
+    base_free(pc->msg.data);
+    base_free(pc);
 }
 
 /* Local delivery plus PUBLISH, or for a recoverable packet the storage round trip
  * (delivery when it comes back). Returns SIO_OK, or SIO_EREDIS when the other nodes
  * could not be reached (delivered here anyway), or the encoder's error (delivered
  * here, nothing published: a tree too deep or not an event). pkt is not modified. */
-static int adp__redis_broadcast(adp_adapter_t *base, sio_packet_t *pkt, const adp_opts_t *opts)
+static int rds__broadcast(adp_adapter_t *base, cd_sio_packet_t *pkt, const adp_opts_t *opts)
 {
     static const adp_opts_t everyone = {0};
-    adp_rnsp_t *a = (adp_rnsp_t *)base;
-    adp_redis_t *r = a->r;
+    rds_rnsp_t *a = (rds_rnsp_t *)base;
+    rds_node_t *r = a->r;
     char stack[256];
     sio_bin_t msg = {0};
     int rc;
@@ -274,61 +273,61 @@ static int adp__redis_broadcast(adp_adapter_t *base, sio_packet_t *pkt, const ad
         base->host.deliver(base->host.ud, pkt, opts);
         return rc;
     }
-    char *channel = adp__bcast_channel(a, opts, stack, sizeof(stack));
-    if (r->st != NULL && adp__recoverable(pkt, opts) && !r->closed) {
-        adp_pubctx_t *pc = sio_malloc(sizeof(*pc));
+    char *channel = rds__bcast_channel(a, opts, stack, sizeof(stack));
+    if (r->st != NULL && rds__recoverable(pkt, opts) && !r->closed) {
+        rds_pubctx_t *pc = base_malloc(sizeof(*pc));
         pc->a = a;
         pc->msg = msg;
         rc = rds_streams_publish(r->st, base->nsp, opts->rooms, opts->n_rooms, channel, msg.data,
-                                 msg.len, adp__on_stored, pc);
+                                 msg.len, rds__on_stored, pc);
         if (rc != SIO_OK) {
-            sio_free(pc);
+            base_free(pc);
             base->host.deliver(base->host.ud, pkt, opts);
-            adp__redis_publish_failed(r, rc);
+            rds__publish_failed(r, rc);
             rc = SIO_EREDIS;
         }
         msg.data = rc == SIO_OK ? NULL : msg.data;
     } else {
         base->host.deliver(base->host.ud, pkt, opts);
-        rc = adp__redis_publish(r, channel, msg.data, msg.len);
+        rc = rds__publish(r, channel, msg.data, msg.len);
         if (rc == SIO_OK)
             r->stats.messages_out++;
     }
     if (channel != stack && channel != a->ch_bcast)
-        sio_free(channel);
-    sio_free(msg.data);
+        base_free(channel);
+    base_free(msg.data);
     return rc;
 }
 
 /* ---------------------------------------------------------------- receiving */
 
-static void adp__held_free(adp_held_t *h)
+static void rds__held_free(rds_held_t *h)
 {
-    sio_list_remove(&h->link);
-    sio_packet_free(h->pkt);
+    base_list_remove(&h->link);
+    cd_sio_packet_free(h->pkt);
     rds_opts_free(&h->opts);
-    sio_free(h);
+    base_free(h);
 }
 
 /* Keeps a copy of a live recoverable packet for every restore in flight. */
-static void adp__hold(adp_rnsp_t *a, const sio_packet_t *pkt, const rds_opts_t *o, uint64_t ms,
+static void rds__hold(rds_rnsp_t *a, const cd_sio_packet_t *pkt, const rds_opts_t *o, uint64_t ms,
                       uint64_t seq)
 {
-    sio_list_t *it, *tmp;
+    base_list_t *it, *tmp;
 
-    SIO_LIST_FOREACH_SAFE(it, tmp, &a->restores)
+    BASE_LIST_FOREACH_SAFE(it, tmp, &a->restores)
     {
-        adp_restore_t *rs = SIO_CONTAINER_OF(it, adp_restore_t, link);
+        rds_restore_t *rs = BASE_CONTAINER_OF(it, rds_restore_t, link);
         if (rs->overflow)
             continue;
-        if (rs->n_held >= ADP_HOLD_MAX) {
+        if (rs->n_held >= RDS_HOLD_MAX) {
             rs->overflow = 1;
             continue;
         }
-        adp_held_t *h = sio_calloc(1, sizeof(*h));
-        h->pkt = sio_packet_dup(pkt);
+        rds_held_t *h = base_calloc(1, sizeof(*h));
+        h->pkt = cd_sio_packet_dup(pkt);
         if (h->pkt == NULL) {
-            sio_free(h);
+            base_free(h);
             rs->overflow = 1;
             continue;
         }
@@ -337,57 +336,57 @@ static void adp__hold(adp_rnsp_t *a, const sio_packet_t *pkt, const rds_opts_t *
         h->opts.timeout_ms = -1;
         h->opts.flags = o->flags;
         h->opts.n_rooms = o->n_rooms;
-        h->opts.rooms = sio_calloc(o->n_rooms ? o->n_rooms : 1, sizeof(char *));
+        h->opts.rooms = base_calloc(o->n_rooms ? o->n_rooms : 1, sizeof(char *));
         for (size_t i = 0; i < o->n_rooms; i++)
-            h->opts.rooms[i] = sio_strdup(o->rooms[i]);
+            h->opts.rooms[i] = base_strdup(o->rooms[i]);
         h->opts.n_except = o->n_except;
-        h->opts.except = sio_calloc(o->n_except ? o->n_except : 1, sizeof(char *));
+        h->opts.except = base_calloc(o->n_except ? o->n_except : 1, sizeof(char *));
         for (size_t i = 0; i < o->n_except; i++)
-            h->opts.except[i] = sio_strdup(o->except[i]);
-        sio_list_push_back(&rs->held, &h->link);
+            h->opts.except[i] = base_strdup(o->except[i]);
+        base_list_push_back(&rs->held, &h->link);
         rs->n_held++;
     }
 }
 
 /* A room channel is only worth decoding when a local socket is in that room, or a
  * restore is in flight (its socket is not in the index yet). */
-static int adp__room_wanted(adp_rnsp_t *a, const char *room, size_t len)
+static int rds__room_wanted(rds_rnsp_t *a, const char *room, size_t len)
 {
     char stack[256];
     char *name;
     int has;
 
-    if (!sio_list_empty(&a->restores))
+    if (!base_list_empty(&a->restores))
         return 1;
-    name = len < sizeof(stack) ? stack : sio_malloc(len + 1);
+    name = len < sizeof(stack) ? stack : base_malloc(len + 1);
     memcpy(name, room, len);
     name[len] = '\0';
     has = adp_rooms_has_room(&a->base.rooms, name);
     if (name != stack)
-        sio_free(name);
+        base_free(name);
     return has;
 }
 
 /* A GET of a namespace's last offset in flight (by name: the adapter may go meanwhile). */
-typedef struct adp_markq {
-    adp_redis_t *r;
+typedef struct rds_markq {
+    rds_node_t *r;
     char *nsp;
-} adp_markq_t;
+} rds_markq_t;
 
-static void adp__mark_reply(rds_conn_t *c, int err, redisReply *rep, void *ud)
+static void rds__mark_reply(rds_conn_t *c, int err, redisReply *rep, void *ud)
 {
-    adp_markq_t *q = ud;
-    sio_list_t *it;
+    rds_markq_t *q = ud;
+    base_list_t *it;
 
     if (err == SIO_OK && rep != NULL && rep->type == REDIS_REPLY_STRING) {
         for (it = q->r->adapters.next; it != &q->r->adapters; it = it->next) {
-            adp_rnsp_t *a = SIO_CONTAINER_OF(it, adp_rnsp_t, link);
+            rds_rnsp_t *a = BASE_CONTAINER_OF(it, rds_rnsp_t, link);
             if (strcmp(a->base.nsp, q->nsp) == 0)
-                adp__mark_seen(a, rep->str, rep->len);
+                rds__mark_seen(a, rep->str, rep->len);
         }
     }
-    sio_free(q->nsp);
-    sio_free(q);
+    base_free(q->nsp);
+    base_free(q);
 }
 
 /* The subscription is active: from now on every stored broadcast of the namespace
@@ -395,30 +394,30 @@ static void adp__mark_reply(rds_conn_t *c, int err, redisReply *rep, void *ud)
  * below it was published before (or was seen already), what is above it will arrive.
  * A node that has seen no broadcast yet then still has an exact mark for a socket's
  * start and joins, instead of an estimate made later in Redis. */
-static void adp__mark_from_redis(adp_rnsp_t *a)
+static void rds__mark_from_redis(rds_rnsp_t *a)
 {
-    adp_redis_t *r = a->r;
+    rds_node_t *r = a->r;
     size_t n = strlen(r->key_prefix) + strlen(a->base.nsp) + 16;
-    char *key = sio_malloc(n);
+    char *key = base_malloc(n);
     const char *argv[2] = {"GET", key};
-    adp_markq_t *q = sio_malloc(sizeof(*q));
+    rds_markq_t *q = base_malloc(sizeof(*q));
 
     snprintf(key, n, "%s:{%s}:last", r->key_prefix, a->base.nsp);
     q->r = r;
-    q->nsp = sio_strdup(a->base.nsp);
-    if (adp__cmd(r, adp__mark_reply, q, 2, argv, NULL) != SIO_OK) {
-        sio_free(q->nsp);
-        sio_free(q);
+    q->nsp = base_strdup(a->base.nsp);
+    if (rds__cmd(r, rds__mark_reply, q, 2, argv, NULL) != SIO_OK) {
+        base_free(q->nsp);
+        base_free(q);
     }
-    sio_free(key);
+    base_free(key);
 }
 
 /* PSUBSCRIBE K#N#* callback: one broadcast from any node (ourselves included for
  * recoverable broadcasts), an emitter, or any other publisher of the wire format. */
-static void adp__on_broadcast(rds_conn_t *c, const rds_message_t *m, void *ud)
+static void rds__on_broadcast(rds_conn_t *c, const rds_message_t *m, void *ud)
 {
-    adp_rnsp_t *a = ud;
-    adp_redis_t *r = a->r;
+    rds_rnsp_t *a = ud;
+    rds_node_t *r = a->r;
     const char *room;
     size_t room_len;
     rds_broadcast_t b;
@@ -426,21 +425,21 @@ static void adp__on_broadcast(rds_conn_t *c, const rds_message_t *m, void *ud)
     uint64_t ms = 0, seq = 0;
 
     if (m->kind == RDS_SUBSCRIBED && r->st != NULL)
-        adp__mark_from_redis(a);
+        rds__mark_from_redis(a);
     if (m->kind != RDS_MESSAGE || m->channel == NULL)
         return;
     rds_chan_t kind = rds_channel_parse(r->channel_prefix, a->base.nsp, m->channel, m->channel_len,
                                         &room, &room_len);
     if (kind != RDS_CHAN_BROADCAST && kind != RDS_CHAN_ROOM)
         return;
-    if (kind == RDS_CHAN_ROOM && !adp__room_wanted(a, room, room_len)) {
-        adp__mark_from_tail(a, (const unsigned char *)m->payload,
+    if (kind == RDS_CHAN_ROOM && !rds__room_wanted(a, room, room_len)) {
+        rds__mark_from_tail(a, (const unsigned char *)m->payload,
                             m->payload_len); /* for a socket joining later */
         return;
     }
     if (rds_decode_broadcast(m->payload, m->payload_len, &b) != SIO_OK) {
-        adp__redis_log(r, RDS_LOG_DEBUG, "redis: malformed broadcast on %.*s ignored",
-                       (int)m->channel_len, m->channel);
+        rds__log(r, RDS_LOG_DEBUG, "redis: malformed broadcast on %.*s ignored",
+                 (int)m->channel_len, m->channel);
         return;
     }
     int own = strcmp(b.uid, r->uid) == 0;
@@ -451,12 +450,12 @@ static void adp__on_broadcast(rds_conn_t *c, const rds_message_t *m, void *ud)
     if (!own)
         r->stats.messages_in++;
     if (b.offset != NULL)
-        adp__mark_seen(a, b.offset, strlen(b.offset));
+        rds__mark_seen(a, b.offset, strlen(b.offset));
     if (b.offset != NULL && r->st != NULL && adp_offset_parse(b.offset, &ms, &seq) &&
         cJSON_IsArray(b.packet->data)) {
         cJSON_AddItemToArray(b.packet->data, cJSON_CreateString(b.offset));
-        if (!sio_list_empty(&a->restores))
-            adp__hold(a, b.packet, &b.opts, ms, seq);
+        if (!base_list_empty(&a->restores))
+            rds__hold(a, b.packet, &b.opts, ms, seq);
     }
     rds_opts_view(&b.opts, &view);
     view.offset = b.offset;
@@ -467,88 +466,89 @@ done:
 
 /* ---------------------------------------------------------------- sessions */
 
-static char *adp__new_owner(adp_redis_t *r)
+static char *rds__new_owner(rds_node_t *r)
 {
     char buf[48];
     snprintf(buf, sizeof(buf), "%s:%" PRIu64, r->uid, ++r->next_owner);
-    return sio_strdup(buf);
+    return base_strdup(buf);
 }
 
-static void adp__session_opened(void *ud, int err)
+static void rds__session_opened(void *ud, int err)
 {
-    adp_redis_t *r = ud;
+    rds_node_t *r = ud;
     if (err != SIO_OK && err != SIO_ECLOSED)
-        adp__redis_log(r, RDS_LOG_DEBUG, "redis: session write failed: %s", sio_strerror(err));
+        rds__log(r, RDS_LOG_DEBUG, "redis: session write failed: %s", sio_strerror(err));
 }
 
-/* adp_live_t.rooms value of a room the session had from its start (its floor is the
+/* rds_live_t.rooms value of a room the session had from its start (its floor is the
  * session's offset). */
-static char adp__from_start;
+static char rds__from_start;
 
 /* A held session whose rooms are s's, each from the start, or with the join mark joined
  * names (a restored session's, NULL for a new one). Takes owner. */
-static adp_live_t *adp__live_new(char *owner, const adp_session_t *s, const cJSON *joined)
+static rds_live_t *rds__live_new(char *owner, const adp_session_t *s, const cJSON *joined)
 {
-    adp_live_t *l = sio_calloc(1, sizeof(*l));
+    rds_live_t *l = base_calloc(1, sizeof(*l));
 
     l->owner = owner;
-    sio_map_init(&l->rooms);
+    base_map_init(&l->rooms);
     for (size_t i = 0; i < s->n_rooms; i++) {
         const cJSON *m = cJSON_GetObjectItemCaseSensitive(joined, s->rooms[i]);
-        void *old = sio_map_put(&l->rooms, s->rooms[i],
-                                cJSON_IsString(m) ? sio_strdup(m->valuestring) : &adp__from_start);
-        if (old != NULL && old != &adp__from_start)
-            sio_free(old);
+        void *old =
+            base_map_put(&l->rooms, s->rooms[i],
+                         cJSON_IsString(m) ? base_strdup(m->valuestring) : &rds__from_start);
+        if (old != NULL && old != &rds__from_start)
+            base_free(old);
     }
     return l;
 }
 
-static void adp__live_rooms_clear(sio_map_t *rooms)
+static void rds__live_rooms_clear(base_map_t *rooms)
 {
-    sio_map_iter_t it = {0};
+    base_map_iter_t it = {0};
     void *v;
 
-    while (sio_map_next(rooms, &it, NULL, &v))
-        if (v != &adp__from_start)
-            sio_free(v);
-    sio_map_clear(rooms);
+    while (base_map_next(rooms, &it, NULL, &v))
+        if (v != &rds__from_start)
+            base_free(v);
+    base_map_clear(rooms);
 }
 
-static void adp__live_free(adp_live_t *l)
+static void rds__live_free(rds_live_t *l)
 {
     if (l == NULL)
         return;
-    adp__live_rooms_clear(&l->rooms);
-    sio_free(l->owner);
-    sio_free(l);
+    rds__live_rooms_clear(&l->rooms);
+    base_free(l->owner);
+    base_free(l);
 }
 
 /* Brings l's rooms to s's: rooms kept keep their mark, new ones get the node's mark now
  * ("?" when it has seen no offset yet: Redis resolves it once), rooms left are dropped.
  * Returns the join marks as the JSON object the session stores (owned). */
-static char *adp__live_joined(adp_rnsp_t *a, adp_live_t *l, const adp_session_t *s)
+static char *rds__live_joined(rds_rnsp_t *a, rds_live_t *l, const adp_session_t *s)
 {
     cJSON *o = cJSON_CreateObject();
-    sio_map_t next;
+    base_map_t next;
     char *json;
 
-    sio_map_init(&next);
+    base_map_init(&next);
     for (size_t i = 0; i < s->n_rooms; i++) {
-        void *v = sio_map_del(&l->rooms, s->rooms[i]);
+        void *v = base_map_del(&l->rooms, s->rooms[i]);
         if (v == NULL)
-            v = sio_strdup(a->mark[0] != '\0' ? a->mark : "?");
-        v = sio_map_put(&next, s->rooms[i], v);
-        if (v != NULL && v != &adp__from_start)
-            sio_free(v); /* a room listed twice */
+            v = base_strdup(a->mark[0] != '\0' ? a->mark : "?");
+        v = base_map_put(&next, s->rooms[i], v);
+        if (v != NULL && v != &rds__from_start)
+            base_free(v); /* a room listed twice */
     }
-    adp__live_rooms_clear(&l->rooms);
+    rds__live_rooms_clear(&l->rooms);
     l->rooms = next;
     {
-        sio_map_iter_t it = {0};
+        base_map_iter_t it = {0};
         const char *room;
         void *v;
-        while (sio_map_next(&l->rooms, &it, &room, &v))
-            if (v != &adp__from_start)
+        while (base_map_next(&l->rooms, &it, &room, &v))
+            if (v != &rds__from_start)
                 cJSON_AddStringToObject(o, room, v);
     }
     json = cJSON_PrintUnformatted(o);
@@ -557,9 +557,9 @@ static char *adp__live_joined(adp_rnsp_t *a, adp_live_t *l, const adp_session_t 
 }
 
 /* Writes s's session through as l's owner. */
-static void adp__live_write(adp_rnsp_t *a, adp_live_t *l, const adp_session_t *s)
+static void rds__live_write(rds_rnsp_t *a, rds_live_t *l, const adp_session_t *s)
 {
-    char *joined = adp__live_joined(a, l, s);
+    char *joined = rds__live_joined(a, l, s);
 
     rds_session_update(a->r->st, a->base.nsp, s, l->owner, joined);
     cJSON_free(joined);
@@ -567,102 +567,102 @@ static void adp__live_write(adp_rnsp_t *a, adp_live_t *l, const adp_session_t *s
 
 /* The socket is connected: write its session (a restored one is already ours: the
  * restore took ownership, so this is an update). */
-static void adp__redis_session_open(adp_adapter_t *base, const adp_session_t *s)
+static void rds__session_open(adp_adapter_t *base, const adp_session_t *s)
 {
-    adp_rnsp_t *a = (adp_rnsp_t *)base;
-    adp_redis_t *r = a->r;
+    rds_rnsp_t *a = (rds_rnsp_t *)base;
+    rds_node_t *r = a->r;
 
     if (r->st == NULL || r->closed || s->pid == NULL)
         return;
-    adp_live_t *l = sio_map_get(&a->live, s->pid);
+    rds_live_t *l = base_map_get(&a->live, s->pid);
     if (l != NULL) {
-        adp__live_write(a, l, s);
+        rds__live_write(a, l, s);
         return;
     }
-    l = adp__live_new(adp__new_owner(r), s, NULL);
-    sio_map_put(&a->live, s->pid, l);
-    rds_session_open(r->st, base->nsp, s, l->owner, a->mark, adp__session_opened, r);
+    l = rds__live_new(rds__new_owner(r), s, NULL);
+    base_map_put(&a->live, s->pid, l);
+    rds_session_open(r->st, base->nsp, s, l->owner, a->mark, rds__session_opened, r);
 }
 
-static void adp__redis_session_update(adp_adapter_t *base, const adp_session_t *s)
+static void rds__session_update(adp_adapter_t *base, const adp_session_t *s)
 {
-    adp_rnsp_t *a = (adp_rnsp_t *)base;
-    adp_redis_t *r = a->r;
+    rds_rnsp_t *a = (rds_rnsp_t *)base;
+    rds_node_t *r = a->r;
 
     if (r->st == NULL || r->closed || s->pid == NULL)
         return;
-    adp_live_t *l = sio_map_get(&a->live, s->pid);
+    rds_live_t *l = base_map_get(&a->live, s->pid);
     if (l != NULL)
-        adp__live_write(a, l, s);
+        rds__live_write(a, l, s);
 }
 
-static void adp__redis_session_close(adp_adapter_t *base, const adp_session_t *s, int recoverable)
+static void rds__session_close(adp_adapter_t *base, const adp_session_t *s, int recoverable)
 {
-    adp_rnsp_t *a = (adp_rnsp_t *)base;
-    adp_redis_t *r = a->r;
+    rds_rnsp_t *a = (rds_rnsp_t *)base;
+    rds_node_t *r = a->r;
 
     if (s->pid == NULL)
         return;
-    adp_live_t *l = sio_map_del(&a->live, s->pid);
+    rds_live_t *l = base_map_del(&a->live, s->pid);
     if (l == NULL)
         return;
     /* socket.data may have been changed in place since the last write: the state
      * that survives is the one at the disconnect. */
     if (r->st != NULL && !r->closed && recoverable)
-        adp__live_write(a, l, s);
+        rds__live_write(a, l, s);
     if (r->st != NULL && !r->closed)
         rds_session_release(r->st, base->nsp, s->pid, l->owner, recoverable);
-    adp__live_free(l);
+    rds__live_free(l);
 }
 
 /* One refresh being collected from the host's sockets. */
-typedef struct adp_refresh_batch {
-    adp_rnsp_t *a;
+typedef struct rds_refresh_batch {
+    rds_rnsp_t *a;
     rds_refresh_t *items;
     size_t n, cap;
-} adp_refresh_batch_t;
+} rds_refresh_batch_t;
 
-static void adp__refresh_one(void *ud, const char *pid, int has_age, uint64_t age_ms)
+static void rds__refresh_one(void *ud, const char *pid, int has_age, uint64_t age_ms)
 {
-    adp_refresh_batch_t *b = ud;
+    rds_refresh_batch_t *b = ud;
 
-    if (b->n == b->cap || !sio_map_has(&b->a->live, pid))
+    if (b->n == b->cap || !base_map_has(&b->a->live, pid))
         return; /* only sessions this node holds */
     b->items[b->n++] = (rds_refresh_t){pid, has_age, age_ms};
 }
 
 /* Refreshes the TTL and the read time of every session this node holds, one pipelined
  * call per namespace; the read ages come from the sockets' heartbeats (host). */
-static void adp__refresh_sessions(adp_redis_t *r)
+static void rds__refresh_sessions(rds_node_t *r)
 {
-    sio_list_t *it;
+    base_list_t *it;
 
     for (it = r->adapters.next; it != &r->adapters; it = it->next) {
-        adp_rnsp_t *a = SIO_CONTAINER_OF(it, adp_rnsp_t, link);
-        adp_refresh_batch_t b = {a, NULL, 0, sio_map_size(&a->live)};
+        rds_rnsp_t *a = BASE_CONTAINER_OF(it, rds_rnsp_t, link);
+        rds_refresh_batch_t b = {a, NULL, 0, base_map_size(&a->live)};
 
         if (b.cap == 0 || a->base.host.each_session == NULL)
             continue;
-        b.items = sio_malloc(b.cap * sizeof(*b.items));
-        a->base.host.each_session(a->base.host.ud, adp__refresh_one, &b);
+        b.items = base_malloc(b.cap * sizeof(*b.items));
+        a->base.host.each_session(a->base.host.ud, rds__refresh_one, &b);
         rds_session_refresh(r->st, a->base.nsp, b.items, b.n);
-        sio_free(b.items);
+        base_free(b.items);
     }
 }
 
 /* ---------------------------------------------------------------- restore */
 
-static void adp__restore_free(adp_restore_t *rs)
+static void rds__restore_free(rds_restore_t *rs)
 {
-    while (!sio_list_empty(&rs->held))
-        adp__held_free(SIO_CONTAINER_OF(rs->held.next, adp_held_t, link));
-    sio_list_remove(&rs->link);
-    sio_free(rs->pid);
-    sio_free(rs->owner);
-    sio_free(rs);
+    while (!base_list_empty(&rs->held))
+        rds__held_free(BASE_CONTAINER_OF(rs->held.next, rds_held_t, link));
+    base_list_remove(&rs->link);
+    base_free(rs->pid);
+    base_free(rs->owner);
+    base_free(rs);
 }
 
-static int adp__missed_has(sio_packet_t **v, size_t n, uint64_t ms, uint64_t seq)
+static int rds__missed_has(cd_sio_packet_t **v, size_t n, uint64_t ms, uint64_t seq)
 {
     for (size_t i = 0; i < n; i++) {
         uint64_t m2, s2;
@@ -674,54 +674,54 @@ static int adp__missed_has(sio_packet_t **v, size_t n, uint64_t ms, uint64_t seq
 
 /* The storage answered: merge what it read with what arrived live meanwhile (by
  * offset, each once), then hand the session over. */
-static void adp__on_restored(void *ud, int err, adp_session_t *s, sio_packet_t **missed,
+static void rds__on_restored(void *ud, int err, adp_session_t *s, cd_sio_packet_t **missed,
                              size_t n_missed)
 {
-    adp_restore_t *rs = ud;
-    adp_rnsp_t *a = rs->a;
-    sio_packet_t **all = NULL;
+    rds_restore_t *rs = ud;
+    rds_rnsp_t *a = rs->a;
+    cd_sio_packet_t **all = NULL;
     size_t n = 0;
 
     if (err == SIO_OK && (rs->overflow || a == NULL)) {
         if (rs->overflow && a != NULL)
-            adp__redis_log(a->r, RDS_LOG_WARN,
-                           "redis: restore of %s abandoned: more than %d live messages arrived "
-                           "during it",
-                           rs->pid, ADP_HOLD_MAX);
+            rds__log(a->r, RDS_LOG_WARN,
+                     "redis: restore of %s abandoned: more than %d live messages arrived "
+                     "during it",
+                     rs->pid, RDS_HOLD_MAX);
         err = SIO_ENOTFOUND;
     }
     if (err != SIO_OK || s == NULL) {
         for (size_t i = 0; i < n_missed; i++)
-            sio_packet_free(missed[i]);
+            cd_sio_packet_free(missed[i]);
         adp_session_free(s);
         if (a != NULL && err != SIO_ENOTFOUND && err != SIO_ECLOSED)
-            adp__redis_log(a->r, RDS_LOG_DEBUG, "redis: restore of %s failed: %s", rs->pid,
-                           sio_strerror(err));
+            rds__log(a->r, RDS_LOG_DEBUG, "redis: restore of %s failed: %s", rs->pid,
+                     sio_strerror(err));
         adp_restore_cb cb = rs->cb;
         void *cud = rs->ud;
-        adp__restore_free(rs);
+        rds__restore_free(rs);
         cb(cud, SIO_ENOTFOUND, NULL, NULL, 0);
         return;
     }
 
     size_t n_held = rs->n_held;
-    all = sio_malloc((n_missed + rs->n_held + 1) * sizeof(*all));
+    all = base_malloc((n_missed + rs->n_held + 1) * sizeof(*all));
     for (size_t i = 0; i < n_missed; i++)
         all[n++] = missed[i];
     /* Held packets are in pub/sub order, which is offset order (REDIS.md): append the
      * new ones, then one insertion pass keeps the whole list sorted. */
-    while (!sio_list_empty(&rs->held)) {
-        adp_held_t *h = SIO_CONTAINER_OF(rs->held.next, adp_held_t, link);
+    while (!base_list_empty(&rs->held)) {
+        rds_held_t *h = BASE_CONTAINER_OF(rs->held.next, rds_held_t, link);
         int seen = rs->have_offset && adp_offset_cmp(h->ms, h->seq, rs->ms, rs->seq) <= 0;
-        if (!seen && adp__opts_match(&h->opts, s) &&
-            !adp__missed_has(all, n_missed, h->ms, h->seq)) {
+        if (!seen && rds__opts_match(&h->opts, s) &&
+            !rds__missed_has(all, n_missed, h->ms, h->seq)) {
             all[n++] = h->pkt;
             h->pkt = NULL;
         }
-        adp__held_free(h);
+        rds__held_free(h);
     }
     for (size_t i = 1; i < n; i++) {
-        sio_packet_t *p = all[i];
+        cd_sio_packet_t *p = all[i];
         uint64_t pm = 0, ps = 0;
         adp_packet_offset(p, &pm, &ps);
         size_t j = i;
@@ -735,29 +735,29 @@ static void adp__on_restored(void *ud, int err, adp_session_t *s, sio_packet_t *
         }
         all[j] = p;
     }
-    adp__redis_log(a->r, RDS_LOG_DEBUG,
-                   "redis: restored %s: %zu stored + %zu live held during the restore -> %zu "
-                   "sent",
-                   rs->pid, n_missed, n_held, n);
+    rds__log(a->r, RDS_LOG_DEBUG,
+             "redis: restored %s: %zu stored + %zu live held during the restore -> %zu "
+             "sent",
+             rs->pid, n_missed, n_held, n);
     if (s->pid != NULL) {
-        adp__live_free(sio_map_put(&a->live, s->pid, adp__live_new(rs->owner, s, s->joined)));
+        rds__live_free(base_map_put(&a->live, s->pid, rds__live_new(rs->owner, s, s->joined)));
         rs->owner = NULL;
     }
     adp_restore_cb cb = rs->cb;
     void *cud = rs->ud;
-    adp__restore_free(rs);
+    rds__restore_free(rs);
     cb(cud, SIO_OK, s, n ? all : NULL, n);
-    sio_free(all);
+    base_free(all);
 }
 
 /* Restore through the storage, holding live packets meanwhile. The callback runs
  * exactly once, possibly before this returns (SIO_ENOTFOUND at once when recovery is
  * off or Redis is down: the client gets a fresh session rather than a wait). */
-static int adp__redis_restore(adp_adapter_t *base, const char *pid, const char *offset,
-                              adp_restore_cb cb, void *ud)
+static int rds__restore(adp_adapter_t *base, const char *pid, const char *offset, adp_restore_cb cb,
+                        void *ud)
 {
-    adp_rnsp_t *a = (adp_rnsp_t *)base;
-    adp_redis_t *r = a->r;
+    rds_rnsp_t *a = (rds_rnsp_t *)base;
+    rds_node_t *r = a->r;
 
     if (cb == NULL)
         return SIO_EINVAL;
@@ -765,18 +765,18 @@ static int adp__redis_restore(adp_adapter_t *base, const char *pid, const char *
         cb(ud, SIO_ENOTFOUND, NULL, NULL, 0);
         return SIO_OK;
     }
-    adp_restore_t *rs = sio_calloc(1, sizeof(*rs));
+    rds_restore_t *rs = base_calloc(1, sizeof(*rs));
     rs->a = a;
-    rs->pid = sio_strdup(pid);
-    rs->owner = adp__new_owner(r);
+    rs->pid = base_strdup(pid);
+    rs->owner = rds__new_owner(r);
     rs->have_offset = adp_offset_parse(offset, &rs->ms, &rs->seq);
     rs->cb = cb;
     rs->ud = ud;
-    sio_list_init(&rs->held);
-    sio_list_push_back(&a->restores, &rs->link);
-    int rc = rds_streams_restore(r->st, base->nsp, pid, offset, rs->owner, adp__on_restored, rs);
+    base_list_init(&rs->held);
+    base_list_push_back(&a->restores, &rs->link);
+    int rc = rds_streams_restore(r->st, base->nsp, pid, offset, rs->owner, rds__on_restored, rs);
     if (rc != SIO_OK) {
-        adp__restore_free(rs);
+        rds__restore_free(rs);
         cb(ud, SIO_ENOTFOUND, NULL, NULL, 0);
     }
     return SIO_OK;
@@ -784,15 +784,15 @@ static int adp__redis_restore(adp_adapter_t *base, const char *pid, const char *
 
 /* ---------------------------------------------------------------- the adapter */
 
-static void adp__redis_destroy(adp_adapter_t *base)
+static void rds__destroy(adp_adapter_t *base)
 {
-    adp_rnsp_t *a = (adp_rnsp_t *)base;
-    adp_redis_t *r = a->r;
-    sio_map_iter_t it = {0};
+    rds_rnsp_t *a = (rds_rnsp_t *)base;
+    rds_node_t *r = a->r;
+    base_map_iter_t it = {0};
     void *v;
-    sio_list_t *li, *tmp;
+    base_list_t *li, *tmp;
 
-    adp__req_cancel(r, a, SIO_ECLOSED);
+    rds__req_cancel(r, a, SIO_ECLOSED);
     if (!r->closed) {
         rds_conn_punsubscribe(r->sub, a->ch_pattern);
         rds_conn_unsubscribe(r->sub, a->ch_request);
@@ -800,52 +800,52 @@ static void adp__redis_destroy(adp_adapter_t *base)
         rds_conn_unsubscribe(r->sub, a->ch_response_uid);
     }
     /* A restore still in flight answers later into nothing: detach it. */
-    SIO_LIST_FOREACH_SAFE(li, tmp, &a->restores)
+    BASE_LIST_FOREACH_SAFE(li, tmp, &a->restores)
     {
-        adp_restore_t *rs = SIO_CONTAINER_OF(li, adp_restore_t, link);
-        sio_list_remove(&rs->link);
+        rds_restore_t *rs = BASE_CONTAINER_OF(li, rds_restore_t, link);
+        base_list_remove(&rs->link);
         rs->a = NULL;
     }
-    while (sio_map_next(&a->live, &it, NULL, &v))
-        adp__live_free(v);
-    sio_map_clear(&a->live);
-    sio_list_remove(&a->link);
+    while (base_map_next(&a->live, &it, NULL, &v))
+        rds__live_free(v);
+    base_map_clear(&a->live);
+    base_list_remove(&a->link);
     adp_rooms_clear(&base->rooms);
-    sio_free(a->ch_bcast);
-    sio_free(a->ch_pattern);
-    sio_free(a->ch_request);
-    sio_free(a->ch_response);
-    sio_free(a->ch_response_uid);
-    sio_free(base->nsp);
-    sio_free(a);
+    base_free(a->ch_bcast);
+    base_free(a->ch_pattern);
+    base_free(a->ch_request);
+    base_free(a->ch_response);
+    base_free(a->ch_response_uid);
+    base_free(base->nsp);
+    base_free(a);
 }
 
-static const adp_vtable_t adp__redis_vt = {
-    .destroy = adp__redis_destroy,
-    .broadcast = adp__redis_broadcast,
-    .restore_session = adp__redis_restore,
-    .session_open = adp__redis_session_open,
-    .session_update = adp__redis_session_update,
-    .session_close = adp__redis_session_close,
-    .remote_apply = adp__req_remote_apply,
-    .remote_fetch = adp__req_remote_fetch,
-    .remote_all_rooms = adp__req_remote_all_rooms,
-    .server_count = adp__req_server_count,
-    .server_emit = adp__req_server_emit,
-    .server_emit_reply = adp__req_server_emit_reply,
-    .broadcast_ack = adp__req_broadcast_ack,
-    .broadcast_ack_reply = adp__req_broadcast_ack_reply,
+static const adp_vtable_t rds__vt = {
+    .destroy = rds__destroy,
+    .broadcast = rds__broadcast,
+    .restore_session = rds__restore,
+    .session_open = rds__session_open,
+    .session_update = rds__session_update,
+    .session_close = rds__session_close,
+    .remote_apply = rds__req_remote_apply,
+    .remote_fetch = rds__req_remote_fetch,
+    .remote_all_rooms = rds__req_remote_all_rooms,
+    .server_count = rds__req_server_count,
+    .server_emit = rds__req_server_emit,
+    .server_emit_reply = rds__req_server_emit_reply,
+    .broadcast_ack = rds__req_broadcast_ack,
+    .broadcast_ack_reply = rds__req_broadcast_ack_reply,
 };
 
 /* See redis.h. The subscriptions are recorded on the subscriber connection, which
  * re-issues them after every reconnect. */
-adp_adapter_t *adp_redis_adapter_new(void *ud, const char *nsp, const adp_host_t *host)
+adp_adapter_t *rds_adapter_new(void *ud, const char *nsp, const adp_host_t *host)
 {
-    adp_redis_t *r = ud;
-    adp_rnsp_t *a = sio_calloc(1, sizeof(*a));
+    rds_node_t *r = ud;
+    rds_rnsp_t *a = base_calloc(1, sizeof(*a));
 
-    a->base.vt = &adp__redis_vt;
-    a->base.nsp = sio_strdup(nsp != NULL ? nsp : "/");
+    a->base.vt = &rds__vt;
+    a->base.nsp = base_strdup(nsp != NULL ? nsp : "/");
     if (host != NULL)
         a->base.host = *host;
     adp_rooms_init(&a->base.rooms);
@@ -856,30 +856,30 @@ adp_adapter_t *adp_redis_adapter_new(void *ud, const char *nsp, const adp_host_t
     a->ch_request = rds_channel(RDS_CHAN_REQUEST, r->channel_prefix, a->base.nsp, NULL);
     a->ch_response = rds_channel(RDS_CHAN_RESPONSE, r->channel_prefix, a->base.nsp, NULL);
     a->ch_response_uid = rds_channel(RDS_CHAN_RESPONSE_UID, r->channel_prefix, a->base.nsp, r->uid);
-    sio_map_init(&a->live);
-    sio_list_init(&a->restores);
-    sio_list_push_back(&r->adapters, &a->link);
+    base_map_init(&a->live);
+    base_list_init(&a->restores);
+    base_list_push_back(&r->adapters, &a->link);
     if (!r->closing) {
-        rds_conn_psubscribe(r->sub, a->ch_pattern, adp__on_broadcast, a);
-        rds_conn_subscribe(r->sub, a->ch_request, adp__req_on_message, a);
-        rds_conn_subscribe(r->sub, a->ch_response, adp__req_on_message, a);
-        rds_conn_subscribe(r->sub, a->ch_response_uid, adp__req_on_message, a);
+        rds_conn_psubscribe(r->sub, a->ch_pattern, rds__on_broadcast, a);
+        rds_conn_subscribe(r->sub, a->ch_request, rds__req_on_message, a);
+        rds_conn_subscribe(r->sub, a->ch_response, rds__req_on_message, a);
+        rds_conn_subscribe(r->sub, a->ch_response_uid, rds__req_on_message, a);
     }
     return &a->base;
 }
 
 /* ---------------------------------------------------------------- node registry */
 
-static void adp__ignore_reply(rds_conn_t *c, int err, redisReply *reply, void *ud)
+static void rds__ignore_reply(rds_conn_t *c, int err, redisReply *reply, void *ud)
 {
 }
 
 /* P:node:<uid> (hash, PX 15 s) and P:nodes (zset scored by expiry, stale members
  * pruned): who is in the cluster, for operators and sockeye-ctl. */
-static void adp__registry_write(adp_redis_t *r)
+static void rds__registry_write(rds_node_t *r)
 {
     char key[512], zkey[512], pid[24], started[24], conns[24], exp[24], now[32], ttl[16];
-    uint64_t t = adp__realtime_ms();
+    uint64_t t = rds__realtime_ms();
     size_t nconn = r->cfg.connections != NULL ? r->cfg.connections(r->cfg.conn_ud) : 0;
 
     if (r->closed || !rds_conn_is_up(r->cmd))
@@ -889,9 +889,9 @@ static void adp__registry_write(adp_redis_t *r)
     snprintf(pid, sizeof(pid), "%ld", (long)getpid());
     snprintf(started, sizeof(started), "%" PRIu64, r->started_ms);
     snprintf(conns, sizeof(conns), "%zu", nconn);
-    snprintf(exp, sizeof(exp), "%" PRIu64, t + ADP_REDIS_NODE_TTL_MS);
+    snprintf(exp, sizeof(exp), "%" PRIu64, t + RDS_NODE_TTL_MS);
     snprintf(now, sizeof(now), "(%" PRIu64, t);
-    snprintf(ttl, sizeof(ttl), "%d", ADP_REDIS_NODE_TTL_MS);
+    snprintf(ttl, sizeof(ttl), "%d", RDS_NODE_TTL_MS);
     const char *hset[] = {"HSET",        key,
                           "id",          r->uid,
                           "address",     r->address ? r->address : "",
@@ -902,13 +902,13 @@ static void adp__registry_write(adp_redis_t *r)
     const char *pexp[] = {"PEXPIRE", key, ttl};
     const char *zadd[] = {"ZADD", zkey, exp, r->uid};
     const char *prune[] = {"ZREMRANGEBYSCORE", zkey, "-inf", now};
-    adp__cmd(r, adp__ignore_reply, NULL, 14, hset, NULL);
-    adp__cmd(r, adp__ignore_reply, NULL, 3, pexp, NULL);
-    adp__cmd(r, adp__ignore_reply, NULL, 4, zadd, NULL);
-    adp__cmd(r, adp__ignore_reply, NULL, 4, prune, NULL);
+    rds__cmd(r, rds__ignore_reply, NULL, 14, hset, NULL);
+    rds__cmd(r, rds__ignore_reply, NULL, 3, pexp, NULL);
+    rds__cmd(r, rds__ignore_reply, NULL, 4, zadd, NULL);
+    rds__cmd(r, rds__ignore_reply, NULL, 4, prune, NULL);
 }
 
-static void adp__registry_remove(adp_redis_t *r)
+static void rds__registry_remove(rds_node_t *r)
 {
     char key[512], zkey[512];
 
@@ -918,22 +918,22 @@ static void adp__registry_remove(adp_redis_t *r)
     snprintf(zkey, sizeof(zkey), "%s:nodes", r->key_prefix);
     const char *del[] = {"DEL", key};
     const char *zrem[] = {"ZREM", zkey, r->uid};
-    adp__cmd(r, adp__ignore_reply, NULL, 2, del, NULL);
-    adp__cmd(r, adp__ignore_reply, NULL, 3, zrem, NULL);
+    rds__cmd(r, rds__ignore_reply, NULL, 2, del, NULL);
+    rds__cmd(r, rds__ignore_reply, NULL, 3, zrem, NULL);
 }
 
-static void adp__on_tick(uv_timer_t *t)
+static void rds__on_tick(uv_timer_t *t)
 {
-    adp_redis_t *r = t->data;
+    rds_node_t *r = t->data;
 
-    adp__registry_write(r);
+    rds__registry_write(r);
     if (r->st != NULL && rds_conn_is_up(r->cmd))
-        adp__refresh_sessions(r);
+        rds__refresh_sessions(r);
 }
 
 /* ---------------------------------------------------------------- connections */
 
-static void adp__start_done(adp_redis_t *r, int err, const char *reason)
+static void rds__start_done(rds_node_t *r, int err, const char *reason)
 {
     if (!r->start_pending)
         return;
@@ -944,9 +944,9 @@ static void adp__start_done(adp_redis_t *r, int err, const char *reason)
         r->start_cb(r->start_ud, err, reason);
 }
 
-static void adp__on_loaded(void *ud, int err)
+static void rds__on_loaded(void *ud, int err)
 {
-    adp_redis_t *r = ud;
+    rds_node_t *r = ud;
     char reason[256];
 
     if (err == SIO_ECLOSED)
@@ -956,81 +956,81 @@ static void adp__on_loaded(void *ud, int err)
                  "cannot load the sockeye function library (Redis >= 7 is needed for "
                  "recovery): %s",
                  sio_strerror(err));
-        adp__redis_log(r, RDS_LOG_ERROR, "redis: %s", reason);
-        adp__start_done(r, SIO_EREDIS, reason);
+        rds__log(r, RDS_LOG_ERROR, "redis: %s", reason);
+        rds__start_done(r, SIO_EREDIS, reason);
         return;
     }
     r->cmd_ready = 1;
-    adp__start_done(r, SIO_OK, NULL);
+    rds__start_done(r, SIO_OK, NULL);
 }
 
-static void adp__cmd_up(rds_conn_t *c, const rds_up_info_t *info, void *ud)
+static void rds__cmd_up(rds_conn_t *c, const rds_up_info_t *info, void *ud)
 {
-    adp_redis_t *r = ud;
+    rds_node_t *r = ud;
 
     if (r->st != NULL) {
-        int rc = rds_streams_load(r->st, adp__on_loaded, r);
+        int rc = rds_streams_load(r->st, rds__on_loaded, r);
         if (rc != SIO_OK)
-            adp__on_loaded(r, rc);
+            rds__on_loaded(r, rc);
     } else {
         r->cmd_ready = 1;
     }
-    adp__registry_write(r);
+    rds__registry_write(r);
     if (info->n_up > 1)
-        adp__redis_log(r, RDS_LOG_INFO,
-                       "redis: command connection back after %" PRIu64
-                       " ms: cross-node publishing resumes",
-                       info->down_ms);
-    adp__start_done(r, SIO_OK, NULL);
+        rds__log(r, RDS_LOG_INFO,
+                 "redis: command connection back after %" PRIu64
+                 " ms: cross-node publishing resumes",
+                 info->down_ms);
+    rds__start_done(r, SIO_OK, NULL);
 }
 
-static void adp__cmd_down(rds_conn_t *c, const char *reason, void *ud)
+static void rds__cmd_down(rds_conn_t *c, const char *reason, void *ud)
 {
-    adp_redis_t *r = ud;
-    adp__redis_log(r, RDS_LOG_WARN,
-                   "redis: command connection down (%s): broadcasts reach this node's clients "
-                   "only until it is back",
-                   reason);
+    rds_node_t *r = ud;
+    rds__log(r, RDS_LOG_WARN,
+             "redis: command connection down (%s): broadcasts reach this node's clients "
+             "only until it is back",
+             reason);
 }
 
-static void adp__sub_up(rds_conn_t *c, const rds_up_info_t *info, void *ud)
+static void rds__sub_up(rds_conn_t *c, const rds_up_info_t *info, void *ud)
 {
-    adp_redis_t *r = ud;
+    rds_node_t *r = ud;
 
     r->sub_ready = 1;
     if (info->n_up > 1)
-        adp__redis_log(r, RDS_LOG_INFO,
-                       "redis: subscriber back after %" PRIu64
-                       " ms, resubscribed %zu channel(s): cross-node delivery resumes",
-                       info->down_ms, info->resubscribed);
-    adp__start_done(r, SIO_OK, NULL);
+        rds__log(r, RDS_LOG_INFO,
+                 "redis: subscriber back after %" PRIu64
+                 " ms, resubscribed %zu channel(s): cross-node delivery resumes",
+                 info->down_ms, info->resubscribed);
+    rds__start_done(r, SIO_OK, NULL);
 }
 
-static void adp__sub_down(rds_conn_t *c, const char *reason, void *ud)
+static void rds__sub_down(rds_conn_t *c, const char *reason, void *ud)
 {
-    adp_redis_t *r = ud;
-    adp__redis_log(r, RDS_LOG_WARN,
-                   "redis: subscriber connection down (%s): messages from other nodes are "
-                   "missed until it is back",
-                   reason);
+    rds_node_t *r = ud;
+    rds__log(r, RDS_LOG_WARN,
+             "redis: subscriber connection down (%s): messages from other nodes are "
+             "missed until it is back",
+             reason);
 }
 
-static void adp__on_conn_start(rds_conn_t *c, int err, const char *reason, void *ud)
+static void rds__on_conn_start(rds_conn_t *c, int err, const char *reason, void *ud)
 {
-    adp_redis_t *r = ud;
+    rds_node_t *r = ud;
     char msg[512];
 
     if (err == SIO_OK)
         return; /* on_up follows */
     snprintf(msg, sizeof(msg), "%s (%s)", reason != NULL ? reason : sio_strerror(err),
              rds_conn_where(c));
-    adp__start_done(r, err, msg);
+    rds__start_done(r, err, msg);
 }
 
 /* See redis.h. Creates both connections (idle), the storage when recovery is on, and
  * the housekeeping timer; the uid comes from the OS random source (uv_random), or from
  * the clock and pid when that fails (uniqueness, not secrecy, is what matters). */
-adp_redis_t *adp_redis_new(uv_loop_t *loop, const adp_redis_config_t *cfg)
+rds_node_t *rds_node_new(uv_loop_t *loop, const rds_node_config_t *cfg)
 {
     rds_conn_config_t cc;
     rds_conn_events_t ev = {0};
@@ -1038,11 +1038,12 @@ adp_redis_t *adp_redis_new(uv_loop_t *loop, const adp_redis_config_t *cfg)
 
     if (loop == NULL || cfg == NULL)
         return NULL;
-    adp_redis_t *r = sio_calloc(1, sizeof(*r));
+    rds_node_t *r = base_calloc(1, sizeof(*r));
     r->loop = loop;
     r->cfg = *cfg;
-    r->key_prefix = sio_strdup(cfg->key_prefix != NULL ? cfg->key_prefix : "sockeye");
-    r->channel_prefix = sio_strdup(cfg->channel_prefix != NULL ? cfg->channel_prefix : "socket.io");
+    r->key_prefix = base_strdup(cfg->key_prefix != NULL ? cfg->key_prefix : "sockeye");
+    r->channel_prefix =
+        base_strdup(cfg->channel_prefix != NULL ? cfg->channel_prefix : "socket.io");
     r->cfg.key_prefix = r->key_prefix;
     r->cfg.channel_prefix = r->channel_prefix;
     r->cfg.url = NULL;
@@ -1059,22 +1060,22 @@ adp_redis_t *adp_redis_new(uv_loop_t *loop, const adp_redis_config_t *cfg)
             rnd[i] = (unsigned char)x;
     }
     for (size_t i = 0; i < sizeof(rnd); i++)
-        r->uid[i] = adp__uid_chars[rnd[i] & 63];
+        r->uid[i] = rds__uid_chars[rnd[i] & 63];
     r->uid[6] = '\0';
-    r->started_ms = adp__realtime_ms();
-    sio_list_init(&r->adapters);
-    sio_map_init(&r->requests);
+    r->started_ms = rds__realtime_ms();
+    base_list_init(&r->adapters);
+    base_map_init(&r->requests);
 
     rds_conn_config_init(&cc);
     cc.url = &r->url;
     ev.ud = r;
-    ev.on_log = adp__rds_log;
-    ev.on_up = adp__cmd_up;
-    ev.on_down = adp__cmd_down;
+    ev.on_log = rds__rds_log;
+    ev.on_up = rds__cmd_up;
+    ev.on_down = rds__cmd_down;
     r->cmd = rds_conn_new(loop, &cc, "command", &ev);
     cc.subscriber = 1;
-    ev.on_up = adp__sub_up;
-    ev.on_down = adp__sub_down;
+    ev.on_up = rds__sub_up;
+    ev.on_down = rds__sub_down;
     r->sub = rds_conn_new(loop, &cc, "subscriber", &ev);
     if (cfg->recovery) {
         rds_streams_config_t sc = {
@@ -1082,7 +1083,7 @@ adp_redis_t *adp_redis_new(uv_loop_t *loop, const adp_redis_config_t *cfg)
             .window_ms = cfg->recovery_window_ms != 0 ? cfg->recovery_window_ms : 120000,
             .detect_ms = cfg->detect_ms != 0 ? cfg->detect_ms : 65000,
             .batch = 100,
-            .on_log = adp__rds_log,
+            .on_log = rds__rds_log,
             .log_ud = r,
         };
         r->st = rds_streams_new(r->cmd, &sc);
@@ -1094,7 +1095,7 @@ adp_redis_t *adp_redis_new(uv_loop_t *loop, const adp_redis_config_t *cfg)
 }
 
 /* See redis.h. */
-int adp_redis_start(adp_redis_t *r, void (*cb)(void *ud, int err, const char *reason), void *ud)
+int rds_node_start(rds_node_t *r, void (*cb)(void *ud, int err, const char *reason), void *ud)
 {
     if (r->started || r->closing)
         return SIO_EINVAL;
@@ -1102,29 +1103,28 @@ int adp_redis_start(adp_redis_t *r, void (*cb)(void *ud, int err, const char *re
     r->start_pending = 1;
     r->start_cb = cb;
     r->start_ud = ud;
-    rds_conn_start(r->cmd, adp__on_conn_start, r);
-    rds_conn_start(r->sub, adp__on_conn_start, r);
-    uv_timer_start(&r->timer, adp__on_tick, ADP_REDIS_TICK_MS, ADP_REDIS_TICK_MS);
+    rds_conn_start(r->cmd, rds__on_conn_start, r);
+    rds_conn_start(r->sub, rds__on_conn_start, r);
+    uv_timer_start(&r->timer, rds__on_tick, RDS_TICK_MS, RDS_TICK_MS);
     uv_unref((uv_handle_t *)&r->timer);
-    adp__redis_log(r, RDS_LOG_INFO,
-                   "redis: node %s joining the cluster (channels %s#..., keys %s:...)", r->uid,
-                   r->channel_prefix, r->key_prefix);
+    rds__log(r, RDS_LOG_INFO, "redis: node %s joining the cluster (channels %s#..., keys %s:...)",
+             r->uid, r->channel_prefix, r->key_prefix);
     return SIO_OK;
 }
 
 /* See redis.h; rewrites the registry record now when connected. */
-void adp_redis_set_address(adp_redis_t *r, const char *address)
+void rds_node_set_address(rds_node_t *r, const char *address)
 {
-    sio_free(r->address);
-    r->address = address != NULL ? sio_strdup(address) : NULL;
-    adp__registry_write(r);
+    base_free(r->address);
+    r->address = address != NULL ? base_strdup(address) : NULL;
+    rds__registry_write(r);
 }
 
 /* ---------------------------------------------------------------- close */
 
-static void adp__closed_one(void *ud)
+static void rds__closed_one(void *ud)
 {
-    adp_redis_t *r = ud;
+    rds_node_t *r = ud;
 
     if (--r->handles > 0)
         return;
@@ -1132,19 +1132,19 @@ static void adp__closed_one(void *ud)
         r->close_cb(r->close_ud);
 }
 
-static void adp__timer_closed(uv_handle_t *h)
+static void rds__timer_closed(uv_handle_t *h)
 {
-    adp__closed_one(h->data);
+    rds__closed_one(h->data);
 }
 
 /* Releases the connections: every callback still pending runs with SIO_ECLOSED. */
-static void adp__close_now(adp_redis_t *r)
+static void rds__close_now(rds_node_t *r)
 {
-    sio_list_t *it;
+    base_list_t *it;
 
-    adp_redis_get_stats(r, &r->stats); /* the counters of the connections, kept */
+    rds_node_get_stats(r, &r->stats); /* the counters of the connections, kept */
     r->closed = 1;
-    adp__req_cancel(r, NULL, SIO_ECLOSED);
+    rds__req_cancel(r, NULL, SIO_ECLOSED);
     if (r->st != NULL) {
         rds_streams_free(r->st);
         r->st = NULL;
@@ -1152,30 +1152,30 @@ static void adp__close_now(adp_redis_t *r)
     /* Restores were failed by the storage; nothing else references the adapters'
      * subscriptions once the subscriber is gone. */
     for (it = r->adapters.next; it != &r->adapters; it = it->next) {
-        adp_rnsp_t *a = SIO_CONTAINER_OF(it, adp_rnsp_t, link);
-        sio_map_iter_t mi = {0};
+        rds_rnsp_t *a = BASE_CONTAINER_OF(it, rds_rnsp_t, link);
+        base_map_iter_t mi = {0};
         void *v;
-        while (sio_map_next(&a->live, &mi, NULL, &v))
-            adp__live_free(v);
-        sio_map_clear(&a->live);
+        while (base_map_next(&a->live, &mi, NULL, &v))
+            rds__live_free(v);
+        base_map_clear(&a->live);
     }
-    rds_conn_close(r->cmd, adp__closed_one, r);
-    rds_conn_close(r->sub, adp__closed_one, r);
-    uv_close((uv_handle_t *)&r->timer, adp__timer_closed);
+    rds_conn_close(r->cmd, rds__closed_one, r);
+    rds_conn_close(r->sub, rds__closed_one, r);
+    uv_close((uv_handle_t *)&r->timer, rds__timer_closed);
 }
 
-static void adp__drain_poll(uv_timer_t *t)
+static void rds__drain_poll(uv_timer_t *t)
 {
-    adp_redis_t *r = t->data;
+    rds_node_t *r = t->data;
 
     if (rds_conn_pending(r->cmd) > 0 && uv_now(r->loop) < r->drain_until)
         return;
     uv_timer_stop(&r->timer);
-    adp__close_now(r);
+    rds__close_now(r);
 }
 
 /* See redis.h. */
-void adp_redis_close(adp_redis_t *r, void (*cb)(void *ud), void *ud)
+void rds_node_close(rds_node_t *r, void (*cb)(void *ud), void *ud)
 {
     if (r == NULL || r->closing)
         return;
@@ -1183,38 +1183,38 @@ void adp_redis_close(adp_redis_t *r, void (*cb)(void *ud), void *ud)
     r->close_cb = cb;
     r->close_ud = ud;
     uv_timer_stop(&r->timer);
-    adp__req_cancel(r, NULL, SIO_ECLOSED);
-    adp__registry_remove(r);
+    rds__req_cancel(r, NULL, SIO_ECLOSED);
+    rds__registry_remove(r);
     if (rds_conn_pending(r->cmd) == 0) {
-        adp__close_now(r);
+        rds__close_now(r);
         return;
     }
-    r->drain_until = uv_now(r->loop) + ADP_REDIS_DRAIN_MS;
+    r->drain_until = uv_now(r->loop) + RDS_DRAIN_MS;
     uv_ref((uv_handle_t *)&r->timer);
-    uv_timer_start(&r->timer, adp__drain_poll, 10, 10);
+    uv_timer_start(&r->timer, rds__drain_poll, 10, 10);
 }
 
 /* See redis.h. */
-void adp_redis_free(adp_redis_t *r)
+void rds_node_free(rds_node_t *r)
 {
     if (r == NULL)
         return;
-    sio_map_clear(&r->requests); /* empty: every request ended at close */
+    base_map_clear(&r->requests); /* empty: every request ended at close */
     rds_url_free(&r->url);
-    sio_free(r->key_prefix);
-    sio_free(r->channel_prefix);
-    sio_free(r->address);
-    sio_free(r);
+    base_free(r->key_prefix);
+    base_free(r->channel_prefix);
+    base_free(r->address);
+    base_free(r);
 }
 
 /* See redis.h. */
-const char *adp_redis_uid(const adp_redis_t *r)
+const char *rds_node_uid(const rds_node_t *r)
 {
     return r->uid;
 }
 
 /* See redis.h; after close the connection counters are the last ones seen. */
-void adp_redis_get_stats(const adp_redis_t *r, adp_redis_stats_t *out)
+void rds_node_get_stats(const rds_node_t *r, rds_node_stats_t *out)
 {
     rds_conn_stats_t cs, ss;
 

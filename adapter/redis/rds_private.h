@@ -1,24 +1,24 @@
 /* redis_private.h -- what redis.c (context, broadcasts, sessions, restore) and
  * redis_req.c (cluster requests and responses) share. Nothing else includes it.
  */
-#ifndef ADP_REDIS_PRIVATE_H
-#define ADP_REDIS_PRIVATE_H
+#ifndef RDS_PRIVATE_H
+#define RDS_PRIVATE_H
 
-#include "sk_list.h"
-#include "sk_map.h"
+#include "base_list.h"
+#include "base_map.h"
 #include "rds_wire.h"
 #include "rds_conn.h"
 #include "rds_streams.h"
 #include "rds_node.h"
 
-#define ADP_REDIS_TICK_MS 5000      /* registry and session refresh period */
-#define ADP_REDIS_NODE_TTL_MS 15000 /* registry record lifetime: three missed refreshes */
-#define ADP_REDIS_DRAIN_MS 2000     /* close: how long commands in flight may finish */
+#define RDS_TICK_MS 5000      /* registry and session refresh period */
+#define RDS_NODE_TTL_MS 15000 /* registry record lifetime: three missed refreshes */
+#define RDS_DRAIN_MS 2000     /* close: how long commands in flight may finish */
 
 /* One per node. */
-struct adp_redis {
+struct rds_node {
     uv_loop_t *loop;
-    adp_redis_config_t cfg; /* strings point at the owned copies below */
+    rds_node_config_t cfg; /* strings point at the owned copies below */
     char *key_prefix;
     char *channel_prefix;
     rds_url_t url;
@@ -26,8 +26,8 @@ struct adp_redis {
     rds_conn_t *cmd;     /* commands: PUBLISH, PUBSUB NUMSUB, registry, sessions */
     rds_conn_t *sub;     /* subscriptions only */
     rds_streams_t *st;   /* recovery storage; NULL when recovery is off */
-    sio_list_t adapters; /* adp_rnsp_t.link */
-    sio_map_t requests;  /* request id -> adp_rreq_t*, ours awaiting answers */
+    base_list_t adapters; /* rds_rnsp_t.link */
+    base_map_t requests;  /* request id -> rds_rreq_t*, ours awaiting answers */
     uint64_t next_req;
     uint64_t next_owner;
     uv_timer_t timer; /* registry + session refresh; while closing, the drain poll */
@@ -38,99 +38,99 @@ struct adp_redis {
     void *start_ud;
     int started, start_pending, cmd_ready, sub_ready;
 
-    int closing;          /* adp_redis_close called */
+    int closing;          /* rds_node_close called */
     int closed;           /* connections released: adapters work locally only */
     uint64_t drain_until; /* uv_now deadline of the drain */
     void (*close_cb)(void *ud);
     void *close_ud;
     int handles; /* timer + connections not yet closed */
 
-    adp_redis_stats_t stats;
+    rds_node_stats_t stats;
     int fail_logged;         /* a publish failure was logged ... */
     uint64_t fail_logged_at; /* ... at this uv_now */
     uint64_t fails_unlogged; /* failures since that line */
 };
 
 /* A live broadcast held for a restore in flight (adapter/REDIS.md "Restore"). */
-typedef struct adp_held {
-    sio_list_t link;
-    sio_packet_t *pkt; /* owned; data ends with its offset */
+typedef struct rds_held {
+    base_list_t link;
+    cd_sio_packet_t *pkt; /* owned; data ends with its offset */
     rds_opts_t opts;   /* owned */
     uint64_t ms, seq;  /* the offset */
-} adp_held_t;
+} rds_held_t;
 
-typedef struct adp_rnsp adp_rnsp_t;
+typedef struct rds_rnsp rds_rnsp_t;
 
 /* One restore in flight. Outlives its adapter only through the detach (a == NULL). */
-typedef struct adp_restore {
-    sio_list_t link; /* in a->restores */
-    adp_rnsp_t *a;   /* NULL once the adapter is gone */
+typedef struct rds_restore {
+    base_list_t link; /* in a->restores */
+    rds_rnsp_t *a;   /* NULL once the adapter is gone */
     char *pid;
     char *owner;
     int have_offset; /* the client sent an offset: held packets at or before it were seen */
     uint64_t ms, seq;
     adp_restore_cb cb;
     void *ud;
-    sio_list_t held; /* adp_held_t, arrival order */
+    base_list_t held; /* rds_held_t, arrival order */
     size_t n_held;
     int overflow; /* too much arrived meanwhile: the restore fails rather than lose any */
-} adp_restore_t;
+} rds_restore_t;
 
 /* A session this node holds: who owns it (node uid + connection serial) and the join
  * mark of each of its rooms, tracked here, where the joins happen, so that a session
  * write that never reached Redis cannot move a mark later. */
-typedef struct adp_live {
+typedef struct rds_live {
     char *owner;
-    sio_map_t rooms; /* room -> owned mark string, or adp__from_start (see redis.c) */
-} adp_live_t;
+    base_map_t rooms; /* room -> owned mark string, or rds__from_start (see redis.c) */
+} rds_live_t;
 
 /* One namespace's adapter. */
-struct adp_rnsp {
+struct rds_rnsp {
     adp_adapter_t base;
-    adp_redis_t *r;
-    sio_list_t link; /* in r->adapters */
+    rds_node_t *r;
+    base_list_t link; /* in r->adapters */
     char *ch_bcast;  /* K#N#, also the prefix of room channels */
     size_t ch_bcast_len;
     char *ch_pattern;      /* K#N#* (glob-escaped) */
     char *ch_request;      /* K-request#N# */
     char *ch_response;     /* K-response#N# */
     char *ch_response_uid; /* K-response#N#<uid># */
-    sio_map_t live;        /* pid -> adp_live_t*: sessions this node holds */
+    base_map_t live;        /* pid -> rds_live_t*: sessions this node holds */
     /* The highest offset this node has seen in the namespace ("" = none yet), from the
      * subscriber, the one ordered source of its deliveries: a socket that connects or
      * joins a room now can only receive what comes after it (its session's mark). */
     char mark[48];
     uint64_t mark_ms, mark_seq;
-    sio_list_t restores;   /* adp_restore_t */
+    base_list_t restores;   /* rds_restore_t */
 };
 
 /* ------------------------------------------------------------ redis.c */
 
-__attribute__((format(printf, 3, 4))) void adp__redis_log(adp_redis_t *r, int level,
+__attribute__((format(printf, 3, 4))) void rds__log(rds_node_t *r, int level,
                                                           const char *fmt, ...);
 /* PUBLISH buf on channel through the command connection (fire and forget; a failure
  * is counted and logged). SIO_OK or the refusal (SIO_EREDIS when down). */
-int adp__redis_publish(adp_redis_t *r, const char *channel, const void *buf, size_t len);
+int rds__publish(rds_node_t *r, const char *channel, const void *buf, size_t len);
 /* Counts one publish that did not reach Redis and logs it (rate-limited). */
-void adp__redis_publish_failed(adp_redis_t *r, int err);
+void rds__publish_failed(rds_node_t *r, int err);
 
 /* ------------------------------------------------------------ redis_req.c */
 
 /* Subscription callback of K-request#N#, K-response#N# and K-response#N#<uid>#. */
-void adp__req_on_message(rds_conn_t *c, const rds_message_t *m, void *ud);
+void rds__req_on_message(rds_conn_t *c, const rds_message_t *m, void *ud);
 /* Ends every request of adapter a (every request when a is NULL) with err. */
-void adp__req_cancel(adp_redis_t *r, adp_rnsp_t *a, int err);
+void rds__req_cancel(rds_node_t *r, rds_rnsp_t *a, int err);
 
-int adp__req_remote_apply(adp_adapter_t *base, adp_apply_t what, const adp_opts_t *opts,
+int rds__req_remote_apply(adp_adapter_t *base, adp_apply_t what, const adp_opts_t *opts,
                           const char *const *rooms, size_t n_rooms, int close);
-int adp__req_remote_fetch(adp_adapter_t *base, const adp_opts_t *opts, adp_list_cb cb, void *ud);
-int adp__req_remote_all_rooms(adp_adapter_t *base, adp_list_cb cb, void *ud);
-int adp__req_server_count(adp_adapter_t *base, adp_count_cb cb, void *ud);
-int adp__req_server_emit(adp_adapter_t *base, const cJSON *args, adp_list_cb cb, void *ud);
-int adp__req_server_emit_reply(adp_adapter_t *base, const char *request_id, const cJSON *arg);
-int adp__req_broadcast_ack(adp_adapter_t *base, const sio_packet_t *pkt, const adp_opts_t *opts,
+int rds__req_remote_fetch(adp_adapter_t *base, const adp_opts_t *opts, adp_list_cb cb, void *ud);
+int rds__req_remote_all_rooms(adp_adapter_t *base, adp_list_cb cb, void *ud);
+int rds__req_server_count(adp_adapter_t *base, adp_count_cb cb, void *ud);
+int rds__req_server_emit(adp_adapter_t *base, const cJSON *args, adp_list_cb cb, void *ud);
+int rds__req_server_emit_reply(adp_adapter_t *base, const char *request_id, const cJSON *arg);
+int rds__req_broadcast_ack(adp_adapter_t *base, const cd_sio_packet_t *pkt, const adp_opts_t *opts,
                            uint64_t timeout_ms, const adp_ack_events_t *ev);
-int adp__req_broadcast_ack_reply(adp_adapter_t *base, const char *request_id, const cJSON *arg,
+int rds__req_broadcast_ack_reply(adp_adapter_t *base, const char *request_id, const cJSON *arg,
                                  const sio_bin_t *bins, size_t n_bins);
 
 #endif

@@ -53,9 +53,9 @@
 
 #include <cjson/cJSON.h>
 
-#include "sk_alloc.h"
-#include "sk_list.h"
-#include "sk_map.h"
+#include "base_alloc.h"
+#include "base_list.h"
+#include "base_map.h"
 #include "rds_wire.h"
 #include "sockeye.h"
 #include "sockeye_lua.h" /* generated: static const unsigned char sockeye_lua[] */
@@ -87,7 +87,7 @@ static const char *const rds_op_names[] = {"load",           "publish",         
 /* One call in progress. Embedded first in each kind's record; one per API call (one per
  * batch for refresh). */
 typedef struct rds_op {
-    sio_list_t link;   /* on st->ops until orphaned or detached for its final callback */
+    base_list_t link;  /* on st->ops until orphaned or detached for its final callback */
     rds_streams_t *st; /* NULL once orphaned by rds_streams_free */
     int kind;
     unsigned inflight; /* commands sent and not yet answered */
@@ -104,7 +104,7 @@ struct rds_streams {
     size_t batch, max_entries;
     void (*on_log)(void *ud, int level, const char *msg);
     void *log_ud;
-    sio_list_t ops;
+    base_list_t ops;
     int closing;
     int publish_failing, session_failing; /* log state changes, not every failure */
     rds_streams_stats_t stats;
@@ -129,7 +129,7 @@ typedef struct rds_restore_op {
     rds_op_t op;
     char *nsp;
     adp_session_t *s;
-    sio_map_t rooms; /* the session's rooms, own id included (values unused) */
+    base_map_t rooms; /* the session's rooms, own id included (values unused) */
     char offset[RDS_OFFSET_MAX];
     uint64_t off_ms, off_seq;
     cJSON *joined; /* room -> join mark, from the take */
@@ -163,7 +163,7 @@ static uint64_t rds__mono_ms(void)
 static char *rds__key(const rds_streams_t *st, const char *nsp, const char *what, const char *arg)
 {
     size_t n = strlen(st->prefix) + strlen(nsp) + strlen(what) + (arg ? strlen(arg) : 0) + 6;
-    char *k = sio_malloc(n);
+    char *k = base_malloc(n);
     snprintf(k, n, "%s:{%s}:%s%s", st->prefix, nsp, what, arg ? arg : "");
     return k;
 }
@@ -218,7 +218,7 @@ static const char *rds__why(int err, const redisReply *r)
 }
 
 /* JSON array of the session's rooms, own id first when missing (REDIS.md: rooms include the
- * socket's own id, the restore relies on it). New string (sio_free). */
+ * socket's own id, the restore relies on it). New string (base_free). */
 static char *rds__rooms_json(const adp_session_t *s)
 {
     cJSON *a = cJSON_CreateArray();
@@ -233,7 +233,7 @@ static char *rds__rooms_json(const adp_session_t *s)
         cJSON_AddItemToArray(a, cJSON_CreateString(s->rooms[i]));
     out = cJSON_PrintUnformatted(a);
     cJSON_Delete(a);
-    ret = sio_strdup(out != NULL ? out : "[]");
+    ret = base_strdup(out != NULL ? out : "[]");
     cJSON_free(out);
     return ret;
 }
@@ -243,9 +243,9 @@ static char *rds__data_json(const cJSON *data)
     char *out, *ret;
 
     if (data == NULL)
-        return sio_strdup("null");
+        return base_strdup("null");
     out = cJSON_PrintUnformatted(data);
-    ret = sio_strdup(out != NULL ? out : "null");
+    ret = base_strdup(out != NULL ? out : "null");
     cJSON_free(out);
     return ret;
 }
@@ -254,13 +254,13 @@ static char *rds__data_json(const cJSON *data)
 
 static rds_op_t *rds__op_new(rds_streams_t *st, size_t size, int kind, void (*cb)(void), void *ud)
 {
-    rds_op_t *op = sio_calloc(1, size);
+    rds_op_t *op = base_calloc(1, size);
     op->st = st;
     op->kind = kind;
     op->cb = cb;
     op->ud = ud;
     op->done = cb == NULL;
-    sio_list_push_back(&st->ops, &op->link);
+    base_list_push_back(&st->ops, &op->link);
     return op;
 }
 
@@ -269,10 +269,10 @@ static void rds__restore_release(rds_restore_op_t *r);
 /* Frees op and what it holds. Off every list first. */
 static void rds__op_free(rds_op_t *op)
 {
-    sio_list_remove(&op->link);
+    base_list_remove(&op->link);
     if (op->kind == RDS_OP_RESTORE)
         rds__restore_release((rds_restore_op_t *)op);
-    sio_free(op);
+    base_free(op);
 }
 
 /* Sends one command for op; counts it in flight when accepted. */
@@ -305,7 +305,7 @@ static int rds__op_detach(rds_op_t *op)
     op->done = 1;
     if (op->inflight != 0)
         return 0;
-    sio_list_remove(&op->link);
+    base_list_remove(&op->link);
     return 1;
 }
 
@@ -341,9 +341,9 @@ rds_streams_t *rds_streams_new(rds_conn_t *cmd, const rds_streams_config_t *cfg)
 
     if (cmd == NULL || cfg == NULL || cfg->window_ms == 0)
         return NULL;
-    st = sio_calloc(1, sizeof(*st));
+    st = base_calloc(1, sizeof(*st));
     st->cmd = cmd;
-    st->prefix = sio_strdup(cfg->key_prefix != NULL ? cfg->key_prefix : "sockeye");
+    st->prefix = base_strdup(cfg->key_prefix != NULL ? cfg->key_prefix : "sockeye");
     st->window_ms = cfg->window_ms;
     st->retain_ms = cfg->window_ms + cfg->detect_ms + RDS_RETAIN_SLACKS * RDS_SLACK_MS;
     snprintf(st->window_arg, sizeof(st->window_arg), "%" PRIu64, cfg->window_ms);
@@ -352,7 +352,7 @@ rds_streams_t *rds_streams_new(rds_conn_t *cmd, const rds_streams_config_t *cfg)
     st->max_entries = cfg->max_entries != 0 ? cfg->max_entries : RDS_DEFAULT_MAX_ENTRIES;
     st->on_log = cfg->on_log;
     st->log_ud = cfg->log_ud;
-    sio_list_init(&st->ops);
+    base_list_init(&st->ops);
     return st;
 }
 
@@ -361,29 +361,29 @@ rds_streams_t *rds_streams_new(rds_conn_t *cmd, const rds_streams_config_t *cfg)
  * them, never a record this loop still holds. */
 void rds_streams_free(rds_streams_t *st)
 {
-    sio_list_t pending, *it, *tmp;
+    base_list_t pending, *it, *tmp;
 
     if (st == NULL)
         return;
     st->closing = 1;
-    sio_list_init(&pending);
-    SIO_LIST_FOREACH_SAFE(it, tmp, &st->ops)
+    base_list_init(&pending);
+    BASE_LIST_FOREACH_SAFE(it, tmp, &st->ops)
     {
-        rds_op_t *op = SIO_CONTAINER_OF(it, rds_op_t, link);
-        sio_list_remove(&op->link);
+        rds_op_t *op = BASE_CONTAINER_OF(it, rds_op_t, link);
+        base_list_remove(&op->link);
         op->st = NULL;
         if (!op->done)
-            sio_list_push_back(&pending, &op->link);
+            base_list_push_back(&pending, &op->link);
         else if (op->inflight == 0)
             rds__op_free(op);
     }
-    while (!sio_list_empty(&pending)) {
-        rds_op_t *op = SIO_CONTAINER_OF(pending.next, rds_op_t, link);
-        sio_list_remove(&op->link);
+    while (!base_list_empty(&pending)) {
+        rds_op_t *op = BASE_CONTAINER_OF(pending.next, rds_op_t, link);
+        base_list_remove(&op->link);
         rds__op_fail(op, SIO_ECLOSED);
     }
-    sio_free(st->prefix);
-    sio_free(st);
+    base_free(st->prefix);
+    base_free(st);
 }
 
 void rds_streams_get_stats(const rds_streams_t *st, rds_streams_stats_t *out)
@@ -497,7 +497,7 @@ int rds_streams_publish(rds_streams_t *st, const char *nsp, const char *const *r
     if (st->closing)
         return SIO_ECLOSED;
 
-    keys = sio_malloc((n_streams + 1) * sizeof(*keys));
+    keys = base_malloc((n_streams + 1) * sizeof(*keys));
     keys[0] = rds__key(st, nsp, "last", NULL);
     if (n_rooms == 0)
         keys[1] = rds__key(st, nsp, "all", NULL);
@@ -505,8 +505,8 @@ int rds_streams_publish(rds_streams_t *st, const char *nsp, const char *const *r
         keys[1 + i] = rds__key(st, nsp, "r:", rooms[i]);
     snprintf(numkeys, sizeof(numkeys), "%zu", n_streams + 1);
 
-    argv = sio_malloc(argc * sizeof(*argv));
-    lens = sio_malloc(argc * sizeof(*lens));
+    argv = base_malloc(argc * sizeof(*argv));
+    lens = base_malloc(argc * sizeof(*lens));
     argv[k++] = "FCALL";
     argv[k++] = "sockeye_publish";
     argv[k++] = numkeys;
@@ -526,10 +526,10 @@ int rds_streams_publish(rds_streams_t *st, const char *nsp, const char *const *r
         st->stats.publish_failed++;
     }
     for (i = 0; i <= n_streams; i++)
-        sio_free(keys[i]);
-    sio_free(keys);
-    sio_free(argv);
-    sio_free(lens);
+        base_free(keys[i]);
+    base_free(keys);
+    base_free(argv);
+    base_free(lens);
     return rc;
 }
 
@@ -643,10 +643,10 @@ static int rds__session_write(rds_streams_t *st, int kind, const char *nsp, cons
     argv[k++] = age;
     argv[k++] = joined != NULL ? joined : "";
     rc = rds__send(op, rds__session_reply, op, k, argv, NULL);
-    sio_free(sess);
-    sio_free(last);
-    sio_free(rooms);
-    sio_free(data);
+    base_free(sess);
+    base_free(last);
+    base_free(rooms);
+    base_free(data);
     return rc;
 }
 
@@ -729,7 +729,7 @@ int rds_session_refresh(rds_streams_t *st, const char *nsp, const rds_refresh_t 
         }
         rc = rds__send(op, rds__session_reply, op, k, argv, NULL);
         for (j = 0; j < m; j++)
-            sio_free(keys[j]);
+            base_free(keys[j]);
         if (rc != SIO_OK) {
             rds__op_free(op);
             rds__session_failed(st, RDS_OP_REFRESH, rc, NULL);
@@ -761,7 +761,7 @@ int rds_session_release(rds_streams_t *st, const char *nsp, const char *pid, con
     argv[6] = recoverable ? "1" : "0";
     op = rds__op_new(st, sizeof(*op), RDS_OP_RELEASE, NULL, NULL);
     rc = rds__send(op, rds__session_reply, op, 7, argv, NULL);
-    sio_free(sess);
+    base_free(sess);
     if (rc != SIO_OK) {
         rds__op_free(op);
         rds__session_failed(st, RDS_OP_RELEASE, rc, NULL);
@@ -774,17 +774,17 @@ int rds_session_release(rds_streams_t *st, const char *nsp, const char *pid, con
 static void rds__restore_release(rds_restore_op_t *r)
 {
     for (size_t i = 0; i < r->n_cur; i++)
-        sio_free(r->cur[i].key);
-    sio_free(r->cur);
+        base_free(r->cur[i].key);
+    base_free(r->cur);
     for (size_t i = 0; i < r->n_ents; i++) {
-        sio_free(r->ents[i].id);
-        sio_free(r->ents[i].msg);
+        base_free(r->ents[i].id);
+        base_free(r->ents[i].msg);
     }
-    sio_free(r->ents);
-    sio_map_clear(&r->rooms);
+    base_free(r->ents);
+    base_map_clear(&r->rooms);
     cJSON_Delete(r->joined);
     adp_session_free(r->s);
-    sio_free(r->nsp);
+    base_free(r->nsp);
 }
 
 static void rds__restore_fail(rds_restore_op_t *r, int err, const char *why)
@@ -839,7 +839,7 @@ static int rds__excluded(const rds_restore_op_t *r, const rds_opts_t *o, const r
         const cJSON *j;
         uint64_t ms, seq;
 
-        if (!sio_map_has(&r->rooms, o->except[i]))
+        if (!base_map_has(&r->rooms, o->except[i]))
             continue;
         j = cJSON_GetObjectItemCaseSensitive(r->joined, o->except[i]);
         if (!cJSON_IsString(j) ||
@@ -854,14 +854,14 @@ static int rds__excluded(const rds_restore_op_t *r, const rds_opts_t *o, const r
 static void rds__restore_finish(rds_restore_op_t *r)
 {
     rds_streams_t *st = r->op.st;
-    sio_packet_t **out = NULL;
+    cd_sio_packet_t **out = NULL;
     size_t n_out = 0, bad = 0, i;
     adp_session_t *s;
     int own;
 
     if (r->n_ents > 0) {
         qsort(r->ents, r->n_ents, sizeof(*r->ents), rds__entry_cmp);
-        out = sio_malloc(r->n_ents * sizeof(sio_packet_t *));
+        out = base_malloc(r->n_ents * sizeof(cd_sio_packet_t *));
     }
     for (i = 0; i < r->n_ents; i++) {
         rds_entry_t *e = &r->ents[i];
@@ -893,7 +893,7 @@ static void rds__restore_finish(rds_restore_op_t *r)
     r->joined = NULL;
     own = rds__op_detach(&r->op);
     ((rds_restore_cb)r->op.cb)(r->op.ud, SIO_OK, s, out, n_out);
-    sio_free(out);
+    base_free(out);
     if (own)
         rds__op_free(&r->op);
 }
@@ -931,13 +931,13 @@ static int rds__take_entries(rds_restore_op_t *r, rds_cursor_t *cu, const redisR
             }
             if (r->n_ents == r->cap_ents) {
                 r->cap_ents = r->cap_ents ? r->cap_ents * 2 : 64;
-                r->ents = sio_realloc(r->ents, r->cap_ents * sizeof(*r->ents));
+                r->ents = base_realloc(r->ents, r->cap_ents * sizeof(*r->ents));
             }
             x = &r->ents[r->n_ents++];
             x->ms = ms;
             x->seq = seq;
-            x->id = sio_strndup(e->element[0]->str, e->element[0]->len);
-            x->msg = sio_malloc(v->len > 0 ? v->len : 1);
+            x->id = base_strndup(e->element[0]->str, e->element[0]->len);
+            x->msg = base_malloc(v->len > 0 ? v->len : 1);
             memcpy(x->msg, v->str, v->len);
             x->len = v->len;
             r->bytes += v->len;
@@ -1025,13 +1025,13 @@ static int rds__session_parse(rds_restore_op_t *r, const redisReply *rep)
         cJSON_Delete(data);
         data = NULL;
     }
-    s = sio_calloc(1, sizeof(*s));
-    s->sid = sio_strndup(rep->element[0]->str, rep->element[0]->len);
-    s->pid = sio_strndup(rep->element[1]->str, rep->element[1]->len);
-    s->rooms = n > 0 ? sio_malloc(n * sizeof(*s->rooms)) : NULL;
+    s = base_calloc(1, sizeof(*s));
+    s->sid = base_strndup(rep->element[0]->str, rep->element[0]->len);
+    s->pid = base_strndup(rep->element[1]->str, rep->element[1]->len);
+    s->rooms = n > 0 ? base_malloc(n * sizeof(*s->rooms)) : NULL;
     cJSON_ArrayForEach(it, rooms)
     {
-        s->rooms[s->n_rooms++] = sio_strdup(it->valuestring);
+        s->rooms[s->n_rooms++] = base_strdup(it->valuestring);
     }
     s->data = data;
     cJSON_Delete(rooms);
@@ -1067,15 +1067,15 @@ static void rds__cursors_build(rds_restore_op_t *r)
     adp_session_t *s = r->s;
     size_t i, k = 0;
 
-    sio_map_put(&r->rooms, s->sid, r);
+    base_map_put(&r->rooms, s->sid, r);
     for (i = 0; i < s->n_rooms; i++)
-        sio_map_put(&r->rooms, s->rooms[i], r);
-    r->cur = sio_calloc(sio_map_size(&r->rooms) + 1, sizeof(*r->cur));
+        base_map_put(&r->rooms, s->rooms[i], r);
+    r->cur = base_calloc(base_map_size(&r->rooms) + 1, sizeof(*r->cur));
     {
-        sio_map_iter_t it = {0};
+        base_map_iter_t it = {0};
         const char *room;
         void *v;
-        while (sio_map_next(&r->rooms, &it, &room, &v)) {
+        while (base_map_next(&r->rooms, &it, &room, &v)) {
             snprintf(r->cur[k].start, sizeof(r->cur[k].start), "(%s", rds__cursor_from(r, room));
             r->cur[k++].key = rds__key(st, r->nsp, "r:", room);
         }
@@ -1138,8 +1138,8 @@ int rds_streams_restore(rds_streams_t *st, const char *nsp, const char *pid, con
         return SIO_ENOTFOUND;
     }
     r = (rds_restore_op_t *)rds__op_new(st, sizeof(*r), RDS_OP_RESTORE, (void (*)(void))cb, ud);
-    r->nsp = sio_strdup(nsp);
-    sio_map_init(&r->rooms);
+    r->nsp = base_strdup(nsp);
+    base_map_init(&r->rooms);
     r->t0 = rds__mono_ms();
     sess = rds__key(st, nsp, "sess:", pid);
     last = rds__key(st, nsp, "last", NULL);
@@ -1153,8 +1153,8 @@ int rds_streams_restore(rds_streams_t *st, const char *nsp, const char *pid, con
     argv[7] = offset != NULL ? offset : "";
     argv[8] = st->retain_arg;
     rc = rds__send(&r->op, rds__take_reply, r, 9, argv, NULL);
-    sio_free(sess);
-    sio_free(last);
+    base_free(sess);
+    base_free(last);
     if (rc != SIO_OK) {
         rds__op_free(&r->op);
         st->stats.restores_failed++;

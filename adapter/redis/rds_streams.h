@@ -83,7 +83,7 @@ int rds_session_release(rds_streams_t *st, const char *nsp, const char *pid, con
  * cb, array borrowed for the call); s->joined holds the join marks. SIO_ENOTFOUND: no
  * session, expired, its client unheard of for too long (read time), offset malformed or
  * never given out. Taking ownership (owner field) is part of the read. */
-typedef void (*rds_restore_cb)(void *ud, int err, adp_session_t *s, sio_packet_t **missed,
+typedef void (*rds_restore_cb)(void *ud, int err, adp_session_t *s, cd_sio_packet_t **missed,
                                size_t n_missed);
 int rds_streams_restore(rds_streams_t *st, const char *nsp, const char *pid, const char *offset,
                         const char *owner, rds_restore_cb cb, void *ud);

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "sk_alloc.h"
+#include "base_alloc.h"
 #include "sockeye.h"
 
 /* ---------------------------------------------------------------- character classes */
@@ -87,7 +87,7 @@ static const char *show_char(unsigned char ch, char *buf, size_t len)
 static char *decode_part(const char *s, size_t n, unsigned allowed, const char *extra,
                          const char *what, char *err, size_t errlen)
 {
-    char *out = sio_malloc(n + 1), cbuf[16];
+    char *out = base_malloc(n + 1), cbuf[16];
     size_t i, o = 0;
 
     for (i = 0; i < n; i++) {
@@ -121,7 +121,7 @@ static char *decode_part(const char *s, size_t n, unsigned allowed, const char *
     out[o] = '\0';
     return out;
 fail:
-    sio_free(out);
+    base_free(out);
     return NULL;
 }
 
@@ -167,7 +167,7 @@ static int parse_userinfo(rds_url_t *u, const char *s, size_t n, char *err, size
     if (u->pass == NULL)
         return SIO_EINVAL;
     if (u->user == NULL && u->pass[0] == '\0') { /* ":@" means no auth at all */
-        sio_free(u->pass);
+        base_free(u->pass);
         u->pass = NULL;
     }
     return SIO_OK;
@@ -229,8 +229,8 @@ static int parse_hostport(rds_url_t *u, const char *s, size_t n, char *err, size
         u->port = (int)v;
     }
     if (hlen > 0) {
-        sio_free(u->host);
-        u->host = sio_strndup(host, hlen);
+        base_free(u->host);
+        u->host = base_strndup(host, hlen);
     }
     return SIO_OK;
 }
@@ -327,7 +327,7 @@ static int parse_into(rds_url_t *u, const char *s, char *err, size_t errlen)
                             "(unix:///path/to/redis.sock)");
         q = memchr(rest, '?', (size_t)(end - rest));
         p = q != NULL ? q : end;
-        sio_free(u->host);
+        base_free(u->host);
         u->host = NULL;
         u->path = decode_part(rest, (size_t)(p - rest), C_UNRES | C_SUB, "/:@", "socket path", err,
                               errlen);
@@ -357,16 +357,16 @@ static int parse_into(rds_url_t *u, const char *s, char *err, size_t errlen)
 void rds_url_init(rds_url_t *u)
 {
     memset(u, 0, sizeof(*u));
-    u->host = sio_strdup(RDS_URL_DEFAULT_HOST);
+    u->host = base_strdup(RDS_URL_DEFAULT_HOST);
     u->port = RDS_URL_DEFAULT_PORT;
 }
 
 void rds_url_free(rds_url_t *u)
 {
-    sio_free(u->host);
-    sio_free(u->path);
-    sio_free(u->user);
-    sio_free(u->pass);
+    base_free(u->host);
+    base_free(u->path);
+    base_free(u->user);
+    base_free(u->pass);
     memset(u, 0, sizeof(*u));
 }
 
@@ -389,7 +389,7 @@ int rds_url_parse(rds_url_t *u, const char *s, char *err, size_t errlen)
 
 static char *dup_or_null(const char *s)
 {
-    return s != NULL ? sio_strdup(s) : NULL;
+    return s != NULL ? base_strdup(s) : NULL;
 }
 
 void rds_url_copy(rds_url_t *dst, const rds_url_t *src)

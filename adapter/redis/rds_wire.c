@@ -20,14 +20,14 @@
 
 #include <msgpack.h>
 
-#include "sk_alloc.h"
+#include "base_alloc.h"
 
 #define RDS_JS_MAX_SAFE 9007199254740992.0 /* 2^53: integers a JS peer counts exactly */
 #define RDS_JS_MAX_TIME 8.64e15            /* largest |ms| a JS Date holds */
 
 /* ---------------------------------------------------------------- buffers */
 
-/* Output of the packer: grows through sio_realloc so the memory policy stays in alloc.c. */
+/* Output of the packer: grows through base_realloc so the memory policy stays in alloc.c. */
 typedef struct rds__out {
     unsigned char *data;
     size_t len;
@@ -45,7 +45,7 @@ static int rds__out_write(void *ud, const char *buf, size_t len)
                 return -1;
             cap *= 2;
         }
-        o->data = sio_realloc(o->data, cap);
+        o->data = base_realloc(o->data, cap);
         o->cap = cap;
     }
     memcpy(o->data + o->len, buf, len);
@@ -65,10 +65,10 @@ static size_t rds__bins_add(rds__bins_t *b, const unsigned char *p, size_t len)
 {
     if (b->n == b->cap) {
         b->cap = b->cap ? b->cap * 2 : 4;
-        b->v = sio_realloc(b->v, b->cap * sizeof(*b->v));
+        b->v = base_realloc(b->v, b->cap * sizeof(*b->v));
     }
     /* a present buffer never has NULL data, even when empty (as sio_parser) */
-    b->v[b->n].data = sio_malloc(len);
+    b->v[b->n].data = base_malloc(len);
     b->v[b->n].len = len;
     if (len)
         memcpy(b->v[b->n].data, p, len);
@@ -78,23 +78,23 @@ static size_t rds__bins_add(rds__bins_t *b, const unsigned char *p, size_t len)
 static void rds__bins_free(rds__bins_t *b)
 {
     for (size_t i = 0; i < b->n; i++)
-        sio_free(b->v[i].data);
-    sio_free(b->v);
+        base_free(b->v[i].data);
+    base_free(b->v);
     memset(b, 0, sizeof(*b));
 }
 
 static void rds__free_bin_array(sio_bin_t *v, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        sio_free(v[i].data);
-    sio_free(v);
+        base_free(v[i].data);
+    base_free(v);
 }
 
 static void rds__free_names(char **v, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        sio_free(v[i]);
-    sio_free(v);
+        base_free(v[i]);
+    base_free(v);
 }
 
 /* ---------------------------------------------------------------- UTF-8 */
@@ -597,7 +597,7 @@ static int rds__json_decode(const void *buf, size_t len, cJSON **out)
     if (memchr(buf, '\0', len) != NULL)
         return SIO_EPARSE;
     m = rds__utf8_fix(buf, len, NULL, &changed);
-    text = sio_malloc(m + 1);
+    text = base_malloc(m + 1);
     rds__utf8_fix(buf, len, (unsigned char *)text, &changed);
     text[m] = '\0';
     *out = cJSON_ParseWithLengthOpts(text, m, &end, 0);
@@ -609,7 +609,7 @@ static int rds__json_decode(const void *buf, size_t len, cJSON **out)
             *out = NULL;
         }
     }
-    sio_free(text);
+    base_free(text);
     return *out != NULL ? SIO_OK : SIO_EPARSE;
 }
 
@@ -632,7 +632,7 @@ static void rds__enc_init(rds__enc_t *e)
 static int rds__enc_finish(rds__enc_t *e, int rc, sio_bin_t *out)
 {
     if (rc != SIO_OK) {
-        sio_free(e->out.data);
+        base_free(e->out.data);
         out->data = NULL;
         out->len = 0;
         return rc;
@@ -751,12 +751,12 @@ static int rds__pack_names(rds__enc_t *e, const char *const *v, size_t n)
 }
 
 /* {type:2, data, nsp} with p's attachments as the bins. */
-static int rds__pack_packet(rds__enc_t *e, const sio_packet_t *p, int depth)
+static int rds__pack_packet(rds__enc_t *e, const cd_sio_packet_t *p, int depth)
 {
     int rc;
 
     if (p->nsp == NULL || !cJSON_IsArray(p->data) ||
-        (p->type != SIO_EVENT && p->type != SIO_BINARY_EVENT) ||
+        (p->type != CD_SIO_EVENT && p->type != CD_SIO_BINARY_EVENT) ||
         (p->n_attach > 0 && p->attach == NULL))
         return SIO_EINVAL;
     e->bins = p->attach;
@@ -765,7 +765,7 @@ static int rds__pack_packet(rds__enc_t *e, const sio_packet_t *p, int depth)
     if (rc == SIO_OK)
         rc = rds__pack_cstr(e, "type");
     if (rc == SIO_OK)
-        rc = rds__pk(msgpack_pack_int(&e->pk, SIO_EVENT));
+        rc = rds__pk(msgpack_pack_int(&e->pk, CD_SIO_EVENT));
     if (rc == SIO_OK)
         rc = rds__pack_cstr(e, "data");
     if (rc == SIO_OK)
@@ -830,7 +830,7 @@ static int rds__name(const cJSON *v, char **out)
 
     *out = NULL;
     if (cJSON_IsString(v)) {
-        *out = sio_strdup(v->valuestring);
+        *out = base_strdup(v->valuestring);
         return SIO_OK;
     }
     if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble))
@@ -848,7 +848,7 @@ static int rds__name(const cJSON *v, char **out)
                 break;
         }
     }
-    *out = sio_strdup(buf);
+    *out = base_strdup(buf);
     return SIO_OK;
 }
 
@@ -875,9 +875,9 @@ static int rds__names(const cJSON *v, int single_ok, char ***out, size_t *n)
     if (!cJSON_IsArray(v)) {
         if (!single_ok || !(cJSON_IsString(v) || cJSON_IsNumber(v)))
             return SIO_EPARSE;
-        *out = sio_calloc(1, sizeof(char *));
+        *out = base_calloc(1, sizeof(char *));
         if (rds__name(v, &(*out)[0]) != SIO_OK) {
-            sio_free(*out);
+            base_free(*out);
             *out = NULL;
             return SIO_EPARSE;
         }
@@ -888,7 +888,7 @@ static int rds__names(const cJSON *v, int single_ok, char ***out, size_t *n)
         i++;
     if (i == 0)
         return SIO_OK;
-    *out = sio_calloc(i, sizeof(char *));
+    *out = base_calloc(i, sizeof(char *));
     i = 0;
     cJSON_ArrayForEach(c, v) {
         if (rds__name(c, &(*out)[i]) != SIO_OK) {
@@ -986,7 +986,7 @@ static int rds__take_bins(cJSON *tree, rds__bins_t *bins, int from_json, sio_bin
         return SIO_OK;
     if (lo + count > bins->n)
         return SIO_EPARSE;
-    *att = sio_calloc(count, sizeof(**att));
+    *att = base_calloc(count, sizeof(**att));
     for (size_t i = 0; i < count; i++) {
         (*att)[i] = bins->v[lo + i];
         bins->v[lo + i].data = NULL;
@@ -1003,16 +1003,16 @@ static int rds__event_ok(const cJSON *data)
     const cJSON *name = cJSON_IsArray(data) ? data->child : NULL;
 
     if (cJSON_IsString(name))
-        return !sio_event_reserved(name->valuestring);
+        return !cd_sio_event_reserved(name->valuestring);
     return cJSON_IsNumber(name) && isfinite(name->valuedouble);
 }
 
 /* {type, data, nsp} -> a new EVENT packet owning data (detached from pobj) and its bins. */
-static int rds__packet(cJSON *pobj, rds__bins_t *bins, int from_json, sio_packet_t **out)
+static int rds__packet(cJSON *pobj, rds__bins_t *bins, int from_json, cd_sio_packet_t **out)
 {
     const cJSON *type, *nsp;
     cJSON *data;
-    sio_packet_t *p;
+    cd_sio_packet_t *p;
     int rc;
 
     *out = NULL;
@@ -1020,8 +1020,8 @@ static int rds__packet(cJSON *pobj, rds__bins_t *bins, int from_json, sio_packet
         return SIO_EPARSE;
     type = cJSON_GetObjectItemCaseSensitive(pobj, "type");
     /* 5 (BINARY_EVENT) is what emitters of the socket.io 2 era wrote for binary args */
-    if (type != NULL && !(cJSON_IsNumber(type) && (type->valuedouble == SIO_EVENT ||
-                                                   type->valuedouble == SIO_BINARY_EVENT)))
+    if (type != NULL && !(cJSON_IsNumber(type) && (type->valuedouble == CD_SIO_EVENT ||
+                                                   type->valuedouble == CD_SIO_BINARY_EVENT)))
         return SIO_EPARSE;
     nsp = cJSON_GetObjectItemCaseSensitive(pobj, "nsp");
     if (nsp != NULL && !cJSON_IsString(nsp))
@@ -1029,11 +1029,11 @@ static int rds__packet(cJSON *pobj, rds__bins_t *bins, int from_json, sio_packet
     data = cJSON_GetObjectItemCaseSensitive(pobj, "data");
     if (!rds__event_ok(data))
         return SIO_EPARSE;
-    p = sio_packet_new(SIO_EVENT, nsp != NULL ? nsp->valuestring : "/");
+    p = cd_sio_packet_new(CD_SIO_EVENT, nsp != NULL ? nsp->valuestring : "/");
     p->data = cJSON_DetachItemViaPointer(pobj, data);
     rc = rds__take_bins(p->data, bins, from_json, &p->attach, &p->n_attach);
     if (rc != SIO_OK) {
-        sio_packet_free(p);
+        cd_sio_packet_free(p);
         return rc;
     }
     p->n_have = p->n_attach;
@@ -1069,7 +1069,7 @@ void rds_opts_view(const rds_opts_t *o, adp_opts_t *view)
 
 /* msgpack [uid, packet, opts(, offset)] as the Node adapter writes it. *out owns the bytes
  * on SIO_OK, is {NULL, 0} on SIO_EINVAL / SIO_ETOOBIG (rds_codec.h lists the cases). */
-int rds_encode_broadcast(const char *uid, const sio_packet_t *p, const adp_opts_t *opts,
+int rds_encode_broadcast(const char *uid, const cd_sio_packet_t *p, const adp_opts_t *opts,
                          const char *offset, sio_bin_t *out)
 {
     rds__enc_t e;
@@ -1114,12 +1114,12 @@ int rds_decode_broadcast(const void *buf, size_t len, rds_broadcast_t *b)
     off = opts->next;
     if (!cJSON_IsString(uid))
         goto done;
-    b->uid = sio_strdup(uid->valuestring);
+    b->uid = base_strdup(uid->valuestring);
     rc = rds__packet(pkt, &bins, 0, &b->packet);
     if (rc == SIO_OK)
         rc = rds__opts(opts, &b->opts);
     if (rc == SIO_OK && cJSON_IsString(off))
-        b->offset = sio_strdup(off->valuestring);
+        b->offset = base_strdup(off->valuestring);
 done:
     cJSON_Delete(root);
     rds__bins_free(&bins);
@@ -1133,10 +1133,10 @@ void rds_broadcast_free(rds_broadcast_t *b)
 {
     if (b == NULL)
         return;
-    sio_free(b->uid);
-    sio_packet_free(b->packet);
+    base_free(b->uid);
+    cd_sio_packet_free(b->packet);
     rds_opts_free(&b->opts);
-    sio_free(b->offset);
+    base_free(b->offset);
     memset(b, 0, sizeof(*b));
     b->opts.timeout_ms = -1;
 }
@@ -1156,13 +1156,13 @@ void rds_msg_free(rds_msg_t *m)
 {
     if (m == NULL)
         return;
-    sio_free(m->uid);
-    sio_free(m->request_id);
+    base_free(m->uid);
+    base_free(m->request_id);
     rds_opts_free(&m->opts);
     rds__free_names(m->rooms, m->n_rooms);
-    sio_free(m->sid);
-    sio_free(m->room);
-    sio_packet_free(m->packet);
+    base_free(m->sid);
+    base_free(m->room);
+    cd_sio_packet_free(m->packet);
     cJSON_Delete(m->data);
     rds__free_bin_array(m->attach, m->n_attach);
     cJSON_Delete(m->sockets);
@@ -1336,7 +1336,7 @@ static int rds__json_finish(cJSON *root, int rc, sio_bin_t *out)
     if (rc != SIO_OK)
         return rc;
     out->len = strlen(text);
-    out->data = sio_malloc(out->len);
+    out->data = base_malloc(out->len);
     memcpy(out->data, text, out->len);
     cJSON_free(text);
     return SIO_OK;
@@ -1496,7 +1496,7 @@ int rds_encode_server_emit_req(const char *uid, const char *request_id, const cJ
     return rds__json_finish(o, rc, out);
 }
 
-int rds_encode_broadcast_ack_req(const char *uid, const char *request_id, const sio_packet_t *p,
+int rds_encode_broadcast_ack_req(const char *uid, const char *request_id, const cd_sio_packet_t *p,
                                  const adp_opts_t *opts, int64_t timeout_ms, sio_bin_t *out)
 {
     rds__enc_t e;
@@ -1680,7 +1680,7 @@ static void rds__chan_put(char *d, size_t *o, const char *s, int glob)
     }
 }
 
-/* New channel name (sio_free) or NULL on a missing argument; see rds_codec.h. */
+/* New channel name (base_free) or NULL on a missing argument; see rds_codec.h. */
 char *rds_channel(rds_chan_t kind, const char *key, const char *nsp, const char *arg)
 {
     const struct rds__chan_fmt *f;
@@ -1706,7 +1706,7 @@ char *rds_channel(rds_chan_t kind, const char *key, const char *nsp, const char 
         if (f->pattern)
             rds__chan_put(d, &o, "*", 0);
         if (pass == 0)
-            d = sio_malloc(o + 1);
+            d = base_malloc(o + 1);
     }
     d[o] = '\0';
     return d;

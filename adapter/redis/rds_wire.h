@@ -8,7 +8,7 @@
  *
  * Model: values are cJSON trees; a msgpack bin value is the Socket.IO placeholder
  * {"_placeholder":true,"num":k} in the tree with its bytes in an attachment array, numbered
- * depth-first -- the same model as sio_packet_t, so a decoded broadcast is a packet the
+ * depth-first -- the same model as cd_sio_packet_t, so a decoded broadcast is a packet the
  * namespace can encode for its clients directly.
  *
  * Decoding is hand-written rather than msgpack_unpack_next: msgpack-c 4.0 allocates
@@ -17,7 +17,7 @@
  * every declared length against the bytes left before it allocates, bounds nesting at
  * RDS_MAX_DEPTH and builds the cJSON tree in one pass. Encoding uses msgpack-c's packer,
  * whose integer/str/bin forms are notepack's (smallest form), writing into a buffer that
- * grows through sio_realloc.
+ * grows through base_realloc.
  *
  * Where Node is lenient we follow Node when it is harmless (strings with invalid UTF-8 get
  * U+FFFD like Buffer.toString, notepack's Date/ArrayBuffer/undefined extensions decode as
@@ -26,8 +26,8 @@
  * cannot carry, literal placeholder objects that would alias attachments). Every decode
  * failure frees what it built and returns an error; no input can crash, hang or leak.
  */
-#ifndef RDS_CODEC_H
-#define RDS_CODEC_H
+#ifndef RDS_WIRE_H
+#define RDS_WIRE_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -57,7 +57,7 @@ typedef enum rds_chan {
 /* Builds the channel name of the given kind. arg is the room (RDS_CHAN_ROOM) or the node
  * uid (RDS_CHAN_RESPONSE_UID) and ignored otherwise. In RDS_CHAN_PATTERN the glob
  * metacharacters of K and N (* ? [ ] \) are backslash-escaped so the pattern matches
- * exactly this namespace's channels. Returns a new string (sio_free), or NULL when key or
+ * exactly this namespace's channels. Returns a new string (base_free), or NULL when key or
  * nsp is NULL, arg is missing for a kind that needs it, or kind is RDS_CHAN_NONE. */
 char *rds_channel(rds_chan_t kind, const char *key, const char *nsp, const char *arg);
 
@@ -95,7 +95,7 @@ void rds_opts_view(const rds_opts_t *o, adp_opts_t *view);
 /* One decoded broadcast message [uid, packet, opts(, offset)]. */
 typedef struct rds_broadcast {
     char *uid;            /* publisher's uid ("emitter" for the emitter); owned */
-    sio_packet_t *packet; /* owned; SIO_EVENT, nsp from packet.nsp or "/", id -1, data =
+    cd_sio_packet_t *packet; /* owned; CD_SIO_EVENT, nsp from packet.nsp or "/", id -1, data =
                            * [event, args...] with placeholders, attach = the bins */
     rds_opts_t opts;
     char *offset; /* Sockeye's optional 4th element; NULL when absent; owned */
@@ -107,11 +107,11 @@ typedef struct rds_broadcast {
  * [-2^63, 2^64) as the smallest int, others float64), placeholders as bin from p->attach.
  * The packet is always written as type 2 (receivers re-encode) without an id; nsp is
  * p->nsp. offset NULL writes the 3-element form that Node nodes and emitters produce.
- * On success *out holds a new buffer (sio_free(out->data)); on failure *out is {NULL, 0}
+ * On success *out holds a new buffer (base_free(out->data)); on failure *out is {NULL, 0}
  * and the result is SIO_EINVAL (NULL argument, p not an EVENT/BINARY_EVENT whose data is
  * an array, a bad placeholder, a cJSON raw value, ADP_LOCAL set: local broadcasts are never
  * published) or SIO_ETOOBIG (nesting deeper than RDS_MAX_DEPTH). */
-int rds_encode_broadcast(const char *uid, const sio_packet_t *p, const adp_opts_t *opts,
+int rds_encode_broadcast(const char *uid, const cd_sio_packet_t *p, const adp_opts_t *opts,
                          const char *offset, sio_bin_t *out);
 
 /* Decodes one broadcast message from any publisher (Node adapter, emitter, other msgpack
@@ -160,7 +160,7 @@ typedef struct rds_msg {
     int close;            /* 4: close the underlying connection too */
     char *sid;            /* legacy 2/3/4: the target socket */
     char *room;           /* legacy 2/3: the room */
-    sio_packet_t *packet; /* 7: the event to deliver (as in a broadcast) */
+    cd_sio_packet_t *packet; /* 7: the event to deliver (as in a broadcast) */
     cJSON *data;          /* 6 request: [event, args...]; 6 reply: the ack argument;
                            * 9: the ack argument (wire key "packet"); NULL when absent */
     sio_bin_t *attach;    /* buffers of the placeholders in data, numbered from 0 */
@@ -190,7 +190,7 @@ int rds_decode_response(const void *buf, size_t len, rds_msg_t *m);
 void rds_msg_free(rds_msg_t *m);
 
 /* Requests a node sends on K-request#N#. Each writes a new buffer into *out
- * (sio_free(out->data)) with the keys in the order the Node adapter writes them and returns
+ * (base_free(out->data)) with the keys in the order the Node adapter writes them and returns
  * SIO_OK, or returns SIO_EINVAL (a required argument NULL, a type out of range) with *out
  * {NULL, 0}; the msgpack one may also return SIO_ETOOBIG, the JSON ones SIO_ENOMEM when
  * cJSON's allocator fails. Arguments are borrowed. */
@@ -213,7 +213,7 @@ int rds_encode_server_emit_req(const char *uid, const char *request_id, const cJ
 /* msgpack {uid, requestId, type:7, packet:{type:2,data,nsp}, opts:{rooms,except,flags}} --
  * broadcast with ack; flags carry volatile/compress as in a broadcast plus timeout when
  * timeout_ms >= 0. p as in rds_encode_broadcast. */
-int rds_encode_broadcast_ack_req(const char *uid, const char *request_id, const sio_packet_t *p,
+int rds_encode_broadcast_ack_req(const char *uid, const char *request_id, const cd_sio_packet_t *p,
                                  const adp_opts_t *opts, int64_t timeout_ms, sio_bin_t *out);
 
 /* Responses a node publishes (same return conventions). */

@@ -3,7 +3,7 @@
  * A zero-byte request is served as one byte so that a valid call never returns NULL
  * and "NULL means failure" needs no exception anywhere.
  */
-#include "sk_alloc.h"
+#include "base_alloc.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -17,7 +17,7 @@ static void sio__oom(size_t n)
 }
 
 /* n bytes, uninitialised. Never NULL: out of memory aborts. */
-void *sio_malloc(size_t n)
+void *base_malloc(size_t n)
 {
     void *p = malloc(n ? n : 1);
     if (p == NULL)
@@ -27,7 +27,7 @@ void *sio_malloc(size_t n)
 
 /* count * size zeroed bytes. Never NULL: out of memory, or a product that does not
  * fit in size_t (calloc checks it), aborts. */
-void *sio_calloc(size_t count, size_t size)
+void *base_calloc(size_t count, size_t size)
 {
     void *p = calloc(count ? count : 1, size ? size : 1);
     if (p == NULL)
@@ -37,7 +37,7 @@ void *sio_calloc(size_t count, size_t size)
 
 /* Resizes p (NULL: allocates) to n bytes; p is invalid afterwards, use the result.
  * Never NULL: out of memory aborts (p is then not freed, but the process ends). */
-void *sio_realloc(void *p, size_t n)
+void *base_realloc(void *p, size_t n)
 {
     void *q = realloc(p, n ? n : 1);
     if (q == NULL)
@@ -46,22 +46,22 @@ void *sio_realloc(void *p, size_t n)
 }
 
 /* A NUL-terminated copy of the first n bytes of s (which need no NUL of their own). */
-char *sio_strndup(const char *s, size_t n)
+char *base_strndup(const char *s, size_t n)
 {
-    char *d = sio_malloc(n + 1);
+    char *d = base_malloc(n + 1);
     memcpy(d, s, n);
     d[n] = '\0';
     return d;
 }
 
 /* A copy of the string s. */
-char *sio_strdup(const char *s)
+char *base_strdup(const char *s)
 {
-    return sio_strndup(s, strlen(s));
+    return base_strndup(s, strlen(s));
 }
 
 /* Frees what the calls above returned; NULL is ignored. */
-void sio_free(void *p)
+void base_free(void *p)
 {
     free(p);
 }

@@ -6,7 +6,7 @@
  * that a decoded record re-encodes to the very same bytes; every client we talk to
  * (engine.io-client, Node's Buffer) writes canonical base64.
  */
-#include "sk_base64.h"
+#include "base_base64.h"
 
 #include <stdint.h>
 
@@ -26,9 +26,9 @@ static const uint8_t sio__b64_val[256] = {
     ['4'] = 57, ['5'] = 58, ['6'] = 59, ['7'] = 60, ['8'] = 61, ['9'] = 62, ['+'] = 63, ['/'] = 64,
 };
 
-/* Encodes n bytes of in as sio_b64_enclen(n) characters in out (no NUL).
+/* Encodes n bytes of in as base_b64_enclen(n) characters in out (no NUL).
  * Never fails; returns the number of characters written. */
-size_t sio_b64_encode(const unsigned char *in, size_t n, char *out)
+size_t base_b64_encode(const unsigned char *in, size_t n, char *out)
 {
     char *o = out;
     size_t i = 0;
@@ -60,7 +60,7 @@ size_t sio_b64_encode(const unsigned char *in, size_t n, char *out)
  * Returns 0 and the decoded length in *outlen, or -1 on a length that is not a multiple
  * of 4, a character outside the alphabet, misplaced padding, or nonzero unused bits.
  * out may have been written to on failure. */
-int sio_b64_decode(const char *in, size_t n, unsigned char *out, size_t *outlen)
+int base_b64_decode(const char *in, size_t n, unsigned char *out, size_t *outlen)
 {
     const unsigned char *s = (const unsigned char *)in;
     unsigned char *o = out;

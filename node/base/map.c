@@ -17,7 +17,7 @@
  * Redis uses for its dicts, is enough for hash-table flooding and costs little more than
  * FNV on short keys.
  */
-#include "sk_map.h"
+#include "base_map.h"
 
 #include <stdint.h>
 #include <string.h>
@@ -27,13 +27,13 @@
 
 #include <openssl/rand.h>
 
-#include "sk_alloc.h"
+#include "base_alloc.h"
 
 /* Address of a private byte: never equal to a key we allocated. */
 static char sio__map_tomb_byte;
-#define SIO_MAP_TOMB (&sio__map_tomb_byte)
+#define BASE_MAP_TOMB (&sio__map_tomb_byte)
 
-#define SIO_MAP_MIN_CAP 8
+#define BASE_MAP_MIN_CAP 8
 
 /* ------------------------------------------------------------------ SipHash */
 
@@ -68,7 +68,7 @@ static uint64_t sio__le64(const unsigned char *p, size_t n)
 }
 
 /* See map.h. */
-uint64_t sio__siphash(const void *data, size_t len, const unsigned char key[16], int c, int d)
+uint64_t base__siphash(const void *data, size_t len, const unsigned char key[16], int c, int d)
 {
     const unsigned char *p = data;
     uint64_t k0 = sio__le64(key, 8), k1 = sio__le64(key + 8, 8), m;
@@ -95,7 +95,7 @@ static unsigned char sio__map_key[16];
 static int sio__map_keyed;
 
 /* See map.h. */
-void sio_map_seed(const unsigned char key[16])
+void base_map_seed(const unsigned char key[16])
 {
     memcpy(sio__map_key, key, sizeof(sio__map_key));
     sio__map_keyed = 1;
@@ -123,45 +123,45 @@ static void sio__map_keygen(void)
         memcpy(k, &mix, sizeof(mix));
         memcpy(k + 8, &k[0], 8);
     }
-    sio_map_seed(k);
+    base_map_seed(k);
 }
 
 static unsigned sio__map_hash(const char *key)
 {
     if (!sio__map_keyed)
         sio__map_keygen();
-    return (unsigned)sio__siphash(key, strlen(key), sio__map_key, 1, 3);
+    return (unsigned)base__siphash(key, strlen(key), sio__map_key, 1, 3);
 }
 
-static int sio__map_live(const sio_map_entry_t *e)
+static int sio__map_live(const base_map_entry_t *e)
 {
-    return e->key != NULL && e->key != SIO_MAP_TOMB;
+    return e->key != NULL && e->key != BASE_MAP_TOMB;
 }
 
 /* Slot index holding key, or (size_t)-1. */
-static size_t sio__map_find(const sio_map_t *m, const char *key, unsigned h)
+static size_t sio__map_find(const base_map_t *m, const char *key, unsigned h)
 {
     if (m->cap == 0)
         return (size_t)-1;
     size_t mask = m->cap - 1;
     for (size_t i = h & mask, n = 0; n < m->cap; i = (i + 1) & mask, n++) {
-        const sio_map_entry_t *e = &m->slots[i];
+        const base_map_entry_t *e = &m->slots[i];
         if (e->key == NULL)
             break;
-        if (e->key != SIO_MAP_TOMB && e->hash == h && strcmp(e->key, key) == 0)
+        if (e->key != BASE_MAP_TOMB && e->hash == h && strcmp(e->key, key) == 0)
             return i;
     }
     return (size_t)-1;
 }
 
 /* Moves every live entry into a fresh table of new_cap slots (keys are moved, not copied). */
-static void sio__map_rehash(sio_map_t *m, size_t new_cap)
+static void sio__map_rehash(base_map_t *m, size_t new_cap)
 {
-    sio_map_entry_t *old = m->slots;
+    base_map_entry_t *old = m->slots;
     size_t old_cap = m->cap;
     size_t mask = new_cap - 1;
 
-    m->slots = sio_calloc(new_cap, sizeof(*m->slots));
+    m->slots = base_calloc(new_cap, sizeof(*m->slots));
     m->cap = new_cap;
     m->used = m->size;
     for (size_t i = 0; i < old_cap; i++) {
@@ -172,10 +172,10 @@ static void sio__map_rehash(sio_map_t *m, size_t new_cap)
             j = (j + 1) & mask;
         m->slots[j] = old[i];
     }
-    sio_free(old);
+    base_free(old);
 }
 
-void sio_map_init(sio_map_t *m)
+void base_map_init(base_map_t *m)
 {
     m->slots = NULL;
     m->cap = 0;
@@ -185,25 +185,25 @@ void sio_map_init(sio_map_t *m)
 
 /* Frees the copied keys and the slot array; values belong to the caller, who must
  * free them first if needed (iterate, then clear). */
-void sio_map_clear(sio_map_t *m)
+void base_map_clear(base_map_t *m)
 {
     for (size_t i = 0; i < m->cap; i++) {
         if (sio__map_live(&m->slots[i]))
-            sio_free(m->slots[i].key);
+            base_free(m->slots[i].key);
     }
-    sio_free(m->slots);
-    sio_map_init(m);
+    base_free(m->slots);
+    base_map_init(m);
 }
 
 /* Value stored under key, or NULL when absent (a stored NULL looks the same: use
- * sio_map_has to tell them apart). */
-void *sio_map_get(const sio_map_t *m, const char *key)
+ * base_map_has to tell them apart). */
+void *base_map_get(const base_map_t *m, const char *key)
 {
     size_t i = sio__map_find(m, key, sio__map_hash(key));
     return i == (size_t)-1 ? NULL : m->slots[i].value;
 }
 
-int sio_map_has(const sio_map_t *m, const char *key)
+int base_map_has(const base_map_t *m, const char *key)
 {
     return sio__map_find(m, key, sio__map_hash(key)) != (size_t)-1;
 }
@@ -211,7 +211,7 @@ int sio_map_has(const sio_map_t *m, const char *key)
 /* Inserts a copy of key or replaces the value of an existing key. Returns the value
  * it replaced (NULL for a new key) so the caller can free it. Never fails (OOM aborts
  * per alloc.h). */
-void *sio_map_put(sio_map_t *m, const char *key, void *value)
+void *base_map_put(base_map_t *m, const char *key, void *value)
 {
     unsigned h = sio__map_hash(key);
     size_t i = sio__map_find(m, key, h);
@@ -222,7 +222,7 @@ void *sio_map_put(sio_map_t *m, const char *key, void *value)
     }
 
     if (m->cap == 0) {
-        sio__map_rehash(m, SIO_MAP_MIN_CAP);
+        sio__map_rehash(m, BASE_MAP_MIN_CAP);
     } else if ((m->used + 1) * 10 > m->cap * 7) {
         size_t cap = m->cap;
         if ((m->size + 1) * 2 > cap)
@@ -237,7 +237,7 @@ void *sio_map_put(sio_map_t *m, const char *key, void *value)
         i = (i + 1) & mask;
     if (m->slots[i].key == NULL)
         m->used++;
-    m->slots[i].key = sio_strdup(key);
+    m->slots[i].key = base_strdup(key);
     m->slots[i].value = value;
     m->slots[i].hash = h;
     m->size++;
@@ -245,8 +245,8 @@ void *sio_map_put(sio_map_t *m, const char *key, void *value)
 }
 
 /* Removes key and returns its value (NULL when absent). Safe during iteration for the
- * entry just returned by sio_map_next: no live entry moves. */
-void *sio_map_del(sio_map_t *m, const char *key)
+ * entry just returned by base_map_next: no live entry moves. */
+void *base_map_del(base_map_t *m, const char *key)
 {
     unsigned h = sio__map_hash(key);
     size_t i = sio__map_find(m, key, h);
@@ -255,15 +255,15 @@ void *sio_map_del(sio_map_t *m, const char *key)
 
     size_t mask = m->cap - 1;
     void *value = m->slots[i].value;
-    sio_free(m->slots[i].key);
-    m->slots[i].key = SIO_MAP_TOMB;
+    base_free(m->slots[i].key);
+    m->slots[i].key = BASE_MAP_TOMB;
     m->slots[i].value = NULL;
     m->size--;
 
     /* Trailing tombstones in front of an empty slot end no chain: reclaim them. */
     if (m->slots[(i + 1) & mask].key == NULL) {
         size_t n = 0;
-        while (m->slots[i].key == SIO_MAP_TOMB && n < m->cap) {
+        while (m->slots[i].key == BASE_MAP_TOMB && n < m->cap) {
             m->slots[i].key = NULL;
             m->used--;
             i = (i - 1) & mask;
@@ -275,10 +275,10 @@ void *sio_map_del(sio_map_t *m, const char *key)
 
 /* Returns 1 with the next live entry in *key / *value (either may be NULL), 0 at the
  * end. Order is slot order: unspecified but stable while the map is not modified. */
-int sio_map_next(const sio_map_t *m, sio_map_iter_t *it, const char **key, void **value)
+int base_map_next(const base_map_t *m, base_map_iter_t *it, const char **key, void **value)
 {
     while (it->pos < m->cap) {
-        const sio_map_entry_t *e = &m->slots[it->pos++];
+        const base_map_entry_t *e = &m->slots[it->pos++];
         if (sio__map_live(e)) {
             if (key)
                 *key = e->key;

@@ -10,17 +10,17 @@
 
 #include <string.h>
 
-#include "sk_alloc.h"
-#include "sk_base64.h"
+#include "base_alloc.h"
+#include "base_base64.h"
 
 /* Parses one WebSocket text frame: a type digit '0'..'6' and its data (pointing into s).
  * Returns 0, or -1 when s is empty or starts with anything else. "b" + base64 is not
  * accepted here: it would need a buffer, and no v4 client sends it over WebSocket. */
-int eio_decode_text(const char *s, size_t len, eio_packet_t *out)
+int cd_eio_decode_text(const char *s, size_t len, cd_eio_packet_t *out)
 {
     if (len == 0 || s[0] < '0' || s[0] > '6')
         return -1;
-    out->type = (eio_ptype_t)(s[0] - '0');
+    out->type = (cd_eio_ptype_t)(s[0] - '0');
     out->binary = 0;
     out->data = s + 1;
     out->len = len - 1;
@@ -29,7 +29,7 @@ int eio_decode_text(const char *s, size_t len, eio_packet_t *out)
 
 /* Walks a polling body record by record (see eio_parser.h). The record is rejected
  * before cb sees it, so cb never observes a packet from a bad record. */
-int eio_decode_payload(const char *body, size_t len, eio_packet_cb cb, void *ud)
+int cd_eio_decode_payload(const char *body, size_t len, cd_eio_packet_cb cb, void *ud)
 {
     unsigned char *scratch = NULL;
     size_t scratch_cap = 0;
@@ -39,10 +39,10 @@ int eio_decode_payload(const char *body, size_t len, eio_packet_cb cb, void *ud)
     if (len == 0)
         return -1;
     for (;;) {
-        const char *rs = memchr(p, EIO_RS, (size_t)(end - p));
+        const char *rs = memchr(p, CD_EIO_RS, (size_t)(end - p));
         const char *rec_end = rs != NULL ? rs : end;
         size_t rlen = (size_t)(rec_end - p);
-        eio_packet_t pkt;
+        cd_eio_packet_t pkt;
 
         if (rlen == 0) {
             rc = -1;
@@ -51,19 +51,19 @@ int eio_decode_payload(const char *body, size_t len, eio_packet_cb cb, void *ud)
         if (p[0] == 'b') {
             size_t need = (rlen - 1) / 4 * 3;
             if (need > scratch_cap) {
-                sio_free(scratch);
-                scratch = sio_malloc(need);
+                base_free(scratch);
+                scratch = base_malloc(need);
                 scratch_cap = need;
             }
-            if (sio_b64_decode(p + 1, rlen - 1, scratch, &pkt.len) != 0) {
+            if (base_b64_decode(p + 1, rlen - 1, scratch, &pkt.len) != 0) {
                 rc = -1;
                 break;
             }
-            pkt.type = EIO_MESSAGE;
+            pkt.type = CD_EIO_MESSAGE;
             pkt.binary = 1;
             /* an empty "b" record is a zero-length message; never hand out NULL */
             pkt.data = scratch != NULL ? (const char *)scratch : "";
-        } else if (eio_decode_text(p, rlen, &pkt) != 0) {
+        } else if (cd_eio_decode_text(p, rlen, &pkt) != 0) {
             rc = -1;
             break;
         }
@@ -72,39 +72,39 @@ int eio_decode_payload(const char *body, size_t len, eio_packet_cb cb, void *ud)
             break;
         p = rs + 1;
     }
-    sio_free(scratch);
+    base_free(scratch);
     return rc;
 }
 
 /* Bytes of the polling form of frames: text as is, binary as "b" + base64, with one
  * separator between consecutive frames. 0 for n == 0. */
-size_t eio_payload_len(sio_frame_t *const *frames, size_t n)
+size_t cd_eio_payload_len(base_frame_t *const *frames, size_t n)
 {
     size_t total = n > 0 ? n - 1 : 0;
 
     for (size_t i = 0; i < n; i++)
-        total += frames[i]->binary ? 1 + sio_b64_enclen(frames[i]->len) : frames[i]->len;
+        total += frames[i]->binary ? 1 + base_b64_enclen(frames[i]->len) : frames[i]->len;
     return total;
 }
 
-/* Writes the polling form of frames into out (eio_payload_len() bytes, no NUL).
+/* Writes the polling form of frames into out (cd_eio_payload_len() bytes, no NUL).
  * Returns the bytes written. The frames are only read; their references stay with
  * the caller. */
-size_t eio_payload_write(sio_frame_t *const *frames, size_t n, char *out)
+size_t cd_eio_payload_write(base_frame_t *const *frames, size_t n, char *out)
 {
     char *o = out;
 
     for (size_t i = 0; i < n; i++) {
-        sio_frame_t *f = frames[i];
+        base_frame_t *f = frames[i];
 
         if (i > 0)
-            *o++ = EIO_RS;
+            *o++ = CD_EIO_RS;
         if (f->binary) {
             *o++ = 'b';
-            o += sio_b64_encode(sio_frame_data(f), f->len, o);
+            o += base_b64_encode(base_frame_data(f), f->len, o);
         } else {
             if (f->len)
-                memcpy(o, sio_frame_data(f), f->len);
+                memcpy(o, base_frame_data(f), f->len);
             o += f->len;
         }
     }

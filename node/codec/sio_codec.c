@@ -7,7 +7,7 @@
  * byte in a namespace is refused, and JSON must span the rest of the message exactly.
  *
  * Placeholders {"_placeholder":true,"num":k} stay in the tree and the buffers sit in
- * sio_packet_t.attach, so a decoded packet re-encodes byte for byte. Because the rest
+ * cd_sio_packet_t.attach, so a decoded packet re-encodes byte for byte. Because the rest
  * of the node (and the adapters) index attach[] by k, every placeholder of an EVENT or
  * ACK packet is checked against the number of buffers: 0 <= k < n_attach, k integral.
  * A plain EVENT therefore may not contain placeholder objects at all; Node would pass
@@ -21,7 +21,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "sk_alloc.h"
+#include "base_alloc.h"
 
 #define SIO_ACK_ID_MAX 9007199254740992LL /* 2^53: the largest id a JS peer can count to */
 #define SIO_MAX_ATTACHMENTS_DEFAULT 10
@@ -42,13 +42,13 @@ static const struct sio__rule {
     unsigned char event;
     unsigned char args;
 } sio__rules[] = {
-    [SIO_CONNECT] = {SIO_SHAPE_ABSENT | SIO_SHAPE_OBJECT, 0, 0},
-    [SIO_DISCONNECT] = {SIO_SHAPE_ABSENT, 0, 0},
-    [SIO_EVENT] = {SIO_SHAPE_ARRAY, 1, 1},
-    [SIO_ACK] = {SIO_SHAPE_ARRAY, 0, 1},
-    [SIO_CONNECT_ERROR] = {SIO_SHAPE_OBJECT | SIO_SHAPE_STRING, 0, 0},
-    [SIO_BINARY_EVENT] = {SIO_SHAPE_ARRAY, 1, 1},
-    [SIO_BINARY_ACK] = {SIO_SHAPE_ARRAY, 0, 1},
+    [CD_SIO_CONNECT] = {SIO_SHAPE_ABSENT | SIO_SHAPE_OBJECT, 0, 0},
+    [CD_SIO_DISCONNECT] = {SIO_SHAPE_ABSENT, 0, 0},
+    [CD_SIO_EVENT] = {SIO_SHAPE_ARRAY, 1, 1},
+    [CD_SIO_ACK] = {SIO_SHAPE_ARRAY, 0, 1},
+    [CD_SIO_CONNECT_ERROR] = {SIO_SHAPE_OBJECT | SIO_SHAPE_STRING, 0, 0},
+    [CD_SIO_BINARY_EVENT] = {SIO_SHAPE_ARRAY, 1, 1},
+    [CD_SIO_BINARY_ACK] = {SIO_SHAPE_ARRAY, 0, 1},
 };
 
 /* Event names the server itself emits on a socket; a client may not send them (2.6). */
@@ -57,7 +57,7 @@ static const char *const sio__reserved[] = {
 };
 
 /* 1 if name is one of sio__reserved. */
-int sio_event_reserved(const char *name)
+int cd_sio_event_reserved(const char *name)
 {
     for (size_t i = 0; i < sizeof(sio__reserved) / sizeof(sio__reserved[0]); i++)
         if (strcmp(name, sio__reserved[i]) == 0)
@@ -69,36 +69,36 @@ int sio_event_reserved(const char *name)
 
 /* Allocates an empty packet (no data, no buffers, id -1). nsp is copied; NULL means "/".
  * Aborts on OOM like every allocation (alloc.h). */
-sio_packet_t *sio_packet_new(sio_ptype_t t, const char *nsp)
+cd_sio_packet_t *cd_sio_packet_new(cd_sio_ptype_t t, const char *nsp)
 {
-    sio_packet_t *p = sio_calloc(1, sizeof(*p));
+    cd_sio_packet_t *p = base_calloc(1, sizeof(*p));
 
     p->type = t;
-    p->nsp = sio_strdup(nsp != NULL ? nsp : "/");
+    p->nsp = base_strdup(nsp != NULL ? nsp : "/");
     p->id = -1;
     return p;
 }
 
 /* Frees p with its nsp, tree and every buffer present. Accepts NULL and packets the
  * decoder left half-filled (attach entries not yet received are NULL). */
-void sio_packet_free(sio_packet_t *p)
+void cd_sio_packet_free(cd_sio_packet_t *p)
 {
     if (p == NULL)
         return;
     if (p->attach != NULL)
         for (size_t i = 0; i < p->n_attach; i++)
-            sio_free(p->attach[i].data);
-    sio_free(p->attach);
+            base_free(p->attach[i].data);
+    base_free(p->attach);
     cJSON_Delete(p->data);
-    sio_free(p->nsp);
-    sio_free(p);
+    base_free(p->nsp);
+    base_free(p);
 }
 
 /* Copies one buffer; a zero-length buffer still gets its own (1-byte) allocation so
  * that data is never NULL for a present buffer. */
 static void sio__bin_copy(sio_bin_t *dst, const void *data, size_t len)
 {
-    dst->data = sio_malloc(len);
+    dst->data = base_malloc(len);
     dst->len = len;
     if (len)
         memcpy(dst->data, data, len);
@@ -106,25 +106,25 @@ static void sio__bin_copy(sio_bin_t *dst, const void *data, size_t len)
 
 /* Deep copy of p: nsp, tree (cJSON_Duplicate) and buffers. The copy is independent
  * of p; the caller owns it. Returns NULL only when p is NULL or cJSON cannot allocate. */
-sio_packet_t *sio_packet_dup(const sio_packet_t *p)
+cd_sio_packet_t *cd_sio_packet_dup(const cd_sio_packet_t *p)
 {
-    sio_packet_t *q;
+    cd_sio_packet_t *q;
 
     if (p == NULL)
         return NULL;
-    q = sio_packet_new(p->type, p->nsp);
+    q = cd_sio_packet_new(p->type, p->nsp);
     q->id = p->id;
     if (p->data != NULL) {
         q->data = cJSON_Duplicate(p->data, 1);
         if (q->data == NULL) {
-            sio_packet_free(q);
+            cd_sio_packet_free(q);
             return NULL;
         }
     }
     q->n_attach = p->n_attach;
     q->n_have = p->n_have;
     if (p->n_attach > 0 && p->attach != NULL) {
-        q->attach = sio_calloc(p->n_attach, sizeof(*q->attach));
+        q->attach = base_calloc(p->n_attach, sizeof(*q->attach));
         for (size_t i = 0; i < p->n_attach; i++)
             if (p->attach[i].data != NULL)
                 sio__bin_copy(&q->attach[i], p->attach[i].data, p->attach[i].len);
@@ -133,12 +133,12 @@ sio_packet_t *sio_packet_dup(const sio_packet_t *p)
 }
 
 /* Appends copies of bufs[0..n) to p->attach and raises n_attach; the caller keeps bufs.
- * Meant for packets being built for sio_encode. */
-void sio_packet_add_attachments(sio_packet_t *p, const sio_bin_t *bufs, size_t n)
+ * Meant for packets being built for cd_sio_encode. */
+void cd_sio_packet_add_attachments(cd_sio_packet_t *p, const sio_bin_t *bufs, size_t n)
 {
     if (n == 0)
         return;
-    p->attach = sio_realloc(p->attach, (p->n_attach + n) * sizeof(*p->attach));
+    p->attach = base_realloc(p->attach, (p->n_attach + n) * sizeof(*p->attach));
     for (size_t i = 0; i < n; i++)
         sio__bin_copy(&p->attach[p->n_attach + i], bufs[i].data, bufs[i].len);
     p->n_attach += n;
@@ -175,7 +175,7 @@ static int sio__placeholders_ok(const cJSON *node, size_t count)
 
 /* Applies the per-type payload rule of spec 2.2 and the reserved-name rule of 2.6.
  * Placeholders are checked separately, once the buffer count is final. */
-static int sio__payload_ok(sio_ptype_t t, const cJSON *data)
+static int sio__payload_ok(cd_sio_ptype_t t, const cJSON *data)
 {
     const struct sio__rule *r = &sio__rules[t];
     unsigned shape = data == NULL           ? SIO_SHAPE_ABSENT
@@ -191,7 +191,7 @@ static int sio__payload_ok(sio_ptype_t t, const cJSON *data)
         if (name == NULL)
             return 0;
         if (cJSON_IsString(name))
-            return !sio_event_reserved(name->valuestring);
+            return !cd_sio_event_reserved(name->valuestring);
         /* a non-finite name would re-encode as null, which is no name at all */
         return cJSON_IsNumber(name) && isfinite(name->valuedouble);
     }
@@ -202,7 +202,7 @@ static int sio__payload_ok(sio_ptype_t t, const cJSON *data)
 
 /* Prepares a decoder (caller-allocated, one per connection): nothing pending, not failed,
  * the default limit of 10 attachments, which the caller may change before feeding. */
-void sio_decoder_init(sio_decoder_t *d)
+void cd_sio_decoder_init(cd_sio_decoder_t *d)
 {
     d->pending = NULL;
     d->max_attachments = SIO_MAX_ATTACHMENTS_DEFAULT;
@@ -210,17 +210,17 @@ void sio_decoder_init(sio_decoder_t *d)
 }
 
 /* Drops any half-received packet and clears the failure; max_attachments is kept. */
-void sio_decoder_reset(sio_decoder_t *d)
+void cd_sio_decoder_reset(cd_sio_decoder_t *d)
 {
-    sio_packet_free(d->pending);
+    cd_sio_packet_free(d->pending);
     d->pending = NULL;
     d->failed = 0;
 }
 
 /* Puts d in its sticky failed state (freeing the partial packet) and returns the error. */
-static int sio__decoder_fail(sio_decoder_t *d)
+static int sio__decoder_fail(cd_sio_decoder_t *d)
 {
-    sio_packet_free(d->pending);
+    cd_sio_packet_free(d->pending);
     d->pending = NULL;
     d->failed = 1;
     return SIO_EPARSE;
@@ -239,24 +239,24 @@ static int sio__is_json_ws(char c)
 /* Parses one Socket.IO text packet (see sio_parser.h). On success ownership of the
  * packet goes to *out, or to d->pending for a binary packet still missing buffers.
  * On SIO_EPARSE nothing is left allocated and d stays failed until reset. */
-int sio_decode_text(sio_decoder_t *d, const char *s, size_t len, sio_packet_t **out)
+int cd_sio_decode_text(cd_sio_decoder_t *d, const char *s, size_t len, cd_sio_packet_t **out)
 {
     size_t i = 0, count = 0;
     int64_t id = -1;
     const char *nsp = NULL;
     size_t nsp_len = 0;
     cJSON *data = NULL;
-    sio_ptype_t type;
-    sio_packet_t *p;
+    cd_sio_ptype_t type;
+    cd_sio_packet_t *p;
 
     *out = NULL;
     if (d->failed || d->pending != NULL)
         return sio__decoder_fail(d);
     if (len == 0 || s[0] < '0' || s[0] > '6')
         return sio__decoder_fail(d);
-    type = (sio_ptype_t)(s[i++] - '0');
+    type = (cd_sio_ptype_t)(s[i++] - '0');
 
-    if (type == SIO_BINARY_EVENT || type == SIO_BINARY_ACK) {
+    if (type == CD_SIO_BINARY_EVENT || type == CD_SIO_BINARY_ACK) {
         size_t start = i;
         for (; i < len && sio__is_digit(s[i]); i++) {
             if (count > (SIZE_MAX - 9) / 10)
@@ -304,14 +304,14 @@ int sio_decode_text(sio_decoder_t *d, const char *s, size_t len, sio_packet_t **
     if (count == 0 && sio__rules[type].args && !sio__placeholders_ok(data, 0))
         goto bad_data;
 
-    p = sio_calloc(1, sizeof(*p));
+    p = base_calloc(1, sizeof(*p));
     p->type = type;
-    p->nsp = nsp != NULL ? sio_strndup(nsp, nsp_len) : sio_strdup("/");
+    p->nsp = nsp != NULL ? base_strndup(nsp, nsp_len) : base_strdup("/");
     p->id = id;
     p->data = data;
     if (count > 0) {
         p->n_attach = count;
-        p->attach = sio_calloc(count, sizeof(*p->attach));
+        p->attach = base_calloc(count, sizeof(*p->attach));
         d->pending = p;
     } else {
         *out = p;
@@ -326,9 +326,10 @@ bad_data:
 /* Stores one buffer of the pending binary packet (copied; b stays the caller's).
  * Hands the packet out once the last announced buffer arrived and its placeholders
  * all index a buffer. SIO_EPARSE, with d failed, when nothing was pending. */
-int sio_decode_binary(sio_decoder_t *d, const unsigned char *b, size_t len, sio_packet_t **out)
+int cd_sio_decode_binary(cd_sio_decoder_t *d, const unsigned char *b, size_t len,
+                         cd_sio_packet_t **out)
 {
-    sio_packet_t *p = d->pending;
+    cd_sio_packet_t *p = d->pending;
 
     *out = NULL;
     if (d->failed || p == NULL)
@@ -372,12 +373,12 @@ static size_t sio__put_u64(char *o, uint64_t v)
  * types are not sent. p->nsp must be "/" or start with '/'. Returns the number of frames
  * stored in frames, or 0 when cJSON cannot print the tree (out of memory, or an item of
  * invalid type); nothing is allocated then. */
-size_t sio_encode(const sio_packet_t *p, sio_frame_t **frames)
+size_t cd_sio_encode(const cd_sio_packet_t *p, base_frame_t **frames)
 {
     static const char type_digit[] = {
-        [SIO_CONNECT] = '0',    [SIO_DISCONNECT] = '1',    [SIO_EVENT] = '2',
-        [SIO_ACK] = '3',        [SIO_CONNECT_ERROR] = '4', [SIO_BINARY_EVENT] = '2',
-        [SIO_BINARY_ACK] = '3',
+        [CD_SIO_CONNECT] = '0',    [CD_SIO_DISCONNECT] = '1',    [CD_SIO_EVENT] = '2',
+        [CD_SIO_ACK] = '3',        [CD_SIO_CONNECT_ERROR] = '4', [CD_SIO_BINARY_EVENT] = '2',
+        [CD_SIO_BINARY_ACK] = '3',
     };
     int args = sio__rules[p->type].args;
     size_t n_bin = args ? p->n_attach : 0;
@@ -385,7 +386,7 @@ size_t sio_encode(const sio_packet_t *p, sio_frame_t **frames)
     size_t nsp_len = has_nsp ? strlen(p->nsp) : 0;
     char *json = NULL;
     size_t json_len = 0, hlen;
-    sio_frame_t *f;
+    base_frame_t *f;
     char *o;
 
     if (p->data != NULL) {
@@ -397,8 +398,8 @@ size_t sio_encode(const sio_packet_t *p, sio_frame_t **frames)
     hlen = 2 + (n_bin ? sio__digits(n_bin) + 1 : 0) + (has_nsp ? nsp_len + 1 : 0) +
            (p->id >= 0 ? sio__digits((uint64_t)p->id) : 0);
 
-    f = sio_frame_new(hlen + json_len, 0);
-    o = (char *)sio_frame_data(f);
+    f = base_frame_new(hlen + json_len, 0);
+    o = (char *)base_frame_data(f);
     *o++ = '4';
     if (n_bin) {
         *o++ = type_digit[p->type] == '2' ? '5' : '6';
@@ -421,6 +422,6 @@ size_t sio_encode(const sio_packet_t *p, sio_frame_t **frames)
     frames[0] = f;
 
     for (size_t k = 0; k < n_bin; k++)
-        frames[1 + k] = sio_frame_from(p->attach[k].data, p->attach[k].len, 1);
+        frames[1 + k] = base_frame_from(p->attach[k].data, p->attach[k].len, 1);
     return 1 + n_bin;
 }

@@ -12,7 +12,7 @@
  * LWS_CALLBACK_HTTP_WRITEABLE. WebSocket frames are written by us, not by lws: the
  * sessions that got frames during a loop iteration are listed, and before the loop
  * sleeps (uv_prepare) each one's queue goes into its socket with one sendmsg, many
- * frames at once, straight from the frames' SIO_FRAME_PRE headroom. Only when the
+ * frames at once, straight from the frames' BASE_FRAME_PRE headroom. Only when the
  * kernel says EAGAIN does lws get asked for LWS_CALLBACK_SERVER_WRITEABLE
  * (eio__ws_flush tells why and how this stays in order with lws' own writes).
  *
@@ -45,16 +45,16 @@
 
 #include <zlib.h>
 
-#include "sk_alloc.h"
-#include "sk_base64.h"
+#include "base_alloc.h"
+#include "base_base64.h"
 #include "cd_eio.h"
 
 #define EIO_WS_HDR_MAX 10 /* longest WebSocket header of a server frame */
 
 /* A frame's headroom takes the WebSocket header we write in place (eio__ws_write);
  * LWS_PRE is what lws_write itself may need there. */
-_Static_assert(LWS_PRE <= SIO_FRAME_PRE, "frames need LWS_PRE bytes of headroom for lws_write");
-_Static_assert(EIO_WS_HDR_MAX <= SIO_FRAME_PRE, "frames need room for a WebSocket header");
+_Static_assert(LWS_PRE <= BASE_FRAME_PRE, "frames need LWS_PRE bytes of headroom for lws_write");
+_Static_assert(EIO_WS_HDR_MAX <= BASE_FRAME_PRE, "frames need room for a WebSocket header");
 
 #define EIO_HDR_ROOM 2048   /* status line + headers of one answer */
 #define EIO_ORIGIN_MAX 512  /* longer Origin / request-headers values are not echoed */
@@ -110,7 +110,7 @@ typedef struct eio_req {
     int eio_ok;    /* EIO=4 */
     int has_sid;
     char sid[EIO_SID_MAX + 1];
-    char *query; /* re-encoded query string (sio_malloc), "" when none */
+    char *query; /* re-encoded query string (base_malloc), "" when none */
 } eio_req_t;
 
 typedef struct eio_buf {
@@ -122,7 +122,7 @@ static void eio__buf_put(eio_buf_t *b, const char *s, size_t n)
 {
     if (b->len + n + 1 > b->cap) {
         b->cap = (b->len + n + 1) * 2;
-        b->p = sio_realloc(b->p, b->cap);
+        b->p = base_realloc(b->p, b->cap);
     }
     memcpy(b->p + b->len, s, n);
     b->len += n;
@@ -151,7 +151,7 @@ static void eio__buf_encode(eio_buf_t *b, const char *s, size_t n, const char *k
 static void eio__req_parse(struct lws *wsi, eio_req_t *r)
 {
     int total = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS);
-    char *frag = sio_malloc((size_t)(total > 0 ? total : 0) + 1);
+    char *frag = base_malloc((size_t)(total > 0 ? total : 0) + 1);
     eio_buf_t q = {0};
     char *uri;
     int ulen;
@@ -200,8 +200,8 @@ static void eio__req_parse(struct lws *wsi, eio_req_t *r)
             eio__buf_encode(&q, eq + 1, (size_t)n - klen - 1, ",:/@!$'()*=");
         }
     }
-    sio_free(frag);
-    r->query = q.p != NULL ? q.p : sio_strdup("");
+    base_free(frag);
+    r->query = q.p != NULL ? q.p : base_strdup("");
 }
 
 /* Copies a header (all its fragments) into a fresh string, NULL when absent. */
@@ -212,9 +212,9 @@ static char *eio__hdr_dup(struct lws *wsi, enum lws_token_indexes tok)
 
     if (n <= 0)
         return NULL;
-    v = sio_malloc((size_t)n + 1);
+    v = base_malloc((size_t)n + 1);
     if (lws_hdr_copy(wsi, v, n + 1, tok) < 0) {
-        sio_free(v);
+        base_free(v);
         return NULL;
     }
     return v;
@@ -231,7 +231,7 @@ static void eio__handshake_facts(struct lws *wsi, const char *path, eio_req_t *r
     peer[0] = '\0';
     lws_get_peer_simple(wsi, peer, sizeof(peer));
     peer[sizeof(peer) - 1] = '\0';
-    hs->address = sio_strdup(peer);
+    hs->address = base_strdup(peer);
 
     eio__buf_encode(&url, path, strlen(path), "/,:@!$'()*+;=");
     if (r->query[0]) {
@@ -249,7 +249,7 @@ static void eio__handshake_facts(struct lws *wsi, const char *path, eio_req_t *r
         size_t kl;
 
         if (v == NULL || name == NULL) {
-            sio_free(v);
+            base_free(v);
             continue;
         }
         kl = strlen(name);
@@ -260,7 +260,7 @@ static void eio__handshake_facts(struct lws *wsi, const char *path, eio_req_t *r
         memcpy(key, name, kl);
         key[kl] = '\0';
         cJSON_AddStringToObject(h, key, v);
-        sio_free(v);
+        base_free(v);
     }
     for (size_t i = 0; i < sizeof(eio__kept_custom) / sizeof(eio__kept_custom[0]); i++) {
         const char *name = eio__kept_custom[i];
@@ -270,13 +270,13 @@ static void eio__handshake_facts(struct lws *wsi, const char *path, eio_req_t *r
 
         if (vl < 0)
             continue;
-        char *v = sio_malloc((size_t)vl + 1);
+        char *v = base_malloc((size_t)vl + 1);
         if (lws_hdr_custom_copy(wsi, v, vl + 1, name, nl) >= 0) {
             memcpy(key, name, (size_t)nl - 1);
             key[nl - 1] = '\0';
             cJSON_AddStringToObject(h, key, v);
         }
-        sio_free(v);
+        base_free(v);
     }
     hs->headers = h;
 }
@@ -290,7 +290,7 @@ static int eio__origin_ok(struct lws *wsi)
     for (const unsigned char *p = (const unsigned char *)o; p != NULL && *p; p++)
         if (*p != '\t' && (*p < 0x20 || *p == 0x7f))
             ok = 0;
-    sio_free(o);
+    base_free(o);
     return ok;
 }
 
@@ -436,7 +436,7 @@ static unsigned char *eio__reply_begin(eio_server_t *srv, struct lws *wsi, unsig
                                        const char *ctype, size_t body_len, unsigned flags,
                                        unsigned char **p)
 {
-    unsigned char *buf = sio_malloc(LWS_PRE + EIO_HDR_ROOM + body_len);
+    unsigned char *buf = base_malloc(LWS_PRE + EIO_HDR_ROOM + body_len);
     unsigned char *end = buf + LWS_PRE + EIO_HDR_ROOM;
     int rc = 0;
 
@@ -458,7 +458,7 @@ static unsigned char *eio__reply_begin(eio_server_t *srv, struct lws *wsi, unsig
         rc |= eio__cors_headers(srv, wsi, (flags & EIO_R_PREFLIGHT) != 0, p, end);
     rc |= lws_finalize_http_header(wsi, p, end);
     if (rc) {
-        sio_free(buf);
+        base_free(buf);
         return NULL;
     }
     return buf;
@@ -471,7 +471,7 @@ static int eio__reply_end(struct lws *wsi, unsigned char *buf, unsigned char *p,
     unsigned char *start = buf + LWS_PRE;
     int n = lws_write(wsi, start, (size_t)(p - start), LWS_WRITE_HTTP_FINAL);
 
-    sio_free(buf);
+    base_free(buf);
     if (n < 0)
         return -1;
     if (complete && lws_http_transaction_completed(wsi))
@@ -526,7 +526,7 @@ static int eio__reply_packet(eio_server_t *srv, struct lws *wsi, const char *pkt
 static int eio__get_writeable(eio_server_t *srv, struct lws *wsi, eio_conn_t *c)
 {
     eio_session_t *s = c->s;
-    sio_frame_t *stack[16], **frames = stack;
+    base_frame_t *stack[16], **frames = stack;
     const char *tail = NULL;
     size_t n = 0, len;
     unsigned char *buf, *p;
@@ -544,27 +544,27 @@ static int eio__get_writeable(eio_server_t *srv, struct lws *wsi, eio_conn_t *c)
         tail = s->close_mode == EIO_CLOSE_CLIENT ? "6" : "1";
 
     if (s->q.len > sizeof(stack) / sizeof(stack[0]))
-        frames = sio_malloc(s->q.len * sizeof(*frames));
+        frames = base_malloc(s->q.len * sizeof(*frames));
     while (s->q.len > 0)
         frames[n++] = eio__queue_pop(&s->q, NULL);
     eio__detach(s, wsi, c);
     eio__session_maybe_free(s);
 
-    len = eio_payload_len(frames, n) + (tail != NULL ? (n > 0) + 1 : 0);
+    len = cd_eio_payload_len(frames, n) + (tail != NULL ? (n > 0) + 1 : 0);
     buf = eio__reply_begin(srv, wsi, 200, "text/plain; charset=UTF-8", len,
                            EIO_R_CORS | EIO_R_NOSTORE, &p);
     if (buf != NULL) {
-        p += eio_payload_write(frames, n, (char *)p);
+        p += cd_eio_payload_write(frames, n, (char *)p);
         if (tail != NULL) {
             if (n > 0)
-                *p++ = EIO_RS;
+                *p++ = CD_EIO_RS;
             *p++ = (unsigned char)tail[0];
         }
     }
     for (size_t i = 0; i < n; i++)
-        sio_frame_unref(frames[i]);
+        base_frame_unref(frames[i]);
     if (frames != stack)
-        sio_free(frames);
+        base_free(frames);
     if (buf == NULL)
         return -1;
     return eio__reply_end(wsi, buf, p, 1);
@@ -657,7 +657,7 @@ static int eio__on_body(eio_server_t *srv, struct lws *wsi, eio_conn_t *c, const
     if (c->body_len + len > c->body_cap) {
         c->body_cap = (c->body_len + len) * 2 < srv->cfg.max_payload ? (c->body_len + len) * 2
                                                                      : srv->cfg.max_payload;
-        c->body = sio_realloc(c->body, c->body_cap);
+        c->body = base_realloc(c->body, c->body_cap);
     }
     if (len > 0)
         memcpy(c->body + c->body_len, in, len);
@@ -665,7 +665,7 @@ static int eio__on_body(eio_server_t *srv, struct lws *wsi, eio_conn_t *c, const
     return 0;
 }
 
-static int eio__post_packet(void *ud, const eio_packet_t *p)
+static int eio__post_packet(void *ud, const cd_eio_packet_t *p)
 {
     eio_session_t *s = ud;
 
@@ -685,7 +685,7 @@ static int eio__on_body_done(eio_server_t *srv, struct lws *wsi, eio_conn_t *c)
     if (s == NULL) /* the session closed while the body was coming */
         return eio__reply_error(srv, wsi, EIO_ERR_SID);
     eio__detach(s, wsi, c);
-    rc = eio_decode_payload(c->body != NULL ? c->body : "", c->body_len, eio__post_packet, s);
+    rc = cd_eio_decode_payload(c->body != NULL ? c->body : "", c->body_len, eio__post_packet, s);
     if (rc < 0)
         eio__session_close(s, "parse error", EIO_CLOSE_ERROR);
     /* the reference answers "ok" even to a POST it could not parse */
@@ -715,8 +715,8 @@ static int eio__plain_http(eio_server_t *srv, struct lws *wsi, const char *path)
         rc = eio__reply(srv, wsi, (unsigned)res.status,
                         res.content_type != NULL ? res.content_type : "text/plain", res.body,
                         res.body != NULL ? res.body_len : 0, 0);
-    sio_free(res.body);
-    sio_free(r.query);
+    base_free(res.body);
+    base_free(r.query);
     return rc;
 }
 
@@ -754,7 +754,7 @@ static int eio__on_http(eio_server_t *srv, struct lws *wsi, eio_conn_t *c, const
     } else {
         rc = eio__reply(srv, wsi, 500, NULL, NULL, 0, EIO_R_CORS);
     }
-    sio_free(r.query);
+    base_free(r.query);
     return rc;
 }
 
@@ -795,7 +795,7 @@ static int eio__on_confirm_upgrade(eio_server_t *srv, struct lws *wsi, const cha
         err = EIO_ERR_BAD;
     /* a known sid that cannot upgrade now (already upgraded or upgrading) gets the
      * 101 and an immediate close, as from the reference (eio__on_ws_open) */
-    sio_free(r.query);
+    base_free(r.query);
     if (err >= 0)
         return eio__reject_upgrade(srv, wsi, err == EIO_ERR_FORBIDDEN ? 403 : 400,
                                    eio__err_msg[err]);
@@ -829,7 +829,7 @@ static int eio__on_ws_open(eio_server_t *srv, struct lws *wsi, eio_conn_t *c)
             eio__upgrade_start(s, wsi);
         }
     }
-    sio_free(r.query);
+    base_free(r.query);
     return rc;
 }
 
@@ -838,7 +838,7 @@ static void eio__ws_message(eio_server_t *srv, struct lws *wsi, eio_conn_t *c,
                             const unsigned char *data, size_t len, int binary)
 {
     eio_session_t *s = c->s;
-    eio_packet_t pkt;
+    cd_eio_packet_t pkt;
 
     if (s == NULL)
         return;
@@ -859,24 +859,24 @@ static void eio__ws_message(eio_server_t *srv, struct lws *wsi, eio_conn_t *c,
     if (s->state != EIO_S_OPEN)
         return;
     if (binary) {
-        pkt.type = EIO_MESSAGE;
+        pkt.type = CD_EIO_MESSAGE;
         pkt.binary = 1;
         pkt.data = (const char *)data;
         pkt.len = len;
         eio__session_packet(s, &pkt);
     } else if (len > 0 && data[0] == 'b') {
         /* the base64 form of a binary message is legal on a WebSocket too */
-        unsigned char *bin = sio_malloc((len - 1) / 4 * 3 + 1);
-        if (sio_b64_decode((const char *)data + 1, len - 1, bin, &pkt.len) == 0) {
-            pkt.type = EIO_MESSAGE;
+        unsigned char *bin = base_malloc((len - 1) / 4 * 3 + 1);
+        if (base_b64_decode((const char *)data + 1, len - 1, bin, &pkt.len) == 0) {
+            pkt.type = CD_EIO_MESSAGE;
             pkt.binary = 1;
             pkt.data = (const char *)bin;
             eio__session_packet(s, &pkt);
         } else {
             eio__session_close(s, "parse error", EIO_CLOSE_ERROR);
         }
-        sio_free(bin);
-    } else if (eio_decode_text((const char *)data, len, &pkt) == 0) {
+        base_free(bin);
+    } else if (cd_eio_decode_text((const char *)data, len, &pkt) == 0) {
         eio__session_packet(s, &pkt);
     } else {
         eio__session_close(s, "parse error", EIO_CLOSE_ERROR);
@@ -893,7 +893,7 @@ static void eio__msg_grow(eio_server_t *srv, eio_conn_t *c, size_t need)
         cap *= 2;
     if (cap > srv->cfg.max_payload + 1)
         cap = srv->cfg.max_payload + 1;
-    c->msg = sio_realloc(c->msg, cap);
+    c->msg = base_realloc(c->msg, cap);
     c->msg_cap = cap;
 }
 
@@ -908,9 +908,9 @@ static int eio__inflate(eio_server_t *srv, eio_conn_t *c, const unsigned char *i
     z_stream *z = c->zrx;
 
     if (z == NULL) {
-        z = sio_calloc(1, sizeof(*z));
+        z = base_calloc(1, sizeof(*z));
         if (inflateInit2(z, -15) != Z_OK) {
-            sio_free(z);
+            base_free(z);
             return -1;
         }
         c->zrx = z;
@@ -1002,7 +1002,7 @@ static int eio__on_ws_rx(eio_server_t *srv, struct lws *wsi, eio_conn_t *c, cons
             eio__ws_message(srv, wsi, c, c->msg, c->msg_len, c->msg_binary);
         c->msg_len = 0;
         if (c->msg_cap > 65536) { /* keep a small buffer, give big ones back */
-            sio_free(c->msg);
+            base_free(c->msg);
             c->msg = NULL;
             c->msg_cap = 0;
         }
@@ -1075,15 +1075,15 @@ static unsigned char *eio__deflate(eio_server_t *srv, const unsigned char *in, s
     int rc;
 
     if (z == NULL) {
-        z = sio_calloc(1, sizeof(*z));
+        z = base_calloc(1, sizeof(*z));
         if (deflateInit2(z, 1, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
-            sio_free(z);
+            base_free(z);
             return NULL;
         }
         srv->zs = z;
     }
     cap = deflateBound(z, (uLong)len) + 16; /* + the sync flush marker */
-    buf = sio_malloc(EIO_WS_HDR_MAX + cap);
+    buf = base_malloc(EIO_WS_HDR_MAX + cap);
     z->next_in = (Bytef *)in;
     z->avail_in = (uInt)len;
     z->next_out = buf + EIO_WS_HDR_MAX;
@@ -1094,7 +1094,7 @@ static unsigned char *eio__deflate(eio_server_t *srv, const unsigned char *in, s
     /* the stream must have ended on the 00 00 ff ff marker, which RFC 7692 drops */
     if (rc != Z_OK || z->avail_in != 0 || *outlen < 4 || *outlen - 4 >= len ||
         memcmp(buf + EIO_WS_HDR_MAX + *outlen - 4, "\0\0\xff\xff", 4) != 0) {
-        sio_free(buf);
+        base_free(buf);
         return NULL;
     }
     *outlen -= 4;
@@ -1105,7 +1105,7 @@ static void eio__deflate_end(eio_server_t *srv)
 {
     if (srv->zs != NULL) {
         deflateEnd(srv->zs);
-        sio_free(srv->zs);
+        base_free(srv->zs);
         srv->zs = NULL;
     }
 }
@@ -1116,10 +1116,10 @@ static void eio__deflate_end(eio_server_t *srv)
  * every recipient writes the same bytes there, and only on the loop thread. A
  * broadcast is compressed once: the deflate is the same for every connection, so
  * the first compressing recipient keeps the result on the frame (f->z). */
-static unsigned char *eio__ws_bytes(eio_server_t *srv, const eio_conn_t *c, sio_frame_t *f,
+static unsigned char *eio__ws_bytes(eio_server_t *srv, const eio_conn_t *c, base_frame_t *f,
                                     unsigned flags, size_t *len)
 {
-    unsigned char *data = sio_frame_data(f);
+    unsigned char *data = base_frame_data(f);
     size_t h;
 
     if (c->pmd && !(flags & EIO_SEND_NOCOMPRESS) && f->len >= EIO_DEFLATE_MIN) {
@@ -1145,14 +1145,14 @@ static unsigned char *eio__ws_bytes(eio_server_t *srv, const eio_conn_t *c, sio_
  * parses what clients send, answers their pings and sends the close frames. A raw
  * write is copied by lws when the socket does not take it all, so the frame is
  * free to go as soon as this returns. Takes over the caller's reference to f. */
-static int eio__ws_write(eio_server_t *srv, struct lws *wsi, eio_conn_t *c, sio_frame_t *f,
+static int eio__ws_write(eio_server_t *srv, struct lws *wsi, eio_conn_t *c, base_frame_t *f,
                          unsigned flags)
 {
     size_t len;
     unsigned char *p = eio__ws_bytes(srv, c, f, flags, &len);
     int n = lws_write(wsi, p, len, LWS_WRITE_HTTP);
 
-    sio_frame_unref(f);
+    base_frame_unref(f);
     return n < 0 ? -1 : 0;
 }
 
@@ -1220,12 +1220,12 @@ static int eio__ws_flush(eio_server_t *srv, struct lws *wsi, eio_conn_t *c, eio_
         }
         done = (size_t)w;
         for (size_t i = 0; i < n; i++) {
-            sio_frame_t *f;
+            base_frame_t *f;
             int rc;
 
             if (done >= iov[i].iov_len) {
                 done -= iov[i].iov_len;
-                sio_frame_unref(eio__queue_pop(&s->q, NULL));
+                base_frame_unref(eio__queue_pop(&s->q, NULL));
                 continue;
             }
             if (done == 0) { /* the socket is full at a frame boundary */
@@ -1235,7 +1235,7 @@ static int eio__ws_flush(eio_server_t *srv, struct lws *wsi, eio_conn_t *c, eio_
             f = eio__queue_pop(&s->q, NULL);
             rc = lws_write(wsi, (unsigned char *)iov[i].iov_base + done, iov[i].iov_len - done,
                            LWS_WRITE_HTTP);
-            sio_frame_unref(f);
+            base_frame_unref(f);
             if (rc < 0)
                 return EIO_FLUSH_FAIL;
             if (lws_partial_buffered(wsi)) {
@@ -1268,12 +1268,12 @@ static void eio__on_flush(uv_prepare_t *h)
 {
     eio_server_t *srv = h->data;
 
-    while (!sio_list_empty(&srv->writes)) {
-        eio_session_t *s = SIO_CONTAINER_OF(srv->writes.next, eio_session_t, wlink);
+    while (!base_list_empty(&srv->writes)) {
+        eio_session_t *s = BASE_CONTAINER_OF(srv->writes.next, eio_session_t, wlink);
         struct lws *wsi = s->ws;
         eio_conn_t *c;
 
-        sio_list_remove(&s->wlink);
+        base_list_remove(&s->wlink);
         if (wsi == NULL || s->q.len == 0)
             continue;
         c = lws_wsi_user(wsi);
@@ -1330,7 +1330,7 @@ static int eio__on_ws_writeable(eio_server_t *srv, struct lws *wsi, eio_conn_t *
         if (!c->probe_ack)
             return 0;
         c->probe_ack = 0;
-        return eio__ws_write(srv, wsi, c, sio_frame_from("3probe", 6, 0), 0);
+        return eio__ws_write(srv, wsi, c, base_frame_from("3probe", 6, 0), 0);
     }
     if (c->role != EIO_ROLE_WS)
         return 0;
@@ -1379,15 +1379,15 @@ static void eio__conn_gone(struct lws *wsi, eio_conn_t *c)
 
     if (c == NULL)
         return;
-    sio_free(c->body);
+    base_free(c->body);
     c->body = NULL;
     c->body_len = c->body_cap = 0;
-    sio_free(c->msg);
+    base_free(c->msg);
     c->msg = NULL;
     c->msg_len = c->msg_cap = 0;
     if (c->zrx != NULL) {
         inflateEnd(c->zrx);
-        sio_free(c->zrx);
+        base_free(c->zrx);
         c->zrx = NULL;
     }
     s = c->s;
@@ -1520,7 +1520,7 @@ void eio__wake(eio_session_t *s)
          * s here, the flush looks at the connection (eio__flush_ok) */
         if (s->state == EIO_S_OPEN) {
             if (s->wlink.next == &s->wlink) { /* not listed yet */
-                sio_list_push_back(&srv->writes, &s->wlink);
+                base_list_push_back(&srv->writes, &s->wlink);
                 eio__flush_arm(srv);
             }
             return;
@@ -1582,7 +1582,7 @@ static void eio__on_accept_resume(uv_timer_t *t)
 static void eio__on_accept(uv_poll_t *h, int status, int events)
 {
     eio_server_t *srv = h->data;
-    eio_listener_t *l = SIO_CONTAINER_OF(h, eio_listener_t, poll);
+    eio_listener_t *l = BASE_CONTAINER_OF(h, eio_listener_t, poll);
 
     if (status < 0 || srv->phase != EIO_SRV_RUNNING)
         return;
@@ -1691,7 +1691,7 @@ static void eio__on_srv_handle_closed(uv_handle_t *h)
 
 static void eio__on_listener_closed(uv_handle_t *h)
 {
-    eio_listener_t *l = SIO_CONTAINER_OF((uv_poll_t *)h, eio_listener_t, poll);
+    eio_listener_t *l = BASE_CONTAINER_OF((uv_poll_t *)h, eio_listener_t, poll);
 
     close(l->fd);
     l->fd = -1;
@@ -1829,7 +1829,7 @@ void eio__shutdown_step(eio_server_t *srv)
     switch (srv->phase) {
     case EIO_SRV_DRAINING:
         /* leave the lws callback / application call we may be in before destroying */
-        if (sio_list_empty(&srv->sessions))
+        if (base_list_empty(&srv->sessions))
             uv_timer_start(&srv->drain_timer, eio__on_drain_end, 0, 0);
         break;
     case EIO_SRV_HANDLES:

@@ -34,8 +34,8 @@
 
 #include "eio.h"
 #include "cd_eio.h"
-#include "sk_list.h"
-#include "sk_map.h"
+#include "base_list.h"
+#include "base_map.h"
 
 #define EIO_ID_LEN 20
 #define EIO_MAX_LISTENERS 8
@@ -60,7 +60,7 @@ enum eio_role {
 
 /* One queued frame reference and the EIO_SEND_* flags it was sent with. */
 typedef struct eio_qent {
-    sio_frame_t *f;
+    base_frame_t *f;
     unsigned flags;
 } eio_qent_t;
 
@@ -85,7 +85,7 @@ typedef struct eio_conn {
     unsigned char noop;        /* held GET: answer noop "6" (upgrade probe started) */
     unsigned char probe_ack;   /* probe WebSocket owes "3probe" */
     unsigned short close_code; /* WebSocket: close with this code at the next WRITEABLE */
-    char *body;                /* POST body collected so far (sio_malloc) */
+    char *body;                /* POST body collected so far (base_malloc) */
     size_t body_len, body_cap;
     unsigned char *msg; /* WebSocket message being reassembled / inflated */
     size_t msg_len, msg_cap;
@@ -98,9 +98,9 @@ typedef struct eio_conn {
 } eio_conn_t;
 
 struct eio_session {
-    sio_list_t link;    /* srv->sessions while not DEAD */
-    sio_list_t pending; /* srv->pending while on_close waits for the loop */
-    sio_list_t wlink;   /* srv->writes while its WebSocket has frames to flush */
+    base_list_t link;    /* srv->sessions while not DEAD */
+    base_list_t pending; /* srv->pending while on_close waits for the loop */
+    base_list_t wlink;   /* srv->writes while its WebSocket has frames to flush */
     eio_server_t *srv;
     char id[EIO_ID_LEN + 1];
     int transport;           /* SIO_TRANSPORT_POLLING or SIO_TRANSPORT_WEBSOCKET */
@@ -157,21 +157,21 @@ struct eio_server {
     struct lws_vhost *vh;
     eio_listener_t listeners[EIO_MAX_LISTENERS];
     int n_listeners;
-    sio_list_t sessions;     /* eio_session_t.link, every not-DEAD session */
-    sio_list_t pending;      /* eio_session_t.pending, on_close not yet delivered */
-    sio_map_t by_id;         /* sid -> eio_session_t*, sessions a request may reach */
+    base_list_t sessions;     /* eio_session_t.link, every not-DEAD session */
+    base_list_t pending;      /* eio_session_t.pending, on_close not yet delivered */
+    base_map_t by_id;         /* sid -> eio_session_t*, sessions a request may reach */
     size_t n_open;           /* sessions the application knows (on_open .. on_close) */
     uv_idle_t pending_idle;  /* delivers on_close from the loop */
     uv_timer_t drain_timer;  /* bounds the shutdown drain */
     uv_timer_t accept_timer; /* pauses accepting while out of file descriptors */
     uv_idle_t reap_idle;     /* waits for lws' own handles after lws_context_destroy */
-    sio_list_t writes;       /* eio_session_t.wlink: WebSockets to flush before the loop sleeps */
+    base_list_t writes;       /* eio_session_t.wlink: WebSockets to flush before the loop sleeps */
     uv_prepare_t flush_prep; /* runs the flush (http.c) while writes is not empty */
     int lws_kick;            /* an lws timeout was set outside lws: wake lws (http.c) */
     int handles_ready;       /* the handles above are initialised */
     int n_handles;           /* our uv handles not yet closed (incl. session timers) */
     uint64_t reap_deadline;
-    sio_frame_t *ping; /* the shared "2" frame */
+    base_frame_t *ping; /* the shared "2" frame */
     void *zs;          /* shared deflate stream (z_stream), NULL until first use */
     void (*close_cb)(void *arg);
     void *close_arg;
@@ -189,7 +189,7 @@ eio_session_t *eio__session_open(eio_server_t *srv, int transport, eio_handshake
  * lazily first, so a session whose pong is overdue is closed and not returned. */
 eio_session_t *eio__session_find(eio_server_t *srv, const char *sid);
 /* Handles one decoded packet from the session's main transport. */
-void eio__session_packet(eio_session_t *s, const eio_packet_t *p);
+void eio__session_packet(eio_session_t *s, const cd_eio_packet_t *p);
 /* Starts closing (idempotent while not OPEN). reason is copied. */
 void eio__session_close(eio_session_t *s, const char *reason, int mode);
 /* Frees s if nothing holds it any more: CLOSED, no connection attached, not
@@ -211,7 +211,7 @@ void eio__upgrade_abort(eio_session_t *s, struct lws *wsi, eio_conn_t *c);
 void eio__queue_clear(eio_queue_t *q);
 /* Takes the oldest frame (the caller now owns the reference) and, when flags is not
  * NULL, its send flags. NULL when empty. */
-sio_frame_t *eio__queue_pop(eio_queue_t *q, unsigned *flags);
+base_frame_t *eio__queue_pop(eio_queue_t *q, unsigned *flags);
 /* Closes every session for shutdown; frees the ones that can go now. */
 void eio__sessions_shutdown(eio_server_t *srv);
 /* Delivers every pending on_close now (from a loop callback). */

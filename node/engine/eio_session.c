@@ -28,7 +28,7 @@
 
 #include <openssl/rand.h>
 
-#include "sk_alloc.h"
+#include "base_alloc.h"
 #include "cd_eio.h"
 
 /* ---------------------------------------------------------------- ids */
@@ -72,7 +72,7 @@ void eio_random_id(char out[21])
 /* Bounded by frames and by bytes, the backlog excepted (EIO_SEND_BACKLOG). Bytes count
  * each reference: a broadcast frame is shared, but a client that holds it back holds it
  * alive, and the bound is about what one client may pin. */
-static int eio__queue_push(eio_queue_t *q, sio_frame_t *f, unsigned flags, size_t max,
+static int eio__queue_push(eio_queue_t *q, base_frame_t *f, unsigned flags, size_t max,
                            size_t max_bytes)
 {
     if (!(flags & EIO_SEND_BACKLOG) &&
@@ -81,10 +81,10 @@ static int eio__queue_push(eio_queue_t *q, sio_frame_t *f, unsigned flags, size_
         return -1;
     if (q->len == q->cap) {
         size_t ncap = q->cap ? q->cap * 2 : 8;
-        eio_qent_t *nb = sio_malloc(ncap * sizeof(*nb));
+        eio_qent_t *nb = base_malloc(ncap * sizeof(*nb));
         for (size_t i = 0; i < q->len; i++)
             nb[i] = q->buf[(q->head + i) & (q->cap - 1)];
-        sio_free(q->buf);
+        base_free(q->buf);
         q->buf = nb;
         q->cap = ncap;
         q->head = 0;
@@ -99,7 +99,7 @@ static int eio__queue_push(eio_queue_t *q, sio_frame_t *f, unsigned flags, size_
     return 0;
 }
 
-sio_frame_t *eio__queue_pop(eio_queue_t *q, unsigned *flags)
+base_frame_t *eio__queue_pop(eio_queue_t *q, unsigned *flags)
 {
     eio_qent_t e;
 
@@ -120,10 +120,10 @@ sio_frame_t *eio__queue_pop(eio_queue_t *q, unsigned *flags)
 
 void eio__queue_clear(eio_queue_t *q)
 {
-    sio_frame_t *f;
+    base_frame_t *f;
 
     while ((f = eio__queue_pop(q, NULL)) != NULL)
-        sio_frame_unref(f);
+        base_frame_unref(f);
 }
 
 /* ---------------------------------------------------------------- server object */
@@ -139,7 +139,7 @@ eio_server_t *eio_server_new(uv_loop_t *loop, const eio_config_t *cfg, const eio
 
     if (loop == NULL || cfg == NULL || cb == NULL || cfg->port < 0 || cfg->port > 65535)
         return NULL;
-    srv = sio_calloc(1, sizeof(*srv));
+    srv = base_calloc(1, sizeof(*srv));
     srv->loop = loop;
     srv->cfg = *cfg;
     srv->cb = *cb;
@@ -164,25 +164,25 @@ eio_server_t *eio_server_new(uv_loop_t *loop, const eio_config_t *cfg, const eio
     srv->path_len = strlen(path);
     while (srv->path_len > 1 && path[srv->path_len - 1] == '/')
         srv->path_len--;
-    srv->path = sio_malloc(srv->path_len + 2);
+    srv->path = base_malloc(srv->path_len + 2);
     memcpy(srv->path, path, srv->path_len);
     srv->path[srv->path_len] = '/';
     srv->path[srv->path_len + 1] = '\0';
     if (srv->path_len == 1) /* "/" itself: everything is ours */
         srv->path[1] = '\0';
     srv->cfg.path = srv->path;
-    srv->host = cfg->host != NULL ? sio_strdup(cfg->host) : NULL;
+    srv->host = cfg->host != NULL ? base_strdup(cfg->host) : NULL;
     srv->cfg.host = srv->host;
     srv->cors =
-        cfg->cors_origins != NULL && cfg->cors_origins[0] ? sio_strdup(cfg->cors_origins) : NULL;
+        cfg->cors_origins != NULL && cfg->cors_origins[0] ? base_strdup(cfg->cors_origins) : NULL;
     srv->cfg.cors_origins = srv->cors;
 
     srv->port = cfg->port;
-    sio_list_init(&srv->sessions);
-    sio_list_init(&srv->pending);
-    sio_list_init(&srv->writes);
-    sio_map_init(&srv->by_id);
-    srv->ping = sio_frame_from("2", 1, 0);
+    base_list_init(&srv->sessions);
+    base_list_init(&srv->pending);
+    base_list_init(&srv->writes);
+    base_map_init(&srv->by_id);
+    srv->ping = base_frame_from("2", 1, 0);
     srv->phase = EIO_SRV_NEW;
     return srv;
 }
@@ -193,12 +193,12 @@ void eio_server_free(eio_server_t *srv)
 {
     if (srv == NULL)
         return;
-    sio_map_clear(&srv->by_id);
-    sio_frame_unref(srv->ping);
-    sio_free(srv->path);
-    sio_free(srv->host);
-    sio_free(srv->cors);
-    sio_free(srv);
+    base_map_clear(&srv->by_id);
+    base_frame_unref(srv->ping);
+    base_free(srv->path);
+    base_free(srv->host);
+    base_free(srv->cors);
+    base_free(srv);
 }
 
 int eio_server_port(const eio_server_t *srv)
@@ -286,7 +286,7 @@ static void eio__on_upgrade_timeout(uv_timer_t *t)
 static void eio__unmap(eio_session_t *s)
 {
     if (s->in_map) {
-        sio_map_del(&s->srv->by_id, s->id);
+        base_map_del(&s->srv->by_id, s->id);
         s->in_map = 0;
     }
 }
@@ -299,7 +299,7 @@ static void eio__on_pending(uv_idle_t *h)
 eio_session_t *eio__session_open(eio_server_t *srv, int transport, eio_handshake_t *hs,
                                  struct lws *wsi, eio_conn_t *c)
 {
-    eio_session_t *s = sio_calloc(1, sizeof(*s));
+    eio_session_t *s = base_calloc(1, sizeof(*s));
     char open[256];
     int n;
 
@@ -308,12 +308,12 @@ eio_session_t *eio__session_open(eio_server_t *srv, int transport, eio_handshake
     s->state = EIO_S_OPEN;
     do
         eio_random_id(s->id);
-    while (sio_map_has(&srv->by_id, s->id));
-    sio_map_put(&srv->by_id, s->id, s);
+    while (base_map_has(&srv->by_id, s->id));
+    base_map_put(&srv->by_id, s->id, s);
     s->in_map = 1;
-    sio_list_push_back(&srv->sessions, &s->link);
-    sio_list_init(&s->pending);
-    sio_list_init(&s->wlink);
+    base_list_push_back(&srv->sessions, &s->link);
+    base_list_init(&s->pending);
+    base_list_init(&s->wlink);
     s->address = hs->address;
     s->url = hs->url;
     s->query = hs->query;
@@ -336,7 +336,7 @@ eio_session_t *eio__session_open(eio_server_t *srv, int transport, eio_handshake
                      ? "[\"websocket\"]"
                      : "[]",
                  srv->cfg.ping_interval_ms, srv->cfg.ping_timeout_ms, srv->cfg.max_payload);
-    eio__queue_push(&s->q, sio_frame_from(open, (size_t)n, 0), 0, (size_t)-1, (size_t)-1);
+    eio__queue_push(&s->q, base_frame_from(open, (size_t)n, 0), 0, (size_t)-1, (size_t)-1);
 
     /* the request that opened the session carries the open packet */
     c->s = s;
@@ -358,27 +358,27 @@ eio_session_t *eio__session_open(eio_server_t *srv, int transport, eio_handshake
 
 eio_session_t *eio__session_find(eio_server_t *srv, const char *sid)
 {
-    eio_session_t *s = sio_map_get(&srv->by_id, sid);
+    eio_session_t *s = base_map_get(&srv->by_id, sid);
 
     if (s != NULL && s->state == EIO_S_OPEN && eio__now(srv) >= s->hb_deadline) {
         eio__session_close(s, "ping timeout", EIO_CLOSE_ERROR);
-        s = sio_map_get(&srv->by_id, sid);
+        s = base_map_get(&srv->by_id, sid);
     }
     return s;
 }
 
-void eio__session_packet(eio_session_t *s, const eio_packet_t *p)
+void eio__session_packet(eio_session_t *s, const cd_eio_packet_t *p)
 {
     eio_server_t *srv = s->srv;
 
     if (s->state != EIO_S_OPEN)
         return;
     switch (p->type) {
-    case EIO_MESSAGE:
+    case CD_EIO_MESSAGE:
         if (srv->cb.on_message != NULL)
             srv->cb.on_message(srv->cb.ud, s, p->data, p->len, p->binary);
         break;
-    case EIO_PONG:
+    case CD_EIO_PONG:
         if (s->awaiting_pong) {
             /* the pong comes after the client read the ping, so everything queued
              * before the ping (one transport, in order) was read too */
@@ -386,10 +386,10 @@ void eio__session_packet(eio_session_t *s, const eio_packet_t *p)
             eio__hb_arm(s);
         }
         break;
-    case EIO_PING: /* v4: only the server pings ("invalid heartbeat direction") */
+    case CD_EIO_PING: /* v4: only the server pings ("invalid heartbeat direction") */
         eio__session_close(s, "transport error", EIO_CLOSE_ERROR);
         break;
-    case EIO_CLOSE:
+    case CD_EIO_CLOSE:
         eio__session_close(s, "transport close", EIO_CLOSE_CLIENT);
         break;
     default: /* open, upgrade and noop carry nothing on an established transport */
@@ -423,7 +423,7 @@ void eio__session_close(eio_session_t *s, const char *reason, int mode)
         return;
     s->state = EIO_S_CLOSING;
     s->close_mode = mode;
-    s->reason = sio_strdup(reason != NULL ? reason : "forced close");
+    s->reason = base_strdup(reason != NULL ? reason : "forced close");
     uv_timer_stop(&s->hb_timer);
     uv_timer_stop(&s->upg_timer);
     if (s->probe != NULL) {
@@ -459,17 +459,17 @@ void eio__session_close(eio_session_t *s, const char *reason, int mode)
         }
     }
 
-    sio_list_push_back(&srv->pending, &s->pending);
+    base_list_push_back(&srv->pending, &s->pending);
     if (srv->handles_ready)
         uv_idle_start(&srv->pending_idle, eio__on_pending);
 }
 
 void eio__pending_flush(eio_server_t *srv)
 {
-    while (!sio_list_empty(&srv->pending)) {
-        eio_session_t *s = SIO_CONTAINER_OF(srv->pending.next, eio_session_t, pending);
+    while (!base_list_empty(&srv->pending)) {
+        eio_session_t *s = BASE_CONTAINER_OF(srv->pending.next, eio_session_t, pending);
 
-        sio_list_remove(&s->pending);
+        base_list_remove(&s->pending);
         s->state = EIO_S_CLOSED;
         if (s->counted) {
             s->counted = 0;
@@ -514,13 +514,13 @@ static void eio__on_timer_closed(uv_handle_t *h)
         eio__handle_closed(srv);
         return;
     }
-    sio_free(s->reason);
-    sio_free(s->address);
-    sio_free(s->url);
-    sio_free(s->query);
+    base_free(s->reason);
+    base_free(s->address);
+    base_free(s->url);
+    base_free(s->query);
     cJSON_Delete(s->headers);
-    sio_free(s->q.buf);
-    sio_free(s);
+    base_free(s->q.buf);
+    base_free(s);
     eio__handle_closed(srv);
 }
 
@@ -533,8 +533,8 @@ void eio__session_maybe_free(eio_session_t *s)
         return;
     s->state = EIO_S_DEAD;
     eio__unmap(s);
-    sio_list_remove(&s->link);
-    sio_list_remove(&s->wlink);
+    base_list_remove(&s->link);
+    base_list_remove(&s->wlink);
     eio__queue_clear(&s->q);
     uv_close((uv_handle_t *)&s->hb_timer, eio__on_timer_closed);
     uv_close((uv_handle_t *)&s->upg_timer, eio__on_timer_closed);
@@ -544,11 +544,11 @@ void eio__session_maybe_free(eio_session_t *s)
 
 void eio__sessions_shutdown(eio_server_t *srv)
 {
-    sio_list_t *it, *tmp;
+    base_list_t *it, *tmp;
 
-    SIO_LIST_FOREACH_SAFE(it, tmp, &srv->sessions)
+    BASE_LIST_FOREACH_SAFE(it, tmp, &srv->sessions)
     {
-        eio_session_t *s = SIO_CONTAINER_OF(it, eio_session_t, link);
+        eio_session_t *s = BASE_CONTAINER_OF(it, eio_session_t, link);
         eio__session_close(s, "server shutting down", EIO_CLOSE_FLUSH);
     }
 }
@@ -557,12 +557,12 @@ void eio__sessions_shutdown(eio_server_t *srv)
  * lws_context_destroy closes their connections right after. */
 void eio__sessions_force_free(eio_server_t *srv)
 {
-    sio_list_t *it, *tmp;
+    base_list_t *it, *tmp;
 
     eio__pending_flush(srv);
-    SIO_LIST_FOREACH_SAFE(it, tmp, &srv->sessions)
+    BASE_LIST_FOREACH_SAFE(it, tmp, &srv->sessions)
     {
-        eio_session_t *s = SIO_CONTAINER_OF(it, eio_session_t, link);
+        eio_session_t *s = BASE_CONTAINER_OF(it, eio_session_t, link);
         struct lws *conns[4] = {s->get, s->post, s->ws, s->probe};
 
         for (int i = 0; i < 4; i++)
@@ -618,7 +618,7 @@ void eio__upgrade_finish(eio_session_t *s)
 
 /* ---------------------------------------------------------------- public session API */
 
-int eio_session_send(eio_session_t *s, sio_frame_t *f, unsigned flags)
+int eio_session_send(eio_session_t *s, base_frame_t *f, unsigned flags)
 {
     if (s == NULL || f == NULL)
         return SIO_EINVAL;
@@ -644,7 +644,7 @@ int eio_session_send(eio_session_t *s, sio_frame_t *f, unsigned flags)
         eio__session_close(s, "transport error", EIO_CLOSE_ERROR);
         return SIO_ECLOSED;
     }
-    sio_frame_ref(f);
+    base_frame_ref(f);
     if (s->q.len == 1)
         eio__wake(s);
     return SIO_OK;

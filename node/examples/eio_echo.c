@@ -26,7 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sk_alloc.h"
+#include "base_alloc.h"
 #include "eio.h"
 
 static eio_server_t *srv;
@@ -36,13 +36,13 @@ static unsigned long n_opened, n_closed;
 
 static int send_text(eio_session_t *s, const char *text, size_t len, unsigned flags)
 {
-    sio_frame_t *f = sio_frame_new(len + 1, 0);
+    base_frame_t *f = base_frame_new(len + 1, 0);
     int rc;
 
-    sio_frame_data(f)[0] = '4';
-    memcpy(sio_frame_data(f) + 1, text, len);
+    base_frame_data(f)[0] = '4';
+    memcpy(base_frame_data(f) + 1, text, len);
     rc = eio_session_send(s, f, flags);
-    sio_frame_unref(f);
+    base_frame_unref(f);
     return rc;
 }
 
@@ -89,7 +89,7 @@ static void on_http(const sio_http_req_t *req, sio_http_res_t *res, void *ud)
     if (strcmp(req->method, "GET") == 0 && strcmp(req->path, "/healthz") == 0) {
         res->status = 200;
         res->content_type = "text/plain";
-        res->body = sio_malloc(2);
+        res->body = base_malloc(2);
         memcpy(res->body, "ok", 2);
         res->body_len = 2;
     }
@@ -107,7 +107,7 @@ static void on_close(void *ud, eio_session_t *s, const char *reason)
 
 static void on_message(void *ud, eio_session_t *s, const char *data, size_t len, int binary)
 {
-    sio_frame_t *f;
+    base_frame_t *f;
 
     if (!binary) {
         if (hooks && starts(data, len, "__"))
@@ -116,9 +116,9 @@ static void on_message(void *ud, eio_session_t *s, const char *data, size_t len,
             send_text(s, data, len, 0);
         return;
     }
-    f = sio_frame_from(data, len, 1);
+    f = base_frame_from(data, len, 1);
     eio_session_send(s, f, 0);
-    sio_frame_unref(f);
+    base_frame_unref(f);
 }
 
 static void on_closed(void *arg)

@@ -133,7 +133,7 @@ typedef struct sio_http_req {
 typedef struct sio_http_res {
     int status;               /* 0 = not handled -> 404 */
     const char *content_type; /* static string */
-    char *body;               /* malloc'd (sio_malloc) or NULL; freed by the library */
+    char *body;               /* malloc'd (base_malloc) or NULL; freed by the library */
     size_t body_len;
 } sio_http_res_t;
 

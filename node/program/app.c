@@ -18,7 +18,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "sk_alloc.h"
+#include "base_alloc.h"
 
 #define APP_MAX_ROOM 1024     /* bytes of a room name, NUL included */
 #define APP_MAX_ROOMS 16      /* rooms named by one event */
@@ -26,36 +26,35 @@
 
 typedef char app_room_t[APP_MAX_ROOM];
 
-typedef void (*app_handler_fn)(sio_app_t *app, sio_socket_t *s, const char *event,
-                               const cJSON *args, const sio_bin_t *bins, size_t nbins,
-                               sio_ack_t *ack);
+typedef void (*app_handler_fn)(app_t *app, sio_socket_t *s, const char *event, const cJSON *args,
+                               const sio_bin_t *bins, size_t nbins, sio_ack_t *ack);
 
 /* One configured event name. One per name per app. */
 typedef struct app_event {
     char *name;
-    sio_app_kind_t kind;
+    app_kind_t kind;
 } app_event_t;
 
-struct sio_app {
+struct app {
     app_event_t *events;
     size_t n_events;
     unsigned ask_timeout_ms;
     unsigned max_rooms;     /* per socket, for client joins; 0 = no limit */
-    const sio_jwt_t *jwt;   /* NULL = no authentication */
+    const app_jwt_t *jwt;   /* NULL = no authentication */
     sio_namespace_t **nsps; /* served namespaces, for metrics */
     size_t n_nsps;
-    sio_app_stats_t stats;
+    app_stats_t stats;
 };
 
 /* clang-format off */
-static const char *const kind_names[SIO_APP_KIND_COUNT] = {
-    [SIO_APP_JOIN] = "join",
-    [SIO_APP_LEAVE] = "leave",
-    [SIO_APP_ECHO] = "echo",
-    [SIO_APP_ASK] = "ask",
-    [SIO_APP_RELAY] = "relay",
-    [SIO_APP_BROADCAST] = "broadcast",
-    [SIO_APP_UNKNOWN] = "unknown",
+static const char *const kind_names[APP_KIND_COUNT] = {
+    [APP_JOIN] = "join",
+    [APP_LEAVE] = "leave",
+    [APP_ECHO] = "echo",
+    [APP_ASK] = "ask",
+    [APP_RELAY] = "relay",
+    [APP_BROADCAST] = "broadcast",
+    [APP_UNKNOWN] = "unknown",
 };
 /* clang-format on */
 
@@ -77,7 +76,7 @@ static void reply_status(sio_ack_t *ack, int ok, const char *error)
     sio_ack(ack, args, NULL, 0);
 }
 
-int sio_app_room_name(const cJSON *v, char *buf, size_t len)
+int app_room_name(const cJSON *v, char *buf, size_t len)
 {
     int n;
 
@@ -116,10 +115,10 @@ static size_t parse_rooms(const cJSON *v, app_room_t *rooms)
     const cJSON *item;
 
     if (!cJSON_IsArray(v))
-        return sio_app_room_name(v, rooms[0], APP_MAX_ROOM) == 0 ? 1 : 0;
+        return app_room_name(v, rooms[0], APP_MAX_ROOM) == 0 ? 1 : 0;
     cJSON_ArrayForEach(item, v)
     {
-        if (n == APP_MAX_ROOMS || sio_app_room_name(item, rooms[n], APP_MAX_ROOM) != 0)
+        if (n == APP_MAX_ROOMS || app_room_name(item, rooms[n], APP_MAX_ROOM) != 0)
             return 0;
         n++;
     }
@@ -204,7 +203,7 @@ static int claims_permit(const cJSON *claims, const char *room)
 
     cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(claims, "rooms"))
     {
-        if (sio_app_room_name(it, name, sizeof(name)) == 0 && strcmp(name, room) == 0)
+        if (app_room_name(it, name, sizeof(name)) == 0 && strcmp(name, room) == 0)
             return 1;
     }
     cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(claims, "allow"))
@@ -231,7 +230,7 @@ static size_t room_count(const sio_socket_t *s)
 /* 1 when joining rooms[0..n) keeps s within the app's cap. Rooms it is in already and
  * repeated names cost nothing. A request naming more rooms than the cap is refused
  * outright, which also bounds the duplicate scan below to cap^2 comparisons. */
-static int within_cap(const sio_app_t *app, sio_socket_t *s, app_room_t *rooms, size_t n)
+static int within_cap(const app_t *app, sio_socket_t *s, app_room_t *rooms, size_t n)
 {
     size_t fresh = 0, have;
 
@@ -254,7 +253,7 @@ static int within_cap(const sio_app_t *app, sio_socket_t *s, app_room_t *rooms, 
 
 /* join and leave: every named room, or none when one of them is refused (invalid,
  * reserved, not granted by the token, over the cap). */
-static void membership(sio_app_t *app, sio_socket_t *s, const cJSON *args, sio_ack_t *ack,
+static void membership(app_t *app, sio_socket_t *s, const cJSON *args, sio_ack_t *ack,
                        int (*op)(sio_socket_t *s, const char *room))
 {
     app_room_t rooms[APP_MAX_ROOMS];
@@ -282,19 +281,19 @@ static void membership(sio_app_t *app, sio_socket_t *s, const cJSON *args, sio_a
     reply_status(ack, rc == SIO_OK, sio_strerror(rc));
 }
 
-static void on_join(sio_app_t *app, sio_socket_t *s, const char *event, const cJSON *args,
+static void on_join(app_t *app, sio_socket_t *s, const char *event, const cJSON *args,
                     const sio_bin_t *bins, size_t nbins, sio_ack_t *ack)
 {
     membership(app, s, args, ack, sio_socket_join);
 }
 
-static void on_leave(sio_app_t *app, sio_socket_t *s, const char *event, const cJSON *args,
+static void on_leave(app_t *app, sio_socket_t *s, const char *event, const cJSON *args,
                      const sio_bin_t *bins, size_t nbins, sio_ack_t *ack)
 {
     membership(app, s, args, ack, sio_socket_leave);
 }
 
-static void on_echo(sio_app_t *app, sio_socket_t *s, const char *event, const cJSON *args,
+static void on_echo(app_t *app, sio_socket_t *s, const char *event, const cJSON *args,
                     const sio_bin_t *bins, size_t nbins, sio_ack_t *ack)
 {
     if (ack == NULL)
@@ -305,7 +304,7 @@ static void on_echo(sio_app_t *app, sio_socket_t *s, const char *event, const cJ
 /* Common to both relay kinds; include_sender picks io.to(room) over socket.to(room).
  * Several rooms are a union: a socket in two of them gets one copy. The sender must
  * be a member of every room it names. */
-static void relay(sio_app_t *app, sio_socket_t *s, const char *event, const cJSON *args,
+static void relay(app_t *app, sio_socket_t *s, const char *event, const cJSON *args,
                   const sio_bin_t *bins, size_t nbins, sio_ack_t *ack, int include_sender)
 {
     app_room_t rooms[APP_MAX_ROOMS];
@@ -340,26 +339,26 @@ static void relay(sio_app_t *app, sio_socket_t *s, const char *event, const cJSO
     if (nbins == 0) {
         rc = sio_emit(op, event, out, NULL, 0);
     } else {
-        struct renumber r = {bins, nbins, sio_malloc(nbins * sizeof(int)),
-                             sio_malloc(nbins * sizeof(sio_bin_t)), 0};
+        struct renumber r = {bins, nbins, base_malloc(nbins * sizeof(int)),
+                             base_malloc(nbins * sizeof(sio_bin_t)), 0};
 
         for (size_t i = 0; i < nbins; i++)
             r.map[i] = -1;
         renumber_walk(out, &r);
         rc = sio_emit(op, event, out, r.out, r.n_out);
-        sio_free(r.map);
-        sio_free(r.out);
+        base_free(r.map);
+        base_free(r.out);
     }
     reply_status(ack, rc == SIO_OK, sio_strerror(rc));
 }
 
-static void on_relay(sio_app_t *app, sio_socket_t *s, const char *event, const cJSON *args,
+static void on_relay(app_t *app, sio_socket_t *s, const char *event, const cJSON *args,
                      const sio_bin_t *bins, size_t nbins, sio_ack_t *ack)
 {
     relay(app, s, event, args, bins, nbins, ack, 0);
 }
 
-static void on_broadcast(sio_app_t *app, sio_socket_t *s, const char *event, const cJSON *args,
+static void on_broadcast(app_t *app, sio_socket_t *s, const char *event, const cJSON *args,
                          const sio_bin_t *bins, size_t nbins, sio_ack_t *ack)
 {
     relay(app, s, event, args, bins, nbins, ack, 1);
@@ -379,7 +378,7 @@ static void on_ask_answer(sio_socket_t *s, int err, const cJSON *args, const sio
         reply_status(reply, 0, "timeout");
 }
 
-static void on_ask(sio_app_t *app, sio_socket_t *s, const char *event, const cJSON *args,
+static void on_ask(app_t *app, sio_socket_t *s, const char *event, const cJSON *args,
                    const sio_bin_t *bins, size_t nbins, sio_ack_t *ack)
 {
     const cJSON *name = cJSON_GetArrayItem(args, 0);
@@ -399,29 +398,29 @@ static void on_ask(sio_app_t *app, sio_socket_t *s, const char *event, const cJS
         reply_status(ack, 0, sio_strerror(rc));
 }
 
-static void on_unknown(sio_app_t *app, sio_socket_t *s, const char *event, const cJSON *args,
+static void on_unknown(app_t *app, sio_socket_t *s, const char *event, const cJSON *args,
                        const sio_bin_t *bins, size_t nbins, sio_ack_t *ack)
 {
     reply_status(ack, 0, "unknown event");
 }
 
 /* clang-format off */
-static const app_handler_fn kind_handlers[SIO_APP_KIND_COUNT] = {
-    [SIO_APP_JOIN] = on_join,
-    [SIO_APP_LEAVE] = on_leave,
-    [SIO_APP_ECHO] = on_echo,
-    [SIO_APP_ASK] = on_ask,
-    [SIO_APP_RELAY] = on_relay,
-    [SIO_APP_BROADCAST] = on_broadcast,
-    [SIO_APP_UNKNOWN] = on_unknown,
+static const app_handler_fn kind_handlers[APP_KIND_COUNT] = {
+    [APP_JOIN] = on_join,
+    [APP_LEAVE] = on_leave,
+    [APP_ECHO] = on_echo,
+    [APP_ASK] = on_ask,
+    [APP_RELAY] = on_relay,
+    [APP_BROADCAST] = on_broadcast,
+    [APP_UNKNOWN] = on_unknown,
 };
 /* clang-format on */
 
 static void on_any(sio_socket_t *s, const char *event, const cJSON *args, const sio_bin_t *bins,
                    size_t nbins, sio_ack_t *ack, void *ud)
 {
-    sio_app_t *app = ud;
-    sio_app_kind_t kind = SIO_APP_UNKNOWN;
+    app_t *app = ud;
+    app_kind_t kind = APP_UNKNOWN;
 
     for (size_t i = 0; i < app->n_events; i++) {
         if (strcmp(app->events[i].name, event) == 0) {
@@ -454,7 +453,7 @@ static const char *check_app_claims(const cJSON *claims)
         return "invalid claim: rooms";
     cJSON_ArrayForEach(it, rooms)
     {
-        if (sio_app_room_name(it, name, sizeof(name)) != 0 || sid_shaped(name))
+        if (app_room_name(it, name, sizeof(name)) != 0 || sid_shaped(name))
             return "invalid claim: rooms";
     }
     if (allow != NULL && !cJSON_IsArray(allow))
@@ -472,10 +471,10 @@ static const char *check_app_claims(const cJSON *claims)
  * the claims as socket.data.jwt (replacing a recovered session's older ones). */
 static int auth_middleware(sio_socket_t *s, sio_conn_error_t *err, void *ud)
 {
-    sio_app_t *app = ud;
+    app_t *app = ud;
     const cJSON *token = cJSON_GetObjectItemCaseSensitive(sio_socket_auth(s), "token");
     const cJSON *it;
-    sio_jwt_err_t why = SIO_JWT_OK;
+    app_jwt_err_t why = APP_JWT_OK;
     const char *refusal;
     cJSON *claims = NULL, *data;
     app_room_t name;
@@ -483,9 +482,9 @@ static int auth_middleware(sio_socket_t *s, sio_conn_error_t *err, void *ud)
 
     if (!cJSON_IsString(token) || token->valuestring[0] == '\0')
         refusal = "missing token";
-    else if ((claims = sio_jwt_verify(app->jwt, token->valuestring, strlen(token->valuestring),
+    else if ((claims = app_jwt_verify(app->jwt, token->valuestring, strlen(token->valuestring),
                                       (int64_t)time(NULL), &why)) == NULL)
-        refusal = sio_jwt_reason(why);
+        refusal = app_jwt_reason(why);
     else
         refusal = check_app_claims(claims);
     if (refusal != NULL) {
@@ -512,7 +511,7 @@ static int auth_middleware(sio_socket_t *s, sio_conn_error_t *err, void *ud)
     /* Joined while connecting: the session is then written once, rooms included. */
     cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(claims, "rooms"))
     {
-        if (sio_app_room_name(it, name, sizeof(name)) == 0)
+        if (app_room_name(it, name, sizeof(name)) == 0)
             sio_socket_join(s, name);
     }
     data = sio_socket_data(s);
@@ -527,7 +526,7 @@ static int auth_middleware(sio_socket_t *s, sio_conn_error_t *err, void *ud)
 
 /* ---------------------------------------------------------------- public */
 
-static void add_event(sio_app_t *app, const char *name, sio_app_kind_t kind)
+static void add_event(app_t *app, const char *name, app_kind_t kind)
 {
     if (name == NULL || name[0] == '\0')
         return;
@@ -536,48 +535,48 @@ static void add_event(sio_app_t *app, const char *name, sio_app_kind_t kind)
         if (strcmp(app->events[i].name, name) == 0)
             return;
     }
-    app->events = sio_realloc(app->events, (app->n_events + 1) * sizeof(*app->events));
-    app->events[app->n_events].name = sio_strdup(name);
+    app->events = base_realloc(app->events, (app->n_events + 1) * sizeof(*app->events));
+    app->events[app->n_events].name = base_strdup(name);
     app->events[app->n_events].kind = kind;
     app->n_events++;
 }
 
-sio_app_t *sio_app_new(const sio_app_config_t *cfg)
+app_t *app_new(const app_config_t *cfg)
 {
-    sio_app_t *app = sio_calloc(1, sizeof(*app));
+    app_t *app = base_calloc(1, sizeof(*app));
 
     app->ask_timeout_ms = cfg->ask_timeout_ms;
     app->max_rooms = cfg->max_rooms_per_socket;
     app->jwt = cfg->jwt;
-    add_event(app, cfg->join_event, SIO_APP_JOIN);
-    add_event(app, cfg->leave_event, SIO_APP_LEAVE);
-    add_event(app, cfg->echo_event, SIO_APP_ECHO);
-    add_event(app, cfg->ask_event, SIO_APP_ASK);
+    add_event(app, cfg->join_event, APP_JOIN);
+    add_event(app, cfg->leave_event, APP_LEAVE);
+    add_event(app, cfg->echo_event, APP_ECHO);
+    add_event(app, cfg->ask_event, APP_ASK);
     for (size_t i = 0; i < cfg->n_relay_events; i++)
-        add_event(app, cfg->relay_events[i], SIO_APP_RELAY);
+        add_event(app, cfg->relay_events[i], APP_RELAY);
     for (size_t i = 0; i < cfg->n_broadcast_events; i++)
-        add_event(app, cfg->broadcast_events[i], SIO_APP_BROADCAST);
+        add_event(app, cfg->broadcast_events[i], APP_BROADCAST);
     return app;
 }
 
-void sio_app_free(sio_app_t *app)
+void app_free(app_t *app)
 {
     if (app == NULL)
         return;
     for (size_t i = 0; i < app->n_events; i++)
-        sio_free(app->events[i].name);
-    sio_free(app->events);
-    sio_free(app->nsps);
-    sio_free(app);
+        base_free(app->events[i].name);
+    base_free(app->events);
+    base_free(app->nsps);
+    base_free(app);
 }
 
-int sio_app_install(sio_app_t *app, sio_namespace_t *nsp)
+int app_install(app_t *app, sio_namespace_t *nsp)
 {
     for (size_t i = 0; i < app->n_nsps; i++) {
         if (app->nsps[i] == nsp)
             return SIO_OK;
     }
-    app->nsps = sio_realloc(app->nsps, (app->n_nsps + 1) * sizeof(*app->nsps));
+    app->nsps = base_realloc(app->nsps, (app->n_nsps + 1) * sizeof(*app->nsps));
     app->nsps[app->n_nsps++] = nsp;
     if (app->jwt != NULL)
         sio_nsp_use(nsp, auth_middleware, app);
@@ -587,30 +586,30 @@ int sio_app_install(sio_app_t *app, sio_namespace_t *nsp)
 
 static void on_dynamic_nsp(sio_namespace_t *nsp, void *ud)
 {
-    sio_app_install(ud, nsp);
+    app_install(ud, nsp);
 }
 
-int sio_app_install_pattern(sio_app_t *app, sio_server_t *srv, const char *regex)
+int app_install_pattern(app_t *app, sio_server_t *srv, const char *regex)
 {
     return sio_server_of_pattern(srv, regex, on_dynamic_nsp, app);
 }
 
-size_t sio_app_namespace_count(const sio_app_t *app)
+size_t app_namespace_count(const app_t *app)
 {
     return app->n_nsps;
 }
 
-sio_namespace_t *sio_app_namespace(const sio_app_t *app, size_t i)
+sio_namespace_t *app_namespace(const app_t *app, size_t i)
 {
     return i < app->n_nsps ? app->nsps[i] : NULL;
 }
 
-const sio_app_stats_t *sio_app_stats(const sio_app_t *app)
+const app_stats_t *app_stats(const app_t *app)
 {
     return &app->stats;
 }
 
-const char *sio_app_kind_name(sio_app_kind_t kind)
+const char *app_kind_name(app_kind_t kind)
 {
-    return (unsigned)kind < SIO_APP_KIND_COUNT ? kind_names[kind] : "?";
+    return (unsigned)kind < APP_KIND_COUNT ? kind_names[kind] : "?";
 }

@@ -37,8 +37,8 @@
  *
  * It sits on the public API only (sockeye.h): it is the reference user of it.
  */
-#ifndef SIO_APP_H
-#define SIO_APP_H
+#ifndef APP_H
+#define APP_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -46,7 +46,7 @@
 #include "jwt.h"
 #include "sockeye.h"
 
-typedef struct sio_app_config {
+typedef struct app_config {
     const char *join_event;  /* NULL or "" disables */
     const char *leave_event; /* NULL or "" disables */
     const char *echo_event;  /* NULL or "" disables */
@@ -57,51 +57,51 @@ typedef struct sio_app_config {
     const char *const *broadcast_events;
     size_t n_broadcast_events;
     unsigned max_rooms_per_socket; /* client joins beyond this are refused; 0 = no limit */
-    const sio_jwt_t *jwt;          /* NULL = no authentication; borrowed, must outlive the app */
-} sio_app_config_t;
+    const app_jwt_t *jwt;          /* NULL = no authentication; borrowed, must outlive the app */
+} app_config_t;
 
 /* Counters for /metrics, one per kind of built-in event. */
-typedef enum sio_app_kind {
-    SIO_APP_JOIN,
-    SIO_APP_LEAVE,
-    SIO_APP_ECHO,
-    SIO_APP_ASK,
-    SIO_APP_RELAY,
-    SIO_APP_BROADCAST,
-    SIO_APP_UNKNOWN,
-    SIO_APP_KIND_COUNT
-} sio_app_kind_t;
+typedef enum app_kind {
+    APP_JOIN,
+    APP_LEAVE,
+    APP_ECHO,
+    APP_ASK,
+    APP_RELAY,
+    APP_BROADCAST,
+    APP_UNKNOWN,
+    APP_KIND_COUNT
+} app_kind_t;
 
-typedef struct sio_app_stats {
-    uint64_t handled[SIO_APP_KIND_COUNT]; /* events received, per kind */
+typedef struct app_stats {
+    uint64_t handled[APP_KIND_COUNT]; /* events received, per kind */
     uint64_t refused;                     /* relays, joins and leaves refused */
     uint64_t unauthorized;                /* connections refused for their token */
-} sio_app_stats_t;
+} app_stats_t;
 
-typedef struct sio_app sio_app_t; /* one per server */
+typedef struct app app_t; /* one per server */
 
 /* Copies cfg (names included). NULL never (OOM aborts). The app must outlive every
  * namespace it is installed on: free it after sio_server_free. */
-sio_app_t *sio_app_new(const sio_app_config_t *cfg);
-void sio_app_free(sio_app_t *app);
+app_t *app_new(const app_config_t *cfg);
+void app_free(app_t *app);
 
 /* Serves the application on nsp (its connection handler is replaced). SIO_OK. */
-int sio_app_install(sio_app_t *app, sio_namespace_t *nsp);
+int app_install(app_t *app, sio_namespace_t *nsp);
 /* Serves it on every dynamic namespace matching the POSIX ERE regex. The error of
  * sio_server_of_pattern (SIO_EINVAL for a bad regex). */
-int sio_app_install_pattern(sio_app_t *app, sio_server_t *srv, const char *regex);
+int app_install_pattern(app_t *app, sio_server_t *srv, const char *regex);
 
 /* The namespaces the app serves, in installation order (dynamic ones included). */
-size_t sio_app_namespace_count(const sio_app_t *app);
-sio_namespace_t *sio_app_namespace(const sio_app_t *app, size_t i);
+size_t app_namespace_count(const app_t *app);
+sio_namespace_t *app_namespace(const app_t *app, size_t i);
 
-const sio_app_stats_t *sio_app_stats(const sio_app_t *app);
+const app_stats_t *app_stats(const app_t *app);
 /* Name of a kind for metrics labels ("join", "relay" ...). */
-const char *sio_app_kind_name(sio_app_kind_t kind);
+const char *app_kind_name(app_kind_t kind);
 
 /* The room a JSON value designates, as the app understands it: a non-empty string,
  * or a number as its decimal text. Writes at most len bytes (NUL included); -1 when
  * v designates no room or does not fit. */
-int sio_app_room_name(const cJSON *v, char *buf, size_t len);
+int app_room_name(const cJSON *v, char *buf, size_t len);
 
 #endif

@@ -17,7 +17,7 @@
 
 #include <openssl/crypto.h>
 
-#include "sk_alloc.h"
+#include "base_alloc.h"
 #include "rds_url.h"
 
 typedef enum cfg_type {
@@ -26,7 +26,7 @@ typedef enum cfg_type {
     CFG_SIZE,   /* size_t, decimal */
     CFG_STRING, /* char * (owned) */
     CFG_BOOL,   /* int 0/1: on/off, true/false, yes/no, 1/0 */
-    CFG_LIST,   /* sio_strlist_t: comma separated, flag repeatable */
+    CFG_LIST,   /* app_strlist_t: comma separated, flag repeatable */
     CFG_MASK,   /* int: comma separated names from choices, OR-ed */
     CFG_ENUM,   /* int: one name from choices */
 } cfg_type_t;
@@ -50,7 +50,7 @@ typedef struct cfg_entry {
     const char *def;             /* default as text, NULL = unset */
     const char *metavar;         /* value placeholder in the help */
     const char *help;            /* one sentence or two */
-    size_t offset;               /* of the field in sio_node_config_t */
+    size_t offset;               /* of the field in app_node_config_t */
     long long min, max;          /* CFG_INT/CFG_UINT range; both 0 = the type's range */
     const cfg_choice_t *choices; /* CFG_MASK/CFG_ENUM, NULL-terminated */
     cfg_check_fn check;          /* may be NULL */
@@ -71,14 +71,14 @@ static const cfg_choice_t transport_choices[] = {
 };
 
 static const cfg_choice_t log_choices[] = {
-    {"error", SIO_LOG_ERROR},
-    {"warn", SIO_LOG_WARN},
-    {"info", SIO_LOG_INFO},
-    {"debug", SIO_LOG_DEBUG},
+    {"error", APP_LOG_ERROR},
+    {"warn", APP_LOG_WARN},
+    {"info", APP_LOG_INFO},
+    {"debug", APP_LOG_DEBUG},
     {NULL, 0},
 };
 
-#define OFF(field) offsetof(sio_node_config_t, field)
+#define OFF(field) offsetof(app_node_config_t, field)
 
 static const cfg_entry_t cfg_table[] = {
     {"host", "SOCKEYE_HOST", CFG_STRING, "0.0.0.0", "ADDR", "Address to listen on.", OFF(srv.host),
@@ -226,9 +226,9 @@ static const struct {
     int result;
     const char *help;
 } cfg_actions[] = {
-    {"help", SIO_CFG_HELP, "Print this help and exit."},
-    {"help-markdown", SIO_CFG_MARKDOWN, "Print the configuration table in markdown and exit."},
-    {"version", SIO_CFG_VERSION, "Print the version and exit."},
+    {"help", APP_CFG_HELP, "Print this help and exit."},
+    {"help-markdown", APP_CFG_MARKDOWN, "Print the configuration table in markdown and exit."},
+    {"version", APP_CFG_VERSION, "Print the version and exit."},
 };
 
 static const struct {
@@ -251,14 +251,14 @@ static void errf(char *err, size_t errlen, const char *fmt, ...)
     va_end(ap);
 }
 
-static void *field(sio_node_config_t *cfg, const cfg_entry_t *e)
+static void *field(app_node_config_t *cfg, const cfg_entry_t *e)
 {
     return (char *)cfg + e->offset;
 }
 
 /* Pointer fields are moved with memcpy: the table also points at the library's
  * `const char *` members, and memcpy keeps that free of aliasing questions. */
-static char *get_str(const sio_node_config_t *cfg, const cfg_entry_t *e)
+static char *get_str(const app_node_config_t *cfg, const cfg_entry_t *e)
 {
     char *s;
 
@@ -266,27 +266,27 @@ static char *get_str(const sio_node_config_t *cfg, const cfg_entry_t *e)
     return s;
 }
 
-static void set_str(sio_node_config_t *cfg, const cfg_entry_t *e, char *s)
+static void set_str(app_node_config_t *cfg, const cfg_entry_t *e, char *s)
 {
     char *old = get_str(cfg, e);
 
-    sio_free(old);
+    base_free(old);
     memcpy(field(cfg, e), &s, sizeof(s));
 }
 
-static void strlist_clear(sio_strlist_t *l)
+static void strlist_clear(app_strlist_t *l)
 {
     for (size_t i = 0; i < l->n; i++)
-        sio_free(l->v[i]);
-    sio_free(l->v);
+        base_free(l->v[i]);
+    base_free(l->v);
     l->v = NULL;
     l->n = 0;
 }
 
-static void strlist_push(sio_strlist_t *l, const char *s, size_t len)
+static void strlist_push(app_strlist_t *l, const char *s, size_t len)
 {
-    l->v = sio_realloc(l->v, (l->n + 1) * sizeof(*l->v));
-    l->v[l->n++] = sio_strndup(s, len);
+    l->v = base_realloc(l->v, (l->n + 1) * sizeof(*l->v));
+    l->v[l->n++] = base_strndup(s, len);
 }
 
 static int parse_bool(const char *v, int *out)
@@ -400,7 +400,7 @@ static int mask_item(const char *item, size_t len, void *arg)
 
 struct list_ctx {
     const cfg_entry_t *e;
-    sio_strlist_t *out;
+    app_strlist_t *out;
     char *err;
     size_t errlen;
 };
@@ -423,7 +423,7 @@ static int list_item(const char *item, size_t len, void *arg)
 
 /* Parses v into e's field. append: for lists, add to the current items instead of
  * replacing them. Leaves the field unchanged on error (lists keep earlier items). */
-static int set_value(sio_node_config_t *cfg, const cfg_entry_t *e, const char *v, int append,
+static int set_value(app_node_config_t *cfg, const cfg_entry_t *e, const char *v, int append,
                      char *err, size_t errlen)
 {
     unsigned long long n;
@@ -468,7 +468,7 @@ static int set_value(sio_node_config_t *cfg, const cfg_entry_t *e, const char *v
                 return SIO_EINVAL;
             }
         }
-        set_str(cfg, e, sio_strdup(v));
+        set_str(cfg, e, base_strdup(v));
         return SIO_OK;
     case CFG_ENUM: {
         char names[128];
@@ -494,8 +494,8 @@ static int set_value(sio_node_config_t *cfg, const cfg_entry_t *e, const char *v
         return SIO_OK;
     }
     case CFG_LIST: {
-        sio_strlist_t *l = field(cfg, e);
-        sio_strlist_t fresh = {NULL, 0};
+        app_strlist_t *l = field(cfg, e);
+        app_strlist_t fresh = {NULL, 0};
         struct list_ctx c = {e, &fresh, err, errlen};
 
         if ((rc = each_item(v, list_item, &c)) != 0) {
@@ -587,7 +587,7 @@ static int check_given(const char *v, char *err, size_t errlen)
 
 /* ---------------------------------------------------------------- public */
 
-void sio_node_config_init(sio_node_config_t *cfg)
+void app_node_config_init(app_node_config_t *cfg)
 {
     char err[256];
 
@@ -610,7 +610,7 @@ void sio_node_config_init(sio_node_config_t *cfg)
     }
 }
 
-void sio_node_config_free(sio_node_config_t *cfg)
+void app_node_config_free(app_node_config_t *cfg)
 {
     if (cfg->jwt_secret != NULL)
         OPENSSL_cleanse(cfg->jwt_secret, strlen(cfg->jwt_secret));
@@ -629,7 +629,7 @@ static const char *real_getenv(const char *name)
     return getenv(name);
 }
 
-int sio_node_config_env(sio_node_config_t *cfg, const char *(*get)(const char *name), char *err,
+int app_node_config_env(app_node_config_t *cfg, const char *(*get)(const char *name), char *err,
                         size_t errlen)
 {
     if (get == NULL)
@@ -659,7 +659,7 @@ static const cfg_entry_t *find_entry(const char *name, size_t len)
     return NULL;
 }
 
-int sio_node_config_argv(sio_node_config_t *cfg, int argc, char **argv, char *err, size_t errlen)
+int app_node_config_argv(app_node_config_t *cfg, int argc, char **argv, char *err, size_t errlen)
 {
     unsigned char seen[CFG_COUNT] = {0};
 
@@ -726,10 +726,10 @@ int sio_node_config_argv(sio_node_config_t *cfg, int argc, char **argv, char *er
             return rc;
         seen[e - cfg_table] = 1;
     }
-    return SIO_CFG_RUN;
+    return APP_CFG_RUN;
 }
 
-int sio_node_config_check(const sio_node_config_t *cfg, char *err, size_t errlen)
+int app_node_config_check(const app_node_config_t *cfg, char *err, size_t errlen)
 {
     if (cfg->srv.transports == 0) {
         errf(err, errlen, "--transports: no transport enabled");
@@ -771,13 +771,13 @@ static char *read_key_file(const char *flag, const char *path, size_t *len, char
         errf(err, errlen, "--%s: cannot read %s: %s", flag, path, strerror(errno));
         return NULL;
     }
-    buf = sio_malloc(KEY_FILE_MAX + 1);
+    buf = base_malloc(KEY_FILE_MAX + 1);
     n = fread(buf, 1, KEY_FILE_MAX + 1, fp);
     if (ferror(fp) || n > KEY_FILE_MAX) {
         errf(err, errlen, ferror(fp) ? "--%s: cannot read %s" : "--%s: %s is over 64 KiB", flag,
              path);
         OPENSSL_cleanse(buf, KEY_FILE_MAX + 1);
-        sio_free(buf);
+        base_free(buf);
         fclose(fp);
         return NULL;
     }
@@ -787,10 +787,10 @@ static char *read_key_file(const char *flag, const char *path, size_t *len, char
     return buf;
 }
 
-int sio_node_config_auth(sio_node_config_t *cfg, sio_jwt_t **out, char *err, size_t errlen)
+int app_node_config_auth(app_node_config_t *cfg, app_jwt_t **out, char *err, size_t errlen)
 {
-    sio_jwt_config_t jc = {
-        .alg = SIO_JWT_HS256,
+    app_jwt_config_t jc = {
+        .alg = APP_JWT_HS256,
         .issuer = cfg->jwt_issuer,
         .audience = cfg->jwt_audience,
         .leeway_s = cfg->jwt_leeway_s,
@@ -817,16 +817,16 @@ int sio_node_config_auth(sio_node_config_t *cfg, sio_jwt_t **out, char *err, siz
         flag = "jwt-public-key";
         if ((file = read_key_file(flag, cfg->jwt_public_key, &len, err, errlen)) == NULL)
             return SIO_EINVAL;
-        jc.alg = SIO_JWT_RS256;
+        jc.alg = APP_JWT_RS256;
         jc.key = file;
         jc.key_len = len;
     } else {
         return SIO_OK;
     }
-    *out = sio_jwt_new(&jc, why, sizeof(why));
+    *out = app_jwt_new(&jc, why, sizeof(why));
     if (file != NULL) {
         OPENSSL_cleanse(file, KEY_FILE_MAX + 1);
-        sio_free(file);
+        base_free(file);
     }
     if (*out == NULL) {
         if (cfg->jwt_public_key != NULL)
@@ -871,7 +871,7 @@ static void wrap(FILE *out, const char *text, size_t col)
     fputc('\n', out);
 }
 
-void sio_node_config_help(FILE *out, const char *prog)
+void app_node_config_help(FILE *out, const char *prog)
 {
     fprintf(out,
             "Usage: %s [options]\n"
@@ -913,7 +913,7 @@ static void md_cell(FILE *out, const char *s)
     }
 }
 
-void sio_node_config_markdown(FILE *out)
+void app_node_config_markdown(FILE *out)
 {
     fputs("| flag | environment | default | description |\n", out);
     fputs("|---|---|---|---|\n", out);

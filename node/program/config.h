@@ -10,8 +10,8 @@
  * line replaces the environment's list on its first occurrence and appends on the
  * following ones (`--namespace /a --namespace /b`).
  */
-#ifndef SIO_CONFIG_H
-#define SIO_CONFIG_H
+#ifndef APP_CONFIG_H
+#define APP_CONFIG_H
 
 #include <stddef.h>
 #include <stdio.h>
@@ -19,27 +19,27 @@
 #include "jwt.h"
 #include "sockeye.h"
 
-typedef enum sio_log_level {
-    SIO_LOG_ERROR = 0,
-    SIO_LOG_WARN = 1,
-    SIO_LOG_INFO = 2,
-    SIO_LOG_DEBUG = 3,
-} sio_log_level_t;
+typedef enum app_log_level {
+    APP_LOG_ERROR = 0,
+    APP_LOG_WARN = 1,
+    APP_LOG_INFO = 2,
+    APP_LOG_DEBUG = 3,
+} app_log_level_t;
 
 /* An owned list of owned strings. */
-typedef struct sio_strlist {
+typedef struct app_strlist {
     char **v;
     size_t n;
-} sio_strlist_t;
+} app_strlist_t;
 
 /* Everything the node executable needs. One per process. Strings are owned
- * (sio_strdup'd) and released by sio_node_config_free. */
-typedef struct sio_node_config {
+ * (base_strdup'd) and released by app_node_config_free. */
+typedef struct app_node_config {
     sio_config_t srv;               /* handed to sio_server_new (its strings owned here) */
-    sio_strlist_t namespaces;       /* besides "/", which always exists */
+    app_strlist_t namespaces;       /* besides "/", which always exists */
     char *namespace_pattern;        /* POSIX ERE for dynamic namespaces, NULL = none */
-    sio_strlist_t relay_events;     /* (room, payload) -> room except the sender */
-    sio_strlist_t broadcast_events; /* (room, payload) -> room including the sender */
+    app_strlist_t relay_events;     /* (room, payload) -> room except the sender */
+    app_strlist_t broadcast_events; /* (room, payload) -> room including the sender */
     char *join_event;
     char *leave_event;
     char *echo_event;
@@ -51,7 +51,7 @@ typedef struct sio_node_config {
     char *redis_key_prefix;            /* keys Sockeye stores in Redis */
     char *redis_channel_prefix;        /* pub/sub channels (@socket.io/redis-adapter's key) */
     unsigned redis_request_timeout_ms; /* cluster requests */
-    int log_level;                     /* sio_log_level_t */
+    int log_level;                     /* app_log_level_t */
     char *jwt_secret;                  /* HS256 shared secret; NULL = none */
     char *jwt_secret_file;             /* HS256 secret read from this file; NULL = none */
     char *jwt_public_key;              /* RS256 PEM public key file; NULL = none */
@@ -59,52 +59,52 @@ typedef struct sio_node_config {
     char *jwt_audience;                /* required "aud", NULL = not checked */
     unsigned jwt_leeway_s;             /* clock skew allowed on exp/nbf */
     unsigned max_rooms_per_socket;     /* client joins beyond this are refused; 0 = no limit */
-} sio_node_config_t;
+} app_node_config_t;
 
 /* What the caller should do after parsing. Errors are the negative sio_err_t. */
 enum {
-    SIO_CFG_RUN = 0,      /* start the node */
-    SIO_CFG_HELP = 1,     /* --help was given */
-    SIO_CFG_MARKDOWN = 2, /* --help-markdown was given */
-    SIO_CFG_VERSION = 3,  /* --version was given */
+    APP_CFG_RUN = 0,      /* start the node */
+    APP_CFG_HELP = 1,     /* --help was given */
+    APP_CFG_MARKDOWN = 2, /* --help-markdown was given */
+    APP_CFG_VERSION = 3,  /* --version was given */
 };
 
 /* Fills cfg with the table's defaults. Every owned field is allocated, so
- * sio_node_config_free is always safe afterwards. Cannot fail (OOM aborts). */
-void sio_node_config_init(sio_node_config_t *cfg);
+ * app_node_config_free is always safe afterwards. Cannot fail (OOM aborts). */
+void app_node_config_init(app_node_config_t *cfg);
 
 /* Releases every owned string and list; cfg may be re-initialised afterwards. */
-void sio_node_config_free(sio_node_config_t *cfg);
+void app_node_config_free(app_node_config_t *cfg);
 
 /* Applies the SOCKEYE_* variables found through get (getenv when NULL; a function
  * so tests need not touch the process environment). On a bad value returns
  * SIO_EINVAL with a one-line explanation in err; cfg then holds the values parsed
  * so far and must still be freed. */
-int sio_node_config_env(sio_node_config_t *cfg, const char *(*get)(const char *name), char *err,
+int app_node_config_env(app_node_config_t *cfg, const char *(*get)(const char *name), char *err,
                         size_t errlen);
 
 /* Applies the command line (argv[0] is skipped). Accepts `--flag value`,
- * `--flag=value`, and for booleans `--flag`, `--no-flag`. Returns one of SIO_CFG_*,
+ * `--flag=value`, and for booleans `--flag`, `--no-flag`. Returns one of APP_CFG_*,
  * or SIO_EINVAL with the reason in err (unknown flag, missing or bad value). */
-int sio_node_config_argv(sio_node_config_t *cfg, int argc, char **argv, char *err, size_t errlen);
+int app_node_config_argv(app_node_config_t *cfg, int argc, char **argv, char *err, size_t errlen);
 
 /* Checks the combination of values (e.g. no transport at all). SIO_EINVAL + err. */
-int sio_node_config_check(const sio_node_config_t *cfg, char *err, size_t errlen);
+int app_node_config_check(const app_node_config_t *cfg, char *err, size_t errlen);
 
 /* The token verifier the configuration asks for, built once at start-up: *out is
  * NULL when no JWT key is configured (authentication off), else a verifier the caller
- * frees with sio_jwt_free. Reads --jwt-secret-file / --jwt-public-key now (secrets are
+ * frees with app_jwt_free. Reads --jwt-secret-file / --jwt-public-key now (secrets are
  * wiped from the read buffer afterwards). With a key it also turns
  * recovery_skip_middlewares off: a recovered client must present a valid token too,
- * and the token check is a middleware. Call after sio_node_config_check. SIO_EINVAL
+ * and the token check is a middleware. Call after app_node_config_check. SIO_EINVAL
  * with a one-line reason in err (unreadable file, not a public key, empty secret ...);
  * the reason never quotes a secret. */
-int sio_node_config_auth(sio_node_config_t *cfg, sio_jwt_t **out, char *err, size_t errlen);
+int app_node_config_auth(app_node_config_t *cfg, app_jwt_t **out, char *err, size_t errlen);
 
 /* Writes the usage text listing every table entry, with env names and defaults. */
-void sio_node_config_help(FILE *out, const char *prog);
+void app_node_config_help(FILE *out, const char *prog);
 
 /* Writes the README configuration table (GitHub markdown) from the same table. */
-void sio_node_config_markdown(FILE *out);
+void app_node_config_markdown(FILE *out);
 
 #endif

@@ -29,14 +29,14 @@
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
 
-#include "sk_alloc.h"
+#include "base_alloc.h"
 
 #define HEADER_MAX_MEMBERS 32 /* real headers carry 2 to 5 */
 #define RSA_MIN_BITS 2048     /* RFC 7518 3.3 */
 #define HS256_LEN 32          /* bytes of an HMAC-SHA256 */
 
-struct sio_jwt {
-    sio_jwt_alg_t alg;
+struct app_jwt {
+    app_jwt_alg_t alg;
     unsigned char *secret; /* HS256 */
     size_t secret_len;
     EVP_PKEY *pkey; /* RS256 */
@@ -46,24 +46,24 @@ struct sio_jwt {
 };
 
 /* clang-format off */
-static const char *const reasons[SIO_JWT_ERR_COUNT] = {
-    [SIO_JWT_OK] = "ok",
-    [SIO_JWT_MALFORMED] = "malformed token",
-    [SIO_JWT_TOO_LONG] = "token too long",
-    [SIO_JWT_ALG] = "algorithm not allowed",
-    [SIO_JWT_HEADER] = "unsupported token header",
-    [SIO_JWT_SIGNATURE] = "bad signature",
-    [SIO_JWT_EXPIRED] = "expired",
-    [SIO_JWT_NOT_YET_VALID] = "not yet valid",
-    [SIO_JWT_ISSUER] = "wrong issuer",
-    [SIO_JWT_AUDIENCE] = "wrong audience",
-    [SIO_JWT_CLAIM] = "invalid claim",
-    [SIO_JWT_INTERNAL] = "internal error",
+static const char *const reasons[APP_JWT_ERR_COUNT] = {
+    [APP_JWT_OK] = "ok",
+    [APP_JWT_MALFORMED] = "malformed token",
+    [APP_JWT_TOO_LONG] = "token too long",
+    [APP_JWT_ALG] = "algorithm not allowed",
+    [APP_JWT_HEADER] = "unsupported token header",
+    [APP_JWT_SIGNATURE] = "bad signature",
+    [APP_JWT_EXPIRED] = "expired",
+    [APP_JWT_NOT_YET_VALID] = "not yet valid",
+    [APP_JWT_ISSUER] = "wrong issuer",
+    [APP_JWT_AUDIENCE] = "wrong audience",
+    [APP_JWT_CLAIM] = "invalid claim",
+    [APP_JWT_INTERNAL] = "internal error",
 };
 
 static const char *const alg_names[] = {
-    [SIO_JWT_HS256] = "HS256",
-    [SIO_JWT_RS256] = "RS256",
+    [APP_JWT_HS256] = "HS256",
+    [APP_JWT_RS256] = "RS256",
 };
 
 /* Value + 1 of each base64url character, 0 for anything else ('=' included). */
@@ -137,60 +137,60 @@ static cJSON *parse_part(const unsigned char *buf, size_t len)
     return obj;
 }
 
-/* The header's verdict: SIO_JWT_OK when it names our algorithm and nothing else we
+/* The header's verdict: APP_JWT_OK when it names our algorithm and nothing else we
  * would have to understand. */
-static sio_jwt_err_t check_header(const sio_jwt_t *jwt, const cJSON *h)
+static app_jwt_err_t check_header(const app_jwt_t *jwt, const cJSON *h)
 {
     const cJSON *alg = NULL;
     size_t n = 0;
 
     for (const cJSON *m = h->child; m != NULL; m = m->next) {
         if (++n > HEADER_MAX_MEMBERS)
-            return SIO_JWT_MALFORMED;
+            return APP_JWT_MALFORMED;
         for (const cJSON *p = h->child; p != m; p = p->next) {
             if (strcmp(p->string, m->string) == 0)
-                return SIO_JWT_MALFORMED;
+                return APP_JWT_MALFORMED;
         }
         if (strcmp(m->string, "alg") == 0)
             alg = m;
         else if (strcmp(m->string, "crit") == 0)
-            return SIO_JWT_HEADER;
+            return APP_JWT_HEADER;
     }
     if (!cJSON_IsString(alg) || strcmp(alg->valuestring, alg_names[jwt->alg]) != 0)
-        return SIO_JWT_ALG;
-    return SIO_JWT_OK;
+        return APP_JWT_ALG;
+    return APP_JWT_OK;
 }
 
-static sio_jwt_err_t check_signature(const sio_jwt_t *jwt, const char *msg, size_t msglen,
+static app_jwt_err_t check_signature(const app_jwt_t *jwt, const char *msg, size_t msglen,
                                      const unsigned char *sig, size_t siglen)
 {
-    if (jwt->alg == SIO_JWT_HS256) {
+    if (jwt->alg == APP_JWT_HS256) {
         unsigned char mac[EVP_MAX_MD_SIZE];
         unsigned maclen = 0;
 
         if (siglen != HS256_LEN)
-            return SIO_JWT_SIGNATURE;
+            return APP_JWT_SIGNATURE;
         if (HMAC(EVP_sha256(), jwt->secret, (int)jwt->secret_len, (const unsigned char *)msg,
                  msglen, mac, &maclen) == NULL ||
             maclen != HS256_LEN) {
             ERR_clear_error();
-            return SIO_JWT_INTERNAL;
+            return APP_JWT_INTERNAL;
         }
-        return CRYPTO_memcmp(mac, sig, HS256_LEN) == 0 ? SIO_JWT_OK : SIO_JWT_SIGNATURE;
+        return CRYPTO_memcmp(mac, sig, HS256_LEN) == 0 ? APP_JWT_OK : APP_JWT_SIGNATURE;
     }
 
     EVP_MD_CTX *ctx;
-    sio_jwt_err_t rc;
+    app_jwt_err_t rc;
 
     if (siglen != (size_t)EVP_PKEY_get_size(jwt->pkey))
-        return SIO_JWT_SIGNATURE;
+        return APP_JWT_SIGNATURE;
     ctx = EVP_MD_CTX_new();
     if (ctx == NULL || EVP_DigestVerifyInit(ctx, NULL, EVP_sha256(), NULL, jwt->pkey) != 1)
-        rc = SIO_JWT_INTERNAL;
+        rc = APP_JWT_INTERNAL;
     else if (EVP_DigestVerify(ctx, sig, siglen, (const unsigned char *)msg, msglen) == 1)
-        rc = SIO_JWT_OK;
+        rc = APP_JWT_OK;
     else
-        rc = SIO_JWT_SIGNATURE;
+        rc = APP_JWT_SIGNATURE;
     EVP_MD_CTX_free(ctx);
     /* A failed verification queues errors; the thread's queue is shared with lws. */
     ERR_clear_error();
@@ -211,48 +211,48 @@ static int numeric_claim(const cJSON *claims, const char *name, double *out)
     return 1;
 }
 
-static sio_jwt_err_t check_claims(const sio_jwt_t *jwt, const cJSON *claims, int64_t now)
+static app_jwt_err_t check_claims(const app_jwt_t *jwt, const cJSON *claims, int64_t now)
 {
     double t, lo = (double)now - jwt->leeway_s, hi = (double)now + jwt->leeway_s;
     int has;
 
     if ((has = numeric_claim(claims, "exp", &t)) < 0)
-        return SIO_JWT_CLAIM;
+        return APP_JWT_CLAIM;
     if (has && t <= lo) /* RFC 7519 4.1.4: valid strictly before exp */
-        return SIO_JWT_EXPIRED;
+        return APP_JWT_EXPIRED;
     if ((has = numeric_claim(claims, "nbf", &t)) < 0)
-        return SIO_JWT_CLAIM;
+        return APP_JWT_CLAIM;
     if (has && t > hi)
-        return SIO_JWT_NOT_YET_VALID;
+        return APP_JWT_NOT_YET_VALID;
 
     if (jwt->issuer != NULL) {
         const cJSON *iss = cJSON_GetObjectItemCaseSensitive(claims, "iss");
 
         if (iss != NULL && !cJSON_IsString(iss))
-            return SIO_JWT_CLAIM;
+            return APP_JWT_CLAIM;
         if (iss == NULL || strcmp(iss->valuestring, jwt->issuer) != 0)
-            return SIO_JWT_ISSUER;
+            return APP_JWT_ISSUER;
     }
     if (jwt->audience != NULL) {
         const cJSON *aud = cJSON_GetObjectItemCaseSensitive(claims, "aud"), *a;
 
         if (cJSON_IsString(aud))
-            return strcmp(aud->valuestring, jwt->audience) == 0 ? SIO_JWT_OK : SIO_JWT_AUDIENCE;
+            return strcmp(aud->valuestring, jwt->audience) == 0 ? APP_JWT_OK : APP_JWT_AUDIENCE;
         if (aud != NULL && !cJSON_IsArray(aud))
-            return SIO_JWT_CLAIM;
+            return APP_JWT_CLAIM;
         cJSON_ArrayForEach(a, aud)
         {
             if (cJSON_IsString(a) && strcmp(a->valuestring, jwt->audience) == 0)
-                return SIO_JWT_OK;
+                return APP_JWT_OK;
         }
-        return SIO_JWT_AUDIENCE;
+        return APP_JWT_AUDIENCE;
     }
-    return SIO_JWT_OK;
+    return APP_JWT_OK;
 }
 
 /* ---------------------------------------------------------------- public */
 
-static int load_rsa(sio_jwt_t *jwt, const void *pem, size_t len, char *err, size_t errlen)
+static int load_rsa(app_jwt_t *jwt, const void *pem, size_t len, char *err, size_t errlen)
 {
     BIO *bio;
     int bits;
@@ -287,80 +287,80 @@ static int load_rsa(sio_jwt_t *jwt, const void *pem, size_t len, char *err, size
     return 0;
 }
 
-sio_jwt_t *sio_jwt_new(const sio_jwt_config_t *cfg, char *err, size_t errlen)
+app_jwt_t *app_jwt_new(const app_jwt_config_t *cfg, char *err, size_t errlen)
 {
-    sio_jwt_t *jwt;
+    app_jwt_t *jwt;
 
-    if (cfg->alg != SIO_JWT_HS256 && cfg->alg != SIO_JWT_RS256) {
+    if (cfg->alg != APP_JWT_HS256 && cfg->alg != APP_JWT_RS256) {
         errf(err, errlen, "unknown algorithm");
         return NULL;
     }
-    jwt = sio_calloc(1, sizeof(*jwt));
+    jwt = base_calloc(1, sizeof(*jwt));
     jwt->alg = cfg->alg;
     jwt->leeway_s = cfg->leeway_s;
-    jwt->issuer = cfg->issuer != NULL ? sio_strdup(cfg->issuer) : NULL;
-    jwt->audience = cfg->audience != NULL ? sio_strdup(cfg->audience) : NULL;
-    if (cfg->alg == SIO_JWT_HS256) {
+    jwt->issuer = cfg->issuer != NULL ? base_strdup(cfg->issuer) : NULL;
+    jwt->audience = cfg->audience != NULL ? base_strdup(cfg->audience) : NULL;
+    if (cfg->alg == APP_JWT_HS256) {
         if (cfg->key == NULL || cfg->key_len == 0 || cfg->key_len > INT_MAX) {
             errf(err, errlen, "the HS256 secret is empty");
-            sio_jwt_free(jwt);
+            app_jwt_free(jwt);
             return NULL;
         }
-        jwt->secret = sio_malloc(cfg->key_len);
+        jwt->secret = base_malloc(cfg->key_len);
         memcpy(jwt->secret, cfg->key, cfg->key_len);
         jwt->secret_len = cfg->key_len;
     } else if (load_rsa(jwt, cfg->key, cfg->key_len, err, errlen) != 0) {
-        sio_jwt_free(jwt);
+        app_jwt_free(jwt);
         return NULL;
     }
     return jwt;
 }
 
-void sio_jwt_free(sio_jwt_t *jwt)
+void app_jwt_free(app_jwt_t *jwt)
 {
     if (jwt == NULL)
         return;
     if (jwt->secret != NULL)
         OPENSSL_cleanse(jwt->secret, jwt->secret_len);
-    sio_free(jwt->secret);
+    base_free(jwt->secret);
     EVP_PKEY_free(jwt->pkey);
-    sio_free(jwt->issuer);
-    sio_free(jwt->audience);
-    sio_free(jwt);
+    base_free(jwt->issuer);
+    base_free(jwt->audience);
+    base_free(jwt);
 }
 
-sio_jwt_alg_t sio_jwt_alg(const sio_jwt_t *jwt)
+app_jwt_alg_t app_jwt_alg(const app_jwt_t *jwt)
 {
     return jwt->alg;
 }
 
-const char *sio_jwt_alg_name(sio_jwt_alg_t alg)
+const char *app_jwt_alg_name(app_jwt_alg_t alg)
 {
     return (unsigned)alg < sizeof(alg_names) / sizeof(alg_names[0]) ? alg_names[alg] : "?";
 }
 
-const char *sio_jwt_reason(sio_jwt_err_t why)
+const char *app_jwt_reason(app_jwt_err_t why)
 {
-    return (unsigned)why < SIO_JWT_ERR_COUNT ? reasons[why] : "?";
+    return (unsigned)why < APP_JWT_ERR_COUNT ? reasons[why] : "?";
 }
 
-cJSON *sio_jwt_verify(const sio_jwt_t *jwt, const char *token, size_t len, int64_t now,
-                      sio_jwt_err_t *why)
+cJSON *app_jwt_verify(const app_jwt_t *jwt, const char *token, size_t len, int64_t now,
+                      app_jwt_err_t *why)
 {
     const char *dot1, *dot2, *payload, *sig;
     size_t hlen, plen, slen, hdec, pdec, sdec;
     unsigned char *buf, *hbuf, *pbuf, *sbuf;
     cJSON *header = NULL, *claims = NULL;
-    sio_jwt_err_t rc = SIO_JWT_OK;
+    app_jwt_err_t rc = APP_JWT_OK;
 
-    if (len > SIO_JWT_MAX_TOKEN) {
-        rc = SIO_JWT_TOO_LONG;
+    if (len > APP_JWT_MAX_TOKEN) {
+        rc = APP_JWT_TOO_LONG;
         goto out;
     }
     dot1 = len > 0 ? memchr(token, '.', len) : NULL;
     dot2 = dot1 != NULL ? memchr(dot1 + 1, '.', len - (size_t)(dot1 + 1 - token)) : NULL;
     if (dot2 == NULL || memchr(dot2 + 1, '.', len - (size_t)(dot2 + 1 - token)) != NULL) {
-        rc = SIO_JWT_MALFORMED;
+        rc = APP_JWT_MALFORMED;
         goto out;
     }
     payload = dot1 + 1;
@@ -369,13 +369,13 @@ cJSON *sio_jwt_verify(const sio_jwt_t *jwt, const char *token, size_t len, int64
     plen = (size_t)(dot2 - payload);
     slen = len - (size_t)(sig - token);
     if (hlen == 0 || plen == 0) {
-        rc = SIO_JWT_MALFORMED;
+        rc = APP_JWT_MALFORMED;
         goto out;
     }
 
     /* One buffer for the decoded parts, each NUL-terminated: decoding shrinks by a
      * quarter, so the three and their NULs fit in len + 3 bytes. */
-    buf = sio_malloc(len + 3);
+    buf = base_malloc(len + 3);
     hbuf = buf;
     pbuf = sbuf = NULL;
     if (b64url_decode(token, hlen, hbuf, &hdec) == 0) {
@@ -390,23 +390,23 @@ cJSON *sio_jwt_verify(const sio_jwt_t *jwt, const char *token, size_t len, int64
     }
 
     if (sbuf == NULL || (header = parse_part(hbuf, hdec)) == NULL) {
-        rc = SIO_JWT_MALFORMED;
-    } else if ((rc = check_header(jwt, header)) != SIO_JWT_OK) {
+        rc = APP_JWT_MALFORMED;
+    } else if ((rc = check_header(jwt, header)) != APP_JWT_OK) {
         /* rc says why; checked before the signature, so that an unsigned token (empty
          * third part) is refused for its "alg" */
     } else if ((rc = check_signature(jwt, token, (size_t)(dot2 - token), sbuf, sdec)) !=
-               SIO_JWT_OK) {
+               APP_JWT_OK) {
         /* rc says why */
     } else if ((claims = parse_part(pbuf, pdec)) == NULL) {
-        rc = SIO_JWT_MALFORMED;
-    } else if ((rc = check_claims(jwt, claims, now)) != SIO_JWT_OK) {
+        rc = APP_JWT_MALFORMED;
+    } else if ((rc = check_claims(jwt, claims, now)) != APP_JWT_OK) {
         cJSON_Delete(claims);
         claims = NULL;
     }
     cJSON_Delete(header);
-    sio_free(buf);
+    base_free(buf);
 out:
     if (why != NULL)
-        *why = claims != NULL ? SIO_JWT_OK : rc;
+        *why = claims != NULL ? APP_JWT_OK : rc;
     return claims;
 }

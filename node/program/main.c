@@ -16,8 +16,8 @@
 
 #include <uv.h>
 
-#include "sk_alloc.h"
 #include "app.h"
+#include "base_alloc.h"
 #include "config.h"
 #include "sockeye.h"
 
@@ -38,10 +38,10 @@ typedef struct static_file {
 /* The process. One of these. */
 typedef struct node {
     uv_loop_t *loop;
-    sio_node_config_t cfg;
+    app_node_config_t cfg;
     sio_server_t *srv;
-    sio_app_t *app;
-    sio_jwt_t *jwt;     /* NULL = no authentication */
+    app_t *app;
+    app_jwt_t *jwt;     /* NULL = no authentication */
     uv_signal_t sig[2]; /* SIGTERM, SIGINT */
     uv_timer_t drain;
     int draining;
@@ -51,7 +51,7 @@ typedef struct node {
     static_file_t client;
 } node_t;
 
-static int log_level = SIO_LOG_INFO;
+static int log_level = APP_LOG_INFO;
 
 static void node_log(int level, const char *fmt, ...)
 {
@@ -92,7 +92,7 @@ static void sb_printf(strbuf_t *b, const char *fmt, ...)
             return;
         }
         b->cap = (b->cap + (size_t)n + 1) * 2;
-        b->s = sio_realloc(b->s, b->cap);
+        b->s = base_realloc(b->s, b->cap);
     }
 }
 
@@ -121,10 +121,10 @@ static void file_load(static_file_t *f, const char *path, const char *type, cons
     f->missing = NULL;
     if (fp != NULL && fseek(fp, 0, SEEK_END) == 0 && (size = ftell(fp)) >= 0 &&
         fseek(fp, 0, SEEK_SET) == 0) {
-        f->data = sio_malloc((size_t)size + 1);
+        f->data = base_malloc((size_t)size + 1);
         f->len = fread(f->data, 1, (size_t)size, fp);
         if (f->len != (size_t)size) {
-            sio_free(f->data);
+            base_free(f->data);
             f->data = NULL;
         }
     }
@@ -135,14 +135,14 @@ static void file_load(static_file_t *f, const char *path, const char *type, cons
 
         sb_printf(&b, "%s is missing: %s\n", path, hint);
         f->missing = b.s;
-        node_log(SIO_LOG_WARN, "%s is missing: %s", path, hint);
+        node_log(APP_LOG_WARN, "%s is missing: %s", path, hint);
     }
 }
 
 static void file_free(static_file_t *f)
 {
-    sio_free(f->data);
-    sio_free(f->missing);
+    base_free(f->data);
+    base_free(f->missing);
 }
 
 static int file_exists(const char *path)
@@ -194,7 +194,7 @@ static void res_text(sio_http_res_t *res, int status, const char *type, const ch
 {
     res->status = status;
     res->content_type = type;
-    res->body = sio_malloc(len + 1);
+    res->body = base_malloc(len + 1);
     memcpy(res->body, body, len);
     res->body[len] = '\0';
     res->body_len = len;
@@ -252,7 +252,7 @@ static void route_metrics_redis(node_t *n, strbuf_t *b)
 static void route_metrics(node_t *n, sio_http_res_t *res)
 {
     strbuf_t b = {0};
-    const sio_app_stats_t *st = sio_app_stats(n->app);
+    const app_stats_t *st = app_stats(n->app);
 
     sb_printf(&b,
               "# HELP sockeye_info Build information.\n# TYPE sockeye_info gauge\n"
@@ -264,8 +264,8 @@ static void route_metrics(node_t *n, sio_http_res_t *res)
               sio_server_client_count(n->srv));
     sb_printf(&b, "# HELP sockeye_sockets Connected Socket.IO sockets per namespace.\n"
                   "# TYPE sockeye_sockets gauge\n");
-    for (size_t i = 0; i < sio_app_namespace_count(n->app); i++) {
-        sio_namespace_t *nsp = sio_app_namespace(n->app, i);
+    for (size_t i = 0; i < app_namespace_count(n->app); i++) {
+        sio_namespace_t *nsp = app_namespace(n->app, i);
 
         sb_printf(&b, "sockeye_sockets{namespace=\"");
         sb_label(&b, sio_nsp_name(nsp));
@@ -277,8 +277,8 @@ static void route_metrics(node_t *n, sio_http_res_t *res)
               (double)(uv_now(n->loop) - n->started_ms) / 1000.0);
     sb_printf(&b, "# HELP sockeye_app_events_total Events handled by the built-in application.\n"
                   "# TYPE sockeye_app_events_total counter\n");
-    for (int k = 0; k < SIO_APP_KIND_COUNT; k++)
-        sb_printf(&b, "sockeye_app_events_total{kind=\"%s\"} %llu\n", sio_app_kind_name(k),
+    for (int k = 0; k < APP_KIND_COUNT; k++)
+        sb_printf(&b, "sockeye_app_events_total{kind=\"%s\"} %llu\n", app_kind_name(k),
                   (unsigned long long)st->handled[k]);
     sb_printf(&b,
               "# HELP sockeye_app_refused_total Relays and joins refused (not a member, "
@@ -344,7 +344,7 @@ static void on_http(const sio_http_req_t *req, sio_http_res_t *res, void *ud)
             return;
         }
         routes[i].fn(n, res);
-        node_log(SIO_LOG_DEBUG, "GET %s -> %d", req->path, res->status);
+        node_log(APP_LOG_DEBUG, "GET %s -> %d", req->path, res->status);
         return;
     }
     res_text(res, 404, "text/plain; charset=utf-8", "not found\n", 10);
@@ -363,7 +363,7 @@ static void on_server_closed(void *arg)
     node_t *n = arg;
 
     if (n->draining)
-        node_log(SIO_LOG_INFO, "every client closed, exiting");
+        node_log(APP_LOG_INFO, "every client closed, exiting");
     for (size_t i = 0; i < 2; i++)
         uv_close((uv_handle_t *)&n->sig[i], on_handle_closed);
     uv_close((uv_handle_t *)&n->drain, on_handle_closed);
@@ -373,7 +373,7 @@ static void on_drain_timeout(uv_timer_t *t)
 {
     node_t *n = t->data;
 
-    node_log(SIO_LOG_WARN, "drain timeout (%u ms) reached with %zu client(s) left, exiting now",
+    node_log(APP_LOG_WARN, "drain timeout (%u ms) reached with %zu client(s) left, exiting now",
              n->cfg.drain_timeout_ms, sio_server_client_count(n->srv));
     fflush(stdout);
     fflush(stderr);
@@ -386,13 +386,13 @@ static void on_signal(uv_signal_t *h, int signum)
 
     if (n->draining) {
         /* The operator insists: no more waiting, and no cleanup that could hang. */
-        node_log(SIO_LOG_WARN, "second signal (%s), exiting now", strsignal(signum));
+        node_log(APP_LOG_WARN, "second signal (%s), exiting now", strsignal(signum));
         fflush(stdout);
         fflush(stderr);
         _exit(1);
     }
     n->draining = 1;
-    node_log(SIO_LOG_INFO, "%s: draining %zu client(s), at most %u ms", strsignal(signum),
+    node_log(APP_LOG_INFO, "%s: draining %zu client(s), at most %u ms", strsignal(signum),
              sio_server_client_count(n->srv), n->cfg.drain_timeout_ms);
     uv_timer_start(&n->drain, on_drain_timeout, n->cfg.drain_timeout_ms, 0);
     sio_server_close(n->srv, on_server_closed, n);
@@ -400,7 +400,7 @@ static void on_signal(uv_signal_t *h, int signum)
 
 static void on_walk(uv_handle_t *h, void *arg)
 {
-    node_log(SIO_LOG_ERROR, "handle still open at exit: %s%s", uv_handle_type_name(h->type),
+    node_log(APP_LOG_ERROR, "handle still open at exit: %s%s", uv_handle_type_name(h->type),
              uv_is_closing(h) ? " (closing)" : "");
 }
 
@@ -408,8 +408,8 @@ static void on_walk(uv_handle_t *h, void *arg)
 
 static int install_app(node_t *n)
 {
-    const sio_node_config_t *c = &n->cfg;
-    sio_app_config_t ac = {
+    const app_node_config_t *c = &n->cfg;
+    app_config_t ac = {
         .join_event = c->join_event,
         .leave_event = c->leave_event,
         .echo_event = c->echo_event,
@@ -424,21 +424,21 @@ static int install_app(node_t *n)
     };
     int rc;
 
-    n->app = sio_app_new(&ac);
-    sio_app_install(n->app, sio_server_of(n->srv, "/"));
+    n->app = app_new(&ac);
+    app_install(n->app, sio_server_of(n->srv, "/"));
     for (size_t i = 0; i < c->namespaces.n; i++) {
         sio_namespace_t *nsp = sio_server_of(n->srv, c->namespaces.v[i]);
 
         if (nsp == NULL) {
-            node_log(SIO_LOG_ERROR, "cannot create namespace %s", c->namespaces.v[i]);
+            node_log(APP_LOG_ERROR, "cannot create namespace %s", c->namespaces.v[i]);
             return SIO_EINVAL;
         }
-        sio_app_install(n->app, nsp);
+        app_install(n->app, nsp);
     }
     if (c->namespace_pattern != NULL) {
-        rc = sio_app_install_pattern(n->app, n->srv, c->namespace_pattern);
+        rc = app_install_pattern(n->app, n->srv, c->namespace_pattern);
         if (rc != SIO_OK) {
-            node_log(SIO_LOG_ERROR, "--namespace-pattern %s: %s", c->namespace_pattern,
+            node_log(APP_LOG_ERROR, "--namespace-pattern %s: %s", c->namespace_pattern,
                      sio_strerror(rc));
             return rc;
         }
@@ -452,7 +452,7 @@ static void start_listening(node_t *n)
     int rc = sio_server_listen(n->srv);
 
     if (rc != SIO_OK) {
-        node_log(SIO_LOG_ERROR, "cannot listen on %s:%d: %s", n->cfg.srv.host, n->cfg.srv.port,
+        node_log(APP_LOG_ERROR, "cannot listen on %s:%d: %s", n->cfg.srv.host, n->cfg.srv.port,
                  sio_strerror(rc));
         n->exit_code = 1;
         sio_server_close(n->srv, on_server_closed, n);
@@ -478,7 +478,7 @@ static void on_redis(sio_server_t *srv, int err, const char *reason, void *ud)
     if (n->draining)
         return;
     if (err != SIO_OK) {
-        node_log(SIO_LOG_ERROR, "cannot join the cluster: %s",
+        node_log(APP_LOG_ERROR, "cannot join the cluster: %s",
                  reason != NULL ? reason : sio_strerror(err));
         n->exit_code = 1;
         sio_server_close(n->srv, on_server_closed, n);
@@ -499,7 +499,7 @@ static int start_redis(node_t *n)
     rc.on_log = redis_log;
     rc.log_ud = n;
     if (sio_server_use_redis(n->srv, &rc, on_redis, n) != SIO_OK) {
-        node_log(SIO_LOG_ERROR, "cannot use Redis: bad --redis URL");
+        node_log(APP_LOG_ERROR, "cannot use Redis: bad --redis URL");
         return SIO_EINVAL;
     }
     return SIO_OK;
@@ -516,38 +516,38 @@ int main(int argc, char **argv)
     /* A peer that vanishes mid-write must cost one connection, not the process. */
     signal(SIGPIPE, SIG_IGN);
 
-    sio_node_config_init(&n->cfg);
-    rc = sio_node_config_env(&n->cfg, NULL, err, sizeof(err));
+    app_node_config_init(&n->cfg);
+    rc = app_node_config_env(&n->cfg, NULL, err, sizeof(err));
     if (rc == SIO_OK)
-        rc = sio_node_config_argv(&n->cfg, argc, argv, err, sizeof(err));
-    if (rc == SIO_CFG_RUN)
-        rc = sio_node_config_check(&n->cfg, err, sizeof(err));
-    if (rc == SIO_CFG_RUN)
-        rc = sio_node_config_auth(&n->cfg, &n->jwt, err, sizeof(err));
+        rc = app_node_config_argv(&n->cfg, argc, argv, err, sizeof(err));
+    if (rc == APP_CFG_RUN)
+        rc = app_node_config_check(&n->cfg, err, sizeof(err));
+    if (rc == APP_CFG_RUN)
+        rc = app_node_config_auth(&n->cfg, &n->jwt, err, sizeof(err));
     switch (rc) {
-    case SIO_CFG_RUN:
+    case APP_CFG_RUN:
         break;
-    case SIO_CFG_HELP:
-        sio_node_config_help(stdout, "sockeye");
-        sio_node_config_free(&n->cfg);
+    case APP_CFG_HELP:
+        app_node_config_help(stdout, "sockeye");
+        app_node_config_free(&n->cfg);
         return 0;
-    case SIO_CFG_MARKDOWN:
-        sio_node_config_markdown(stdout);
-        sio_node_config_free(&n->cfg);
+    case APP_CFG_MARKDOWN:
+        app_node_config_markdown(stdout);
+        app_node_config_free(&n->cfg);
         return 0;
-    case SIO_CFG_VERSION:
+    case APP_CFG_VERSION:
         printf("sockeye %s\n", SOCKEYE_VERSION);
-        sio_node_config_free(&n->cfg);
+        app_node_config_free(&n->cfg);
         return 0;
     default:
         fprintf(stderr, "%s: %s\nTry '%s --help'.\n", prog, err, prog);
-        sio_node_config_free(&n->cfg);
+        app_node_config_free(&n->cfg);
         return EXIT_BAD_CONFIG;
     }
     log_level = n->cfg.log_level;
     if (n->jwt != NULL)
-        node_log(SIO_LOG_INFO, "clients must present a %s token (auth.token)",
-                 sio_jwt_alg_name(sio_jwt_alg(n->jwt)));
+        node_log(APP_LOG_INFO, "clients must present a %s token (auth.token)",
+                 app_jwt_alg_name(app_jwt_alg(n->jwt)));
 
     n->loop = uv_default_loop();
     n->started_ms = uv_now(n->loop);
@@ -555,8 +555,8 @@ int main(int argc, char **argv)
     if (n->srv == NULL) {
         fprintf(stderr, "%s: the server refused this configuration\nTry '%s --help'.\n", prog,
                 prog);
-        sio_jwt_free(n->jwt);
-        sio_node_config_free(&n->cfg);
+        app_jwt_free(n->jwt);
+        app_node_config_free(&n->cfg);
         uv_loop_close(n->loop);
         return EXIT_BAD_CONFIG;
     }
@@ -582,14 +582,14 @@ int main(int argc, char **argv)
     uv_run(n->loop, UV_RUN_DEFAULT);
 
     sio_server_free(n->srv);
-    sio_app_free(n->app);
-    sio_jwt_free(n->jwt);
+    app_free(n->app);
+    app_jwt_free(n->jwt);
     file_free(&n->index);
     file_free(&n->client);
-    sio_node_config_free(&n->cfg);
+    app_node_config_free(&n->cfg);
     if (uv_loop_close(n->loop) != 0) {
         uv_walk(n->loop, on_walk, NULL);
-        node_log(SIO_LOG_ERROR, "event loop not empty at exit");
+        node_log(APP_LOG_ERROR, "event loop not empty at exit");
         return 1;
     }
     return n->exit_code;

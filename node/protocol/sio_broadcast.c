@@ -20,7 +20,7 @@
  */
 #include <string.h>
 
-#include "sk_alloc.h"
+#include "base_alloc.h"
 #include "sio_private.h"
 
 /* ---------------------------------------------------------------- packets */
@@ -41,15 +41,15 @@ void sio__append_args(cJSON *arr, cJSON *args)
     cJSON_Delete(args);
 }
 
-sio_packet_t *sio__event_packet(const char *nsp, const char *event, cJSON *args,
-                                const sio_bin_t *bins, size_t nbins)
+cd_sio_packet_t *sio__event_packet(const char *nsp, const char *event, cJSON *args,
+                                   const sio_bin_t *bins, size_t nbins)
 {
-    sio_packet_t *p = sio_packet_new(SIO_EVENT, nsp);
+    cd_sio_packet_t *p = cd_sio_packet_new(CD_SIO_EVENT, nsp);
     p->data = cJSON_CreateArray();
     cJSON_AddItemToArray(p->data, cJSON_CreateString(event));
     sio__append_args(p->data, args);
     if (nbins > 0)
-        sio_packet_add_attachments(p, bins, nbins);
+        cd_sio_packet_add_attachments(p, bins, nbins);
     return p;
 }
 
@@ -57,7 +57,7 @@ sio_packet_t *sio__event_packet(const char *nsp, const char *event, cJSON *args,
 
 /* One per deliver call. */
 typedef struct sio_deliver_ctx {
-    sio_frame_t **frames;
+    base_frame_t **frames;
     size_t n;
     int has_offset; /* the packet carries a recovery offset (ms, seq) */
     uint64_t ms, seq;
@@ -88,18 +88,18 @@ static void sio__deliver_one(void *ud, const char *sid, void *sock)
 
 /* The adp_host_t deliver callback (ud = the namespace). The adapter calls it for
  * local delivery, also for packets that came from other nodes. */
-void sio__deliver(void *ud, const sio_packet_t *pkt, const adp_opts_t *opts)
+void sio__deliver(void *ud, const cd_sio_packet_t *pkt, const adp_opts_t *opts)
 {
     sio_namespace_t *nsp = ud;
-    sio_frame_t *stack[8];
-    sio_frame_t **frames = stack;
+    base_frame_t *stack[8];
+    base_frame_t **frames = stack;
     size_t want = 1 + pkt->n_attach;
     sio_deliver_ctx_t ctx = {0};
 
     if (want > sizeof(stack) / sizeof(stack[0]))
-        frames = sio_malloc(want * sizeof(*frames));
+        frames = base_malloc(want * sizeof(*frames));
     ctx.frames = frames;
-    ctx.n = sio_encode(pkt, frames);
+    ctx.n = cd_sio_encode(pkt, frames);
     ctx.has_offset = opts->offset != NULL && adp_offset_parse(opts->offset, &ctx.ms, &ctx.seq);
     if (opts->flags & ADP_VOLATILE)
         ctx.eio_flags |= EIO_SEND_VOLATILE;
@@ -113,9 +113,9 @@ void sio__deliver(void *ud, const sio_packet_t *pkt, const adp_opts_t *opts)
         adp_rooms_each(&nsp->adapter->rooms, opts->rooms, opts->n_rooms, opts->except,
                        opts->n_except, sio__deliver_one, &ctx);
     for (size_t i = 0; i < ctx.n; i++)
-        sio_frame_unref(frames[i]);
+        base_frame_unref(frames[i]);
     if (frames != stack)
-        sio_free(frames);
+        base_free(frames);
 }
 
 /* ---------------------------------------------------------------- builder */
@@ -125,7 +125,7 @@ sio_op_t *sio_op(sio_namespace_t *nsp)
 {
     if (nsp == NULL)
         return NULL;
-    sio_op_t *op = sio_calloc(1, sizeof(*op));
+    sio_op_t *op = base_calloc(1, sizeof(*op));
     op->nsp = nsp;
     return op;
 }
@@ -140,8 +140,8 @@ sio_op_t *sio_op_from(sio_socket_t *s)
 
 static void sio__push(char ***arr, size_t *n, const char *room)
 {
-    *arr = sio_realloc(*arr, (*n + 1) * sizeof(**arr));
-    (*arr)[(*n)++] = sio_strdup(room);
+    *arr = base_realloc(*arr, (*n + 1) * sizeof(**arr));
+    (*arr)[(*n)++] = base_strdup(room);
 }
 
 sio_op_t *sio_to(sio_op_t *op, const char *room)
@@ -203,12 +203,12 @@ void sio_op_free(sio_op_t *op)
     if (op == NULL)
         return;
     for (size_t i = 0; i < op->n_rooms; i++)
-        sio_free(op->rooms[i]);
+        base_free(op->rooms[i]);
     for (size_t i = 0; i < op->n_except; i++)
-        sio_free(op->except[i]);
-    sio_free(op->rooms);
-    sio_free(op->except);
-    sio_free(op);
+        base_free(op->except[i]);
+    base_free(op->rooms);
+    base_free(op->except);
+    base_free(op);
 }
 
 static void sio__op_opts(const sio_op_t *op, adp_opts_t *o)
@@ -230,17 +230,17 @@ int sio_emit(sio_op_t *op, const char *event, cJSON *args, const sio_bin_t *bins
     adp_opts_t o;
     int rc;
 
-    if (op == NULL || op->bad || event == NULL || sio_event_reserved(event) ||
+    if (op == NULL || op->bad || event == NULL || cd_sio_event_reserved(event) ||
         (nbins && bins == NULL)) {
         cJSON_Delete(args);
         sio_op_free(op);
         return SIO_EINVAL;
     }
     adp_adapter_t *a = op->nsp->adapter;
-    sio_packet_t *p = sio__event_packet(op->nsp->name, event, args, bins, nbins);
+    cd_sio_packet_t *p = sio__event_packet(op->nsp->name, event, args, bins, nbins);
     sio__op_opts(op, &o);
     rc = a->vt->broadcast(a, p, &o);
-    sio_packet_free(p);
+    cd_sio_packet_free(p);
     sio_op_free(op);
     return rc;
 }
@@ -248,12 +248,12 @@ int sio_emit(sio_op_t *op, const char *event, cJSON *args, const sio_bin_t *bins
 /* See sio_private.h. Never NULL (OOM aborts). */
 sio_bcast_t *sio__bcast_new(sio_namespace_t *nsp)
 {
-    sio_bcast_t *bc = sio_calloc(1, sizeof(*bc));
+    sio_bcast_t *bc = base_calloc(1, sizeof(*bc));
 
     bc->srv = nsp->srv;
     bc->nsp = nsp;
     bc->responses = cJSON_CreateArray();
-    sio_list_init(&bc->entries);
+    base_list_init(&bc->entries);
     bc->refs = 1;
     bc->servers_known = 1; /* this node alone until the adapter says otherwise */
     bc->servers = 1;
@@ -267,8 +267,8 @@ void sio__bcast_unref(sio_bcast_t *bc)
     if (--bc->refs > 0)
         return;
     cJSON_Delete(bc->responses);
-    sio_free(bc->reply_id);
-    sio_free(bc);
+    base_free(bc->reply_id);
+    base_free(bc);
 }
 
 static void sio__bcast_timer_closed(uv_handle_t *h)
@@ -285,8 +285,8 @@ void sio__bcast_finish(sio_bcast_t *bc, int err)
     if (bc->done)
         return;
     bc->done = 1;
-    while (!sio_list_empty(&bc->entries))
-        sio__pending_free(SIO_CONTAINER_OF(bc->entries.next, sio_pending_t, bc_node));
+    while (!base_list_empty(&bc->entries))
+        sio__pending_free(BASE_CONTAINER_OF(bc->entries.next, sio_pending_t, bc_node));
     if (bc->cb != NULL)
         bc->cb(err, bc->responses, bc->ud);
     if (bc->timed) {
@@ -415,7 +415,7 @@ int sio_emit_ack(sio_op_t *op, const char *event, cJSON *args, const sio_bin_t *
 {
     adp_opts_t o;
 
-    if (op == NULL || op->bad || event == NULL || cb == NULL || sio_event_reserved(event) ||
+    if (op == NULL || op->bad || event == NULL || cb == NULL || cd_sio_event_reserved(event) ||
         (nbins && bins == NULL)) {
         cJSON_Delete(args);
         sio_op_free(op);
@@ -423,7 +423,7 @@ int sio_emit_ack(sio_op_t *op, const char *event, cJSON *args, const sio_bin_t *
     }
     sio_namespace_t *nsp = op->nsp;
     adp_adapter_t *a = nsp->adapter;
-    sio_packet_t *p = sio__event_packet(nsp->name, event, args, bins, nbins);
+    cd_sio_packet_t *p = sio__event_packet(nsp->name, event, args, bins, nbins);
     sio_bcast_t *bc = sio__bcast_new(nsp);
     uint64_t timeout_ms = op->timeout_ms;
 
@@ -457,7 +457,7 @@ int sio_emit_ack(sio_op_t *op, const char *event, cJSON *args, const sio_bin_t *
     nsp->cur_bcast = bc;
     a->vt->broadcast(a, p, &o);
     nsp->cur_bcast = saved;
-    sio_packet_free(p);
+    cd_sio_packet_free(p);
     sio_op_free(op);
     sio__bcast_check(bc);
     sio__bcast_arm(bc, timeout_ms);
@@ -483,7 +483,7 @@ static void sio__collect_one(void *ud, const char *sid, void *sock)
         return;
     if (c->n == c->cap) {
         c->cap = c->cap ? c->cap * 2 : 16;
-        c->v = sio_realloc(c->v, c->cap * sizeof(*c->v));
+        c->v = base_realloc(c->v, c->cap * sizeof(*c->v));
     }
     sio__socket_hold(s);
     c->v[c->n++] = s;
@@ -511,7 +511,7 @@ void sio__local_apply(sio_namespace_t *nsp, adp_apply_t what, const adp_opts_t *
     }
     for (size_t i = 0; i < c.n; i++)
         sio__socket_release(c.v[i]);
-    sio_free(c.v);
+    base_free(c.v);
 }
 
 /* This node's matches at once, then the other nodes through the adapter (unless

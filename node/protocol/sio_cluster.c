@@ -13,7 +13,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "sk_alloc.h"
+#include "base_alloc.h"
 #include "rds_url.h"
 #include "sio_private.h"
 
@@ -32,14 +32,14 @@ static void sio__date_string(uint64_t ms, char *buf, size_t len)
 static cJSON *sio__query_object(sio_socket_t *s)
 {
     cJSON *q = cJSON_CreateObject();
-    sio_map_iter_t it = {0};
+    base_map_iter_t it = {0};
     const char *k;
     void *v;
 
     if (s->client == NULL)
         return q;
     sio_socket_query(s, ""); /* parses the query once */
-    while (sio_map_next(&s->client->query, &it, &k, &v))
+    while (base_map_next(&s->client->query, &it, &k, &v))
         cJSON_AddStringToObject(q, k, v);
     return q;
 }
@@ -131,34 +131,34 @@ static void sio__host_server_event(void *ud, const cJSON *args, const char *requ
         cJSON_AddItemToArray(rest, cJSON_Duplicate(it, 1));
     sio_server_ack_t *ack = NULL;
     if (request_id != NULL) {
-        ack = sio_calloc(1, sizeof(*ack));
+        ack = base_calloc(1, sizeof(*ack));
         ack->nsp = nsp;
-        ack->request_id = sio_strdup(request_id);
-        sio_list_push_back(&nsp->server_acks, &ack->node);
+        ack->request_id = base_strdup(request_id);
+        base_list_push_back(&nsp->server_acks, &ack->node);
     }
     nsp->on_server_event(nsp, ev, rest, ack, nsp->server_event_ud);
     cJSON_Delete(rest);
 }
 
-static size_t sio__host_deliver_ack(void *ud, const sio_packet_t *pkt, const adp_opts_t *opts,
+static size_t sio__host_deliver_ack(void *ud, const cd_sio_packet_t *pkt, const adp_opts_t *opts,
                                     uint64_t timeout_ms, const char *request_id)
 {
     sio_namespace_t *nsp = ud;
-    sio_packet_t *p = sio_packet_dup(pkt);
+    cd_sio_packet_t *p = cd_sio_packet_dup(pkt);
     sio_bcast_t *bc;
     size_t n;
 
     if (p == NULL)
         return 0;
     bc = sio__bcast_new(nsp);
-    bc->reply_id = sio_strdup(request_id);
+    bc->reply_id = base_strdup(request_id);
     bc->id = p->id = nsp->next_ack_id++;
     bc->refs++;
     sio_bcast_t *saved = nsp->cur_bcast;
     nsp->cur_bcast = bc;
     sio__deliver(nsp, p, opts);
     nsp->cur_bcast = saved;
-    sio_packet_free(p);
+    cd_sio_packet_free(p);
     n = bc->expected;
     sio__bcast_check(bc);
     sio__bcast_arm(bc, timeout_ms);
@@ -172,10 +172,10 @@ static void sio__host_each_session(
     void *ud, void (*fn)(void *fud, const char *pid, int has_age, uint64_t age_ms), void *fud)
 {
     sio_namespace_t *nsp = ud;
-    sio_map_iter_t it = {0};
+    base_map_iter_t it = {0};
     void *v;
 
-    while (sio_map_next(&nsp->sockets, &it, NULL, &v)) {
+    while (base_map_next(&nsp->sockets, &it, NULL, &v)) {
         const sio_socket_t *s = v;
         uint64_t age = 0;
         int known;
@@ -202,11 +202,11 @@ void sio__host_init(sio_namespace_t *nsp, adp_host_t *host)
 /* See sio_private.h. */
 void sio__server_acks_free(sio_namespace_t *nsp)
 {
-    while (!sio_list_empty(&nsp->server_acks)) {
-        sio_server_ack_t *ack = SIO_CONTAINER_OF(nsp->server_acks.next, sio_server_ack_t, node);
-        sio_list_remove(&ack->node);
-        sio_free(ack->request_id);
-        sio_free(ack);
+    while (!base_list_empty(&nsp->server_acks)) {
+        sio_server_ack_t *ack = BASE_CONTAINER_OF(nsp->server_acks.next, sio_server_ack_t, node);
+        base_list_remove(&ack->node);
+        base_free(ack->request_id);
+        base_free(ack);
     }
 }
 
@@ -252,7 +252,7 @@ int sio_server_use_redis(sio_server_t *srv, const sio_redis_config_t *cfg, sio_r
         rds_url_free(&url);
         return SIO_EINVAL;
     }
-    adp_redis_config_t rc = {
+    rds_node_config_t rc = {
         .url = &url,
         .key_prefix = cfg->key_prefix,
         .channel_prefix = cfg->channel_prefix,
@@ -265,31 +265,31 @@ int sio_server_use_redis(sio_server_t *srv, const sio_redis_config_t *cfg, sio_r
         .connections = sio__connections,
         .conn_ud = srv,
     };
-    srv->redis = adp_redis_new(srv->loop, &rc);
+    srv->redis = rds_node_new(srv->loop, &rc);
     rds_url_free(&url);
     if (srv->redis == NULL)
         return SIO_EINVAL;
     srv->redis_cb = cb;
     srv->redis_ud = ud;
-    sio__server_set_adapter_factory(srv, adp_redis_adapter_new, srv->redis);
+    sio__server_set_adapter_factory(srv, rds_adapter_new, srv->redis);
     if (srv->eio != NULL) {
         char addr[300];
         snprintf(addr, sizeof(addr), "%s:%d", srv->cfg.host, sio_server_port(srv));
-        adp_redis_set_address(srv->redis, addr);
+        rds_node_set_address(srv->redis, addr);
     }
-    return adp_redis_start(srv->redis, sio__redis_started, srv);
+    return rds_node_start(srv->redis, sio__redis_started, srv);
 }
 
 /* See sockeye.h. */
 void sio_server_redis_stats(const sio_server_t *srv, sio_redis_stats_t *out)
 {
-    adp_redis_stats_t st;
+    rds_node_stats_t st;
 
     memset(out, 0, sizeof(*out));
     out->uid = "";
     if (srv == NULL || srv->redis == NULL)
         return;
-    adp_redis_get_stats(srv->redis, &st);
+    rds_node_get_stats(srv->redis, &st);
     out->enabled = 1;
     out->command_up = st.command_up;
     out->subscriber_up = st.subscriber_up;
@@ -299,7 +299,7 @@ void sio_server_redis_stats(const sio_server_t *srv, sio_redis_stats_t *out)
     out->request_timeouts = st.request_timeouts;
     out->messages_in = st.messages_in;
     out->messages_out = st.messages_out;
-    out->uid = adp_redis_uid(srv->redis);
+    out->uid = rds_node_uid(srv->redis);
 }
 
 /* ---------------------------------------------------------------- fetch sockets */
@@ -322,7 +322,7 @@ static void sio__fetch_done(void *ud, int err, cJSON *list)
     cJSON_Delete(list);
     fr->cb(err, fr->sockets, fr->ud);
     cJSON_Delete(fr->sockets);
-    sio_free(fr);
+    base_free(fr);
 }
 
 /* See sockeye.h. SIO_EINVAL for a bad op or a NULL cb (op consumed anyway). */
@@ -340,7 +340,7 @@ int sio_fetch_sockets(sio_op_t *op, sio_fetch_cb cb, void *ud)
     o.n_rooms = op->n_rooms;
     o.except = (const char *const *)op->except;
     o.n_except = op->n_except;
-    sio_fetch_req_t *fr = sio_malloc(sizeof(*fr));
+    sio_fetch_req_t *fr = base_malloc(sizeof(*fr));
     fr->sockets = sio__local_fetch(nsp, &o);
     fr->cb = cb;
     fr->ud = ud;
@@ -355,7 +355,7 @@ int sio_fetch_sockets(sio_op_t *op, sio_fetch_cb cb, void *ud)
 /* ---------------------------------------------------------------- all rooms */
 
 typedef struct sio_rooms_req {
-    sio_map_t seen;
+    base_map_t seen;
     cJSON *rooms;
     sio_rooms_cb cb;
     void *ud;
@@ -363,9 +363,9 @@ typedef struct sio_rooms_req {
 
 static void sio__rooms_add(sio_rooms_req_t *rr, const char *name)
 {
-    if (sio_map_has(&rr->seen, name))
+    if (base_map_has(&rr->seen, name))
         return;
-    sio_map_put(&rr->seen, name, rr);
+    base_map_put(&rr->seen, name, rr);
     cJSON_AddItemToArray(rr->rooms, cJSON_CreateString(name));
 }
 
@@ -379,25 +379,25 @@ static void sio__rooms_done(void *ud, int err, cJSON *list)
     cJSON_Delete(list);
     rr->cb(err, rr->rooms, rr->ud);
     cJSON_Delete(rr->rooms);
-    sio_map_clear(&rr->seen);
-    sio_free(rr);
+    base_map_clear(&rr->seen);
+    base_free(rr);
 }
 
 /* See sockeye.h. SIO_EINVAL for a NULL nsp or cb. */
 int sio_all_rooms(sio_namespace_t *nsp, sio_rooms_cb cb, void *ud)
 {
-    sio_map_iter_t it = {0};
+    base_map_iter_t it = {0};
     const char *k;
 
     if (nsp == NULL || cb == NULL)
         return SIO_EINVAL;
     adp_adapter_t *a = nsp->adapter;
-    sio_rooms_req_t *rr = sio_malloc(sizeof(*rr));
-    sio_map_init(&rr->seen);
+    sio_rooms_req_t *rr = base_malloc(sizeof(*rr));
+    base_map_init(&rr->seen);
     rr->rooms = cJSON_CreateArray();
     rr->cb = cb;
     rr->ud = ud;
-    while (sio_map_next(&a->rooms.rooms, &it, &k, NULL))
+    while (base_map_next(&a->rooms.rooms, &it, &k, NULL))
         sio__rooms_add(rr, k);
     int rc = a->vt->remote_all_rooms != NULL ? a->vt->remote_all_rooms(a, sio__rooms_done, rr)
                                              : SIO_ENOTFOUND;
@@ -417,7 +417,7 @@ static void sio__count_done(void *ud, int err, size_t n)
 {
     sio_count_req_t *cr = ud;
     cr->cb(err, n, cr->ud);
-    sio_free(cr);
+    base_free(cr);
 }
 
 /* See sockeye.h. SIO_EINVAL for a NULL nsp or cb. */
@@ -430,7 +430,7 @@ int sio_server_count(sio_namespace_t *nsp, sio_count_cb cb, void *ud)
         cb(SIO_OK, 1, ud);
         return SIO_OK;
     }
-    sio_count_req_t *cr = sio_malloc(sizeof(*cr));
+    sio_count_req_t *cr = base_malloc(sizeof(*cr));
     cr->cb = cb;
     cr->ud = ud;
     if (a->vt->server_count(a, sio__count_done, cr) != SIO_OK)
@@ -443,7 +443,7 @@ int sio_server_count(sio_namespace_t *nsp, sio_count_cb cb, void *ud)
 /* [event, args...]; NULL for a NULL or reserved name (args consumed either way). */
 static cJSON *sio__server_args(const char *event, cJSON *args)
 {
-    if (event == NULL || sio_event_reserved(event)) {
+    if (event == NULL || cd_sio_event_reserved(event)) {
         cJSON_Delete(args);
         return NULL;
     }
@@ -489,7 +489,7 @@ static void sio__server_emit_done(void *ud, int err, cJSON *list)
         cJSON_Delete(list);
     else
         cJSON_Delete(empty);
-    sio_free(er);
+    base_free(er);
 }
 
 /* See sockeye.h. */
@@ -505,7 +505,7 @@ int sio_server_emit_ack(sio_namespace_t *nsp, const char *event, cJSON *args, si
     arr = sio__server_args(event, args);
     if (arr == NULL)
         return SIO_EINVAL;
-    sio_emit_req_t *er = sio_malloc(sizeof(*er));
+    sio_emit_req_t *er = base_malloc(sizeof(*er));
     er->cb = cb;
     er->ud = ud;
     adp_adapter_t *a = nsp->adapter;
@@ -539,8 +539,8 @@ int sio_server_ack(sio_server_ack_t *ack, cJSON *arg)
     if (a->vt->server_emit_reply != NULL)
         rc = a->vt->server_emit_reply(a, ack->request_id, arg);
     cJSON_Delete(arg);
-    sio_list_remove(&ack->node);
-    sio_free(ack->request_id);
-    sio_free(ack);
+    base_list_remove(&ack->node);
+    base_free(ack->request_id);
+    base_free(ack);
     return rc == SIO_OK ? SIO_OK : SIO_EREDIS;
 }

@@ -22,8 +22,8 @@
 
 #include "adapter.h"
 #include "eio.h"
-#include "sk_list.h"
-#include "sk_map.h"
+#include "base_list.h"
+#include "base_map.h"
 #include "rds_node.h"
 #include "cd_sio.h"
 #include "sockeye.h"
@@ -39,7 +39,7 @@ typedef adp_adapter_t *(*sio_adapter_factory_t)(void *ud, const char *nsp, const
 
 /* A dynamic-namespace pattern. One per sio_server_of_pattern call. */
 typedef struct sio_pattern {
-    sio_list_t node; /* in srv->patterns, registration order */
+    base_list_t node; /* in srv->patterns, registration order */
     regex_t re;      /* POSIX extended, unanchored like Node's RegExp.test */
     sio_nsp_init_cb init;
     void *ud;
@@ -51,9 +51,9 @@ struct sio_server {
     sio_config_t cfg;         /* copy; its strings point at the owned copies below */
     char *host, *path, *cors; /* owned */
     eio_server_t *eio;        /* NULL until listen */
-    sio_map_t nsps;           /* name -> sio_namespace_t* */
-    sio_list_t patterns;      /* sio_pattern_t */
-    sio_list_t clients;       /* sio_client_t.node */
+    base_map_t nsps;           /* name -> sio_namespace_t* */
+    base_list_t patterns;      /* sio_pattern_t */
+    base_list_t clients;       /* sio_client_t.node */
     size_t n_clients;
     uv_timer_t tick; /* adapter housekeeping, ~1 s, unref'd */
     int tick_started;
@@ -67,7 +67,7 @@ struct sio_server {
     void *http_ud;
     sio_adapter_factory_t adapter_factory;
     void *adapter_ud;
-    adp_redis_t *redis; /* the cluster context (sio_server_use_redis), NULL without */
+    rds_node_t *redis; /* the cluster context (sio_server_use_redis), NULL without */
     int redis_closing;  /* its close started (after the engine's) */
     sio_redis_cb redis_cb;
     void *redis_ud;
@@ -83,7 +83,7 @@ struct sio_namespace {
     sio_server_t *srv;
     char *name;             /* owned */
     adp_adapter_t *adapter; /* owned; its rooms index is the membership truth */
-    sio_map_t sockets;      /* sid -> sio_socket_t*, connected sockets only */
+    base_map_t sockets;      /* sid -> sio_socket_t*, connected sockets only */
     sio_middleware_t *mw;   /* owned array, run in order */
     size_t n_mw;
     sio_connection_cb on_conn;
@@ -92,19 +92,19 @@ struct sio_namespace {
     sio_bcast_t *cur_bcast; /* set only while a broadcast-with-ack is being delivered */
     sio_server_event_cb on_server_event; /* serverSideEmit from other nodes */
     void *server_event_ud;
-    sio_list_t server_acks; /* sio_server_ack_t not answered yet, freed with the nsp */
+    base_list_t server_acks; /* sio_server_ack_t not answered yet, freed with the nsp */
 };
 
 /* One per Engine.IO session. */
 struct sio_client {
     sio_server_t *srv;
     eio_session_t *eio; /* NULL once the engine reported the close */
-    sio_decoder_t dec;  /* one packet stream per connection */
-    sio_map_t sockets;  /* nsp name -> sio_socket_t* (connecting or connected) */
-    sio_map_t query;    /* decoded handshake query, key -> owned value */
+    cd_sio_decoder_t dec;  /* one packet stream per connection */
+    base_map_t sockets;  /* nsp name -> sio_socket_t* (connecting or connected) */
+    base_map_t query;    /* decoded handshake query, key -> owned value */
     int query_parsed;
     uv_timer_t connect_timer; /* connect_timeout_ms with no namespace joined -> close */
-    sio_list_t node;          /* in srv->clients */
+    base_list_t node;          /* in srv->clients */
     int closing;              /* we (or the engine) started closing: no more I/O */
 };
 
@@ -142,25 +142,25 @@ struct sio_socket {
      * Cleared by the first live packet above it (live order is offset order). */
     int has_floor;
     uint64_t floor_ms, floor_seq;
-    sio_map_t handlers; /* event name -> sio_handler_t* (owned) */
+    base_map_t handlers; /* event name -> sio_handler_t* (owned) */
     sio_handler_t any;
     sio_disconnect_cb on_disconnect;
     void *disconnect_ud;
-    sio_list_t acks_out; /* sio_pending_t: our ack requests awaiting the client */
-    sio_list_t acks_in;  /* sio_ack_t: the client's requests not yet answered */
+    base_list_t acks_out; /* sio_pending_t: our ack requests awaiting the client */
+    base_list_t acks_in;  /* sio_ack_t: the client's requests not yet answered */
 };
 
 /* A client's ack request handed to an event handler. */
 struct sio_ack {
-    sio_list_t node; /* in s->acks_in */
+    base_list_t node; /* in s->acks_in */
     sio_socket_t *s;
     int64_t id;
 };
 
 /* One server->client ack request on one socket, alone or as part of a broadcast. */
 struct sio_pending {
-    sio_list_t node;    /* in s->acks_out */
-    sio_list_t bc_node; /* in bc->entries when bc != NULL */
+    base_list_t node;    /* in s->acks_out */
+    base_list_t bc_node; /* in bc->entries when bc != NULL */
     sio_server_t *srv;
     sio_socket_t *s;
     int64_t id;
@@ -185,7 +185,7 @@ struct sio_bcast {
     size_t expected; /* targets that may still answer (other nodes' counts added) */
     size_t answered;
     cJSON *responses;   /* array of each answer's args array */
-    sio_list_t entries; /* sio_pending_t.bc_node still registered on sockets */
+    base_list_t entries; /* sio_pending_t.bc_node still registered on sockets */
     uv_timer_t timer;
     int timed;
     int done;
@@ -199,7 +199,7 @@ struct sio_bcast {
 
 /* A serverSideEmit from another node that wants an answer. */
 struct sio_server_ack {
-    sio_list_t node; /* in nsp->server_acks */
+    base_list_t node; /* in nsp->server_acks */
     sio_namespace_t *nsp;
     char *request_id;
 };
@@ -235,9 +235,9 @@ void sio__client_disconnect_all(sio_client_t *c);
 /* 1 when the client can still take frames. */
 int sio__client_usable(const sio_client_t *c);
 /* Encodes p and queues it on c. SIO_ECLOSED when c is closing. */
-int sio__client_send(sio_client_t *c, const sio_packet_t *p, unsigned eio_flags);
+int sio__client_send(sio_client_t *c, const cd_sio_packet_t *p, unsigned eio_flags);
 /* Queues already encoded frames (the caller keeps its references). */
-int sio__client_send_frames(sio_client_t *c, sio_frame_t **frames, size_t n, unsigned eio_flags);
+int sio__client_send_frames(sio_client_t *c, base_frame_t **frames, size_t n, unsigned eio_flags);
 /* Wall clock in ms (the adapters' clock). */
 uint64_t sio__now_ms(void);
 /* Replaces the adapter factory; namespaces without sockets get a new adapter now. */
@@ -246,9 +246,9 @@ void sio__server_set_adapter_factory(sio_server_t *srv, sio_adapter_factory_t f,
 /* ------------------------------------------------------------ sio_socket.c */
 
 /* Handles a CONNECT for a namespace this client has not joined. Consumes p. */
-void sio__socket_connect(sio_client_t *c, sio_packet_t *p);
+void sio__socket_connect(sio_client_t *c, cd_sio_packet_t *p);
 /* Handles a non-CONNECT packet for a connected socket. Consumes p. */
-void sio__socket_packet(sio_socket_t *s, sio_packet_t *p);
+void sio__socket_packet(sio_socket_t *s, cd_sio_packet_t *p);
 /* Closes s (idempotent): leaves rooms, fails pending acks, runs the disconnect
  * callback when it was connected. send_disconnect writes DISCONNECT first. s may be
  * freed on return unless the caller holds it. */
@@ -281,9 +281,9 @@ cJSON *sio__socket_describe(sio_socket_t *s);
 /* ------------------------------------------------------------ sio_broadcast.c */
 
 /* The adapter host callback: encode once, queue on every local target. */
-void sio__deliver(void *ud, const sio_packet_t *pkt, const adp_opts_t *opts);
+void sio__deliver(void *ud, const cd_sio_packet_t *pkt, const adp_opts_t *opts);
 /* EVENT packet [event, args...] in nsp with copies of bins. Consumes args. */
-sio_packet_t *sio__event_packet(const char *nsp, const char *event, cJSON *args,
+cd_sio_packet_t *sio__event_packet(const char *nsp, const char *event, cJSON *args,
                                 const sio_bin_t *bins, size_t nbins);
 /* Appends args (an array's items, or one value) to arr. Consumes args. */
 void sio__append_args(cJSON *arr, cJSON *args);

@@ -14,7 +14,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "sk_alloc.h"
+#include "base_alloc.h"
 #include "sio_private.h"
 
 /* ---------------------------------------------------------------- errors */
@@ -99,7 +99,7 @@ static adp_adapter_t *sio__adapter_new(sio_server_t *srv, sio_namespace_t *nsp)
     if (srv->adapter_factory != NULL)
         a = srv->adapter_factory(srv->adapter_ud, nsp->name, &host);
     if (a == NULL) {
-        adp_memory_config_t mc = {
+        mem_config_t mc = {
             .recovery = srv->cfg.recovery,
             .recovery_window_ms = srv->cfg.recovery_window_ms,
             .detect_ms =
@@ -107,25 +107,25 @@ static adp_adapter_t *sio__adapter_new(sio_server_t *srv, sio_namespace_t *nsp)
             .max_log = 100000,
             .now_ms = NULL,
         };
-        a = adp_memory_new(nsp->name, &host, &mc);
+        a = mem_adapter_new(nsp->name, &host, &mc);
     }
     return a;
 }
 
 static sio_namespace_t *sio__nsp_new(sio_server_t *srv, const char *name)
 {
-    sio_namespace_t *nsp = sio_calloc(1, sizeof(*nsp));
+    sio_namespace_t *nsp = base_calloc(1, sizeof(*nsp));
     nsp->srv = srv;
-    nsp->name = sio_strdup(name);
-    sio_map_init(&nsp->sockets);
-    sio_list_init(&nsp->server_acks);
+    nsp->name = base_strdup(name);
+    base_map_init(&nsp->sockets);
+    base_list_init(&nsp->server_acks);
     nsp->adapter = sio__adapter_new(srv, nsp);
     if (nsp->adapter == NULL) {
-        sio_free(nsp->name);
-        sio_free(nsp);
+        base_free(nsp->name);
+        base_free(nsp);
         return NULL;
     }
-    sio_map_put(&srv->nsps, name, nsp);
+    base_map_put(&srv->nsps, name, nsp);
     return nsp;
 }
 
@@ -134,10 +134,10 @@ static void sio__nsp_free(sio_namespace_t *nsp)
     if (nsp->adapter != NULL)
         nsp->adapter->vt->destroy(nsp->adapter);
     sio__server_acks_free(nsp);
-    sio_map_clear(&nsp->sockets);
-    sio_free(nsp->mw);
-    sio_free(nsp->name);
-    sio_free(nsp);
+    base_map_clear(&nsp->sockets);
+    base_free(nsp->mw);
+    base_free(nsp->name);
+    base_free(nsp);
 }
 
 /* The namespace called name, creating it on first use. NULL when name does not
@@ -147,7 +147,7 @@ sio_namespace_t *sio_server_of(sio_server_t *srv, const char *name)
 {
     if (srv == NULL || name == NULL || name[0] != '/')
         return NULL;
-    sio_namespace_t *nsp = sio_map_get(&srv->nsps, name);
+    sio_namespace_t *nsp = base_map_get(&srv->nsps, name);
     return nsp != NULL ? nsp : sio__nsp_new(srv, name);
 }
 
@@ -157,27 +157,27 @@ int sio_server_of_pattern(sio_server_t *srv, const char *regex, sio_nsp_init_cb 
 {
     if (srv == NULL || regex == NULL)
         return SIO_EINVAL;
-    sio_pattern_t *p = sio_calloc(1, sizeof(*p));
+    sio_pattern_t *p = base_calloc(1, sizeof(*p));
     if (regcomp(&p->re, regex, REG_EXTENDED | REG_NOSUB) != 0) {
-        sio_free(p);
+        base_free(p);
         return SIO_EINVAL;
     }
     p->init = init;
     p->ud = ud;
-    sio_list_push_back(&srv->patterns, &p->node);
+    base_list_push_back(&srv->patterns, &p->node);
     return SIO_OK;
 }
 
 sio_namespace_t *sio__server_lookup_nsp(sio_server_t *srv, const char *name)
 {
-    sio_namespace_t *nsp = sio_map_get(&srv->nsps, name);
-    sio_list_t *it, *tmp;
+    sio_namespace_t *nsp = base_map_get(&srv->nsps, name);
+    base_list_t *it, *tmp;
 
     if (nsp != NULL)
         return nsp;
-    SIO_LIST_FOREACH_SAFE(it, tmp, &srv->patterns)
+    BASE_LIST_FOREACH_SAFE(it, tmp, &srv->patterns)
     {
-        sio_pattern_t *p = SIO_CONTAINER_OF(it, sio_pattern_t, node);
+        sio_pattern_t *p = BASE_CONTAINER_OF(it, sio_pattern_t, node);
         if (regexec(&p->re, name, 0, NULL, 0) != 0)
             continue;
         nsp = sio__nsp_new(srv, name);
@@ -190,15 +190,15 @@ sio_namespace_t *sio__server_lookup_nsp(sio_server_t *srv, const char *name)
 
 void sio__server_set_adapter_factory(sio_server_t *srv, sio_adapter_factory_t f, void *ud)
 {
-    sio_map_iter_t it = {0};
+    base_map_iter_t it = {0};
     const char *k;
     void *v;
 
     srv->adapter_factory = f;
     srv->adapter_ud = ud;
-    while (sio_map_next(&srv->nsps, &it, &k, &v)) {
+    while (base_map_next(&srv->nsps, &it, &k, &v)) {
         sio_namespace_t *nsp = v;
-        if (sio_map_size(&nsp->sockets) != 0)
+        if (base_map_size(&nsp->sockets) != 0)
             continue;
         adp_adapter_t *a = sio__adapter_new(srv, nsp);
         if (a == NULL)
@@ -230,7 +230,7 @@ void sio_nsp_use(sio_namespace_t *nsp, sio_middleware_cb cb, void *ud)
 {
     if (cb == NULL)
         return;
-    nsp->mw = sio_realloc(nsp->mw, (nsp->n_mw + 1) * sizeof(*nsp->mw));
+    nsp->mw = base_realloc(nsp->mw, (nsp->n_mw + 1) * sizeof(*nsp->mw));
     nsp->mw[nsp->n_mw].cb = cb;
     nsp->mw[nsp->n_mw].ud = ud;
     nsp->n_mw++;
@@ -243,15 +243,15 @@ void sio_conn_error_set(sio_conn_error_t *err, const char *message, cJSON *data)
         cJSON_Delete(data);
         return;
     }
-    sio_free(err->message);
+    base_free(err->message);
     cJSON_Delete(err->data);
-    err->message = message != NULL ? sio_strdup(message) : NULL;
+    err->message = message != NULL ? base_strdup(message) : NULL;
     err->data = data;
 }
 
 size_t sio_nsp_socket_count(const sio_namespace_t *nsp)
 {
-    return sio_map_size(&nsp->sockets);
+    return base_map_size(&nsp->sockets);
 }
 
 /* ---------------------------------------------------------------- clients */
@@ -269,7 +269,7 @@ void sio__client_close(sio_client_t *c, const char *reason)
     eio_session_close(c->eio, reason);
 }
 
-int sio__client_send_frames(sio_client_t *c, sio_frame_t **frames, size_t n, unsigned eio_flags)
+int sio__client_send_frames(sio_client_t *c, base_frame_t **frames, size_t n, unsigned eio_flags)
 {
     if (!sio__client_usable(c))
         return SIO_ECLOSED;
@@ -283,23 +283,23 @@ int sio__client_send_frames(sio_client_t *c, sio_frame_t **frames, size_t n, uns
     return SIO_OK;
 }
 
-int sio__client_send(sio_client_t *c, const sio_packet_t *p, unsigned eio_flags)
+int sio__client_send(sio_client_t *c, const cd_sio_packet_t *p, unsigned eio_flags)
 {
-    sio_frame_t *stack[8];
-    sio_frame_t **frames = stack;
+    base_frame_t *stack[8];
+    base_frame_t **frames = stack;
     size_t want = 1 + p->n_attach;
     int rc;
 
     if (!sio__client_usable(c))
         return SIO_ECLOSED;
     if (want > sizeof(stack) / sizeof(stack[0]))
-        frames = sio_malloc(want * sizeof(*frames));
-    size_t n = sio_encode(p, frames);
+        frames = base_malloc(want * sizeof(*frames));
+    size_t n = cd_sio_encode(p, frames);
     rc = n > 0 ? sio__client_send_frames(c, frames, n, eio_flags) : SIO_EINVAL;
     for (size_t i = 0; i < n; i++)
-        sio_frame_unref(frames[i]);
+        base_frame_unref(frames[i]);
     if (frames != stack)
-        sio_free(frames);
+        base_free(frames);
     return rc;
 }
 
@@ -307,16 +307,16 @@ int sio__client_send(sio_client_t *c, const sio_packet_t *p, unsigned eio_flags)
  * disconnect callback may close the others. */
 static void sio__client_close_sockets(sio_client_t *c, const char *reason, int send_disconnect)
 {
-    size_t n = sio_map_size(&c->sockets), i = 0;
+    size_t n = base_map_size(&c->sockets), i = 0;
     sio_socket_t **all;
-    sio_map_iter_t it = {0};
+    base_map_iter_t it = {0};
     const char *k;
     void *v;
 
     if (n == 0)
         return;
-    all = sio_malloc(n * sizeof(*all));
-    while (i < n && sio_map_next(&c->sockets, &it, &k, &v)) {
+    all = base_malloc(n * sizeof(*all));
+    while (i < n && base_map_next(&c->sockets, &it, &k, &v)) {
         all[i] = v;
         sio__socket_hold(all[i++]);
     }
@@ -324,7 +324,7 @@ static void sio__client_close_sockets(sio_client_t *c, const char *reason, int s
         sio__socket_close(all[j], reason, send_disconnect);
         sio__socket_release(all[j]);
     }
-    sio_free(all);
+    base_free(all);
 }
 
 void sio__client_disconnect_all(sio_client_t *c)
@@ -336,11 +336,11 @@ void sio__client_disconnect_all(sio_client_t *c)
 static void sio__on_connect_timeout(uv_timer_t *t)
 {
     sio_client_t *c = t->data;
-    sio_map_iter_t it = {0};
+    base_map_iter_t it = {0};
     const char *k;
     void *v;
 
-    while (sio_map_next(&c->sockets, &it, &k, &v))
+    while (base_map_next(&c->sockets, &it, &k, &v))
         if (((sio_socket_t *)v)->state == SIO_SOCK_CONNECTED)
             return;
     sio__client_close(c, "forced close");
@@ -348,72 +348,72 @@ static void sio__on_connect_timeout(uv_timer_t *t)
 
 static void sio__client_timer_closed(uv_handle_t *h)
 {
-    sio_client_t *c = SIO_CONTAINER_OF(h, sio_client_t, connect_timer);
+    sio_client_t *c = BASE_CONTAINER_OF(h, sio_client_t, connect_timer);
     sio_server_t *srv = c->srv;
-    sio_map_iter_t it = {0};
+    base_map_iter_t it = {0};
     const char *k;
     void *v;
 
-    sio_decoder_reset(&c->dec);
-    sio_map_clear(&c->sockets);
-    while (sio_map_next(&c->query, &it, &k, &v))
-        sio_free(v);
-    sio_map_clear(&c->query);
-    sio_free(c);
+    cd_sio_decoder_reset(&c->dec);
+    base_map_clear(&c->sockets);
+    while (base_map_next(&c->query, &it, &k, &v))
+        base_free(v);
+    base_map_clear(&c->query);
+    base_free(c);
     sio__server_handle_gone(srv);
 }
 
 static void sio__on_open(void *ud, eio_session_t *es)
 {
     sio_server_t *srv = ud;
-    sio_client_t *c = sio_calloc(1, sizeof(*c));
+    sio_client_t *c = base_calloc(1, sizeof(*c));
 
     c->srv = srv;
     c->eio = es;
-    sio_decoder_init(&c->dec);
-    sio_map_init(&c->sockets);
-    sio_map_init(&c->query);
+    cd_sio_decoder_init(&c->dec);
+    base_map_init(&c->sockets);
+    base_map_init(&c->query);
     uv_timer_init(srv->loop, &c->connect_timer);
     c->connect_timer.data = c;
     srv->n_handles++;
     if (srv->cfg.connect_timeout_ms > 0)
         uv_timer_start(&c->connect_timer, sio__on_connect_timeout, srv->cfg.connect_timeout_ms, 0);
-    sio_list_push_back(&srv->clients, &c->node);
+    base_list_push_back(&srv->clients, &c->node);
     srv->n_clients++;
     eio_session_set_data(es, c);
 }
 
-static void sio__client_dispatch(sio_client_t *c, sio_packet_t *p)
+static void sio__client_dispatch(sio_client_t *c, cd_sio_packet_t *p)
 {
-    sio_socket_t *s = sio_map_get(&c->sockets, p->nsp);
+    sio_socket_t *s = base_map_get(&c->sockets, p->nsp);
 
-    if (p->type == SIO_CONNECT && s == NULL) {
+    if (p->type == CD_SIO_CONNECT && s == NULL) {
         sio__socket_connect(c, p);
         return;
     }
-    if (s != NULL && s->state == SIO_SOCK_CONNECTED && p->type != SIO_CONNECT &&
-        p->type != SIO_CONNECT_ERROR) {
+    if (s != NULL && s->state == SIO_SOCK_CONNECTED && p->type != CD_SIO_CONNECT &&
+        p->type != CD_SIO_CONNECT_ERROR) {
         sio__socket_packet(s, p);
         return;
     }
-    sio_packet_free(p);
+    cd_sio_packet_free(p);
     sio__client_close(c, "parse error");
 }
 
 static void sio__on_message(void *ud, eio_session_t *es, const char *data, size_t len, int binary)
 {
     sio_client_t *c = eio_session_data(es);
-    sio_packet_t *p = NULL;
+    cd_sio_packet_t *p = NULL;
     int rc;
 
     if (!sio__client_usable(c))
         return;
     if (binary)
-        rc = sio_decode_binary(&c->dec, (const unsigned char *)data, len, &p);
+        rc = cd_sio_decode_binary(&c->dec, (const unsigned char *)data, len, &p);
     else
-        rc = sio_decode_text(&c->dec, data, len, &p);
+        rc = cd_sio_decode_text(&c->dec, data, len, &p);
     if (rc != SIO_OK) {
-        sio_packet_free(p);
+        cd_sio_packet_free(p);
         sio__client_close(c, "parse error");
         return;
     }
@@ -434,7 +434,7 @@ static void sio__on_close(void *ud, eio_session_t *es, const char *reason)
     sio__client_close_sockets(c, reason, 0);
     eio_session_set_data(es, NULL);
     c->eio = NULL;
-    sio_list_remove(&c->node);
+    base_list_remove(&c->node);
     srv->n_clients--;
     uv_close((uv_handle_t *)&c->connect_timer, sio__client_timer_closed);
 }
@@ -464,18 +464,18 @@ sio_server_t *sio_server_new(uv_loop_t *loop, const sio_config_t *cfg)
     }
     if (!sio__config_valid(cfg))
         return NULL;
-    srv = sio_calloc(1, sizeof(*srv));
+    srv = base_calloc(1, sizeof(*srv));
     srv->loop = loop;
     srv->cfg = *cfg;
-    srv->host = sio_strdup(cfg->host);
-    srv->path = sio_strdup(cfg->path);
-    srv->cors = cfg->cors_origins != NULL ? sio_strdup(cfg->cors_origins) : NULL;
+    srv->host = base_strdup(cfg->host);
+    srv->path = base_strdup(cfg->path);
+    srv->cors = cfg->cors_origins != NULL ? base_strdup(cfg->cors_origins) : NULL;
     srv->cfg.host = srv->host;
     srv->cfg.path = srv->path;
     srv->cfg.cors_origins = srv->cors;
-    sio_map_init(&srv->nsps);
-    sio_list_init(&srv->patterns);
-    sio_list_init(&srv->clients);
+    base_map_init(&srv->nsps);
+    base_list_init(&srv->patterns);
+    base_list_init(&srv->clients);
     if (sio_server_of(srv, "/") == NULL) {
         sio_server_free(srv);
         return NULL;
@@ -487,11 +487,11 @@ static void sio__on_tick(uv_timer_t *t)
 {
     sio_server_t *srv = t->data;
     uint64_t now = sio__now_ms();
-    sio_map_iter_t it = {0};
+    base_map_iter_t it = {0};
     const char *k;
     void *v;
 
-    while (sio_map_next(&srv->nsps, &it, &k, &v)) {
+    while (base_map_next(&srv->nsps, &it, &k, &v)) {
         adp_adapter_t *a = ((sio_namespace_t *)v)->adapter;
         if (a->vt->tick != NULL)
             a->vt->tick(a, now);
@@ -537,7 +537,7 @@ int sio_server_listen(sio_server_t *srv)
     if (srv->redis != NULL) {
         char addr[300];
         snprintf(addr, sizeof(addr), "%s:%d", srv->cfg.host, sio_server_port(srv));
-        adp_redis_set_address(srv->redis, addr);
+        rds_node_set_address(srv->redis, addr);
     }
     uv_timer_init(srv->loop, &srv->tick);
     srv->tick.data = srv;
@@ -575,7 +575,7 @@ static void sio__server_maybe_closed(sio_server_t *srv)
     if (srv->closing && srv->eio_closed && srv->redis != NULL && !srv->redis_closing) {
         srv->redis_closing = 1;
         srv->n_handles++;
-        adp_redis_close(srv->redis, sio__redis_closed, srv);
+        rds_node_close(srv->redis, sio__redis_closed, srv);
         return;
     }
     if (srv->closing && srv->eio_closed && srv->n_handles == 0 && !srv->close_fired) {
@@ -628,27 +628,27 @@ void sio_server_close(sio_server_t *srv, void (*cb)(void *arg), void *arg)
  * listened. */
 void sio_server_free(sio_server_t *srv)
 {
-    sio_map_iter_t it = {0};
+    base_map_iter_t it = {0};
     const char *k;
     void *v;
-    sio_list_t *li, *tmp;
+    base_list_t *li, *tmp;
 
     if (srv == NULL)
         return;
     if (srv->eio != NULL)
         eio_server_free(srv->eio);
-    while (sio_map_next(&srv->nsps, &it, &k, &v))
+    while (base_map_next(&srv->nsps, &it, &k, &v))
         sio__nsp_free(v);
-    sio_map_clear(&srv->nsps);
-    adp_redis_free(srv->redis); /* after its adapters */
-    SIO_LIST_FOREACH_SAFE(li, tmp, &srv->patterns)
+    base_map_clear(&srv->nsps);
+    rds_node_free(srv->redis); /* after its adapters */
+    BASE_LIST_FOREACH_SAFE(li, tmp, &srv->patterns)
     {
-        sio_pattern_t *p = SIO_CONTAINER_OF(li, sio_pattern_t, node);
+        sio_pattern_t *p = BASE_CONTAINER_OF(li, sio_pattern_t, node);
         regfree(&p->re);
-        sio_free(p);
+        base_free(p);
     }
-    sio_free(srv->host);
-    sio_free(srv->path);
-    sio_free(srv->cors);
-    sio_free(srv);
+    base_free(srv->host);
+    base_free(srv->path);
+    base_free(srv->cors);
+    base_free(srv);
 }

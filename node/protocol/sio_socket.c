@@ -11,7 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "sk_alloc.h"
+#include "base_alloc.h"
 #include "sio_private.h"
 
 /* Reasons after which the client may come back and recover (spec 3): the link died,
@@ -33,48 +33,48 @@ static int sio__reason_recoverable(const char *reason)
 
 static sio_socket_t *sio__socket_new(sio_client_t *c, sio_namespace_t *nsp)
 {
-    sio_socket_t *s = sio_calloc(1, sizeof(*s));
+    sio_socket_t *s = base_calloc(1, sizeof(*s));
     char id[21];
 
     s->client = c;
     s->nsp = nsp;
     eio_random_id(id);
-    s->id = sio_strdup(id);
+    s->id = base_strdup(id);
     if (nsp->srv->cfg.recovery) {
         eio_random_id(id);
-        s->pid = sio_strdup(id);
+        s->pid = base_strdup(id);
     }
     s->data = cJSON_CreateObject();
     s->issued = sio__now_ms();
     s->state = SIO_SOCK_CONNECTING;
-    sio_map_init(&s->handlers);
-    sio_list_init(&s->acks_out);
-    sio_list_init(&s->acks_in);
-    sio_map_put(&c->sockets, nsp->name, s);
+    base_map_init(&s->handlers);
+    base_list_init(&s->acks_out);
+    base_list_init(&s->acks_in);
+    base_map_put(&c->sockets, nsp->name, s);
     return s;
 }
 
 static void sio__socket_free(sio_socket_t *s)
 {
-    sio_map_iter_t it = {0};
+    base_map_iter_t it = {0};
     const char *k;
     void *v;
-    sio_list_t *li, *tmp;
+    base_list_t *li, *tmp;
 
-    while (sio_map_next(&s->handlers, &it, &k, &v))
-        sio_free(v);
-    sio_map_clear(&s->handlers);
-    SIO_LIST_FOREACH_SAFE(li, tmp, &s->acks_in)
+    while (base_map_next(&s->handlers, &it, &k, &v))
+        base_free(v);
+    base_map_clear(&s->handlers);
+    BASE_LIST_FOREACH_SAFE(li, tmp, &s->acks_in)
     {
-        sio_ack_t *a = SIO_CONTAINER_OF(li, sio_ack_t, node);
-        sio_list_remove(&a->node);
-        sio_free(a);
+        sio_ack_t *a = BASE_CONTAINER_OF(li, sio_ack_t, node);
+        base_list_remove(&a->node);
+        base_free(a);
     }
     cJSON_Delete(s->auth);
     cJSON_Delete(s->data);
-    sio_free(s->id);
-    sio_free(s->pid);
-    sio_free(s);
+    base_free(s->id);
+    base_free(s->pid);
+    base_free(s);
 }
 
 void sio__socket_hold(sio_socket_t *s)
@@ -94,7 +94,7 @@ static void sio__pending_closed(uv_handle_t *h)
 {
     sio_pending_t *p = h->data;
     sio_server_t *srv = p->srv;
-    sio_free(p);
+    base_free(p);
     sio__server_handle_gone(srv);
 }
 
@@ -115,7 +115,7 @@ static void sio__pending_timeout(uv_timer_t *t)
 sio_pending_t *sio__pending_add(sio_socket_t *s, int64_t id, sio_ack_cb cb, void *ud,
                                 sio_bcast_t *bc, unsigned timeout_ms)
 {
-    sio_pending_t *p = sio_calloc(1, sizeof(*p));
+    sio_pending_t *p = base_calloc(1, sizeof(*p));
     sio_server_t *srv = s->nsp->srv;
 
     p->srv = srv;
@@ -124,11 +124,11 @@ sio_pending_t *sio__pending_add(sio_socket_t *s, int64_t id, sio_ack_cb cb, void
     p->cb = cb;
     p->ud = ud;
     p->bc = bc;
-    sio_list_push_back(&s->acks_out, &p->node);
+    base_list_push_back(&s->acks_out, &p->node);
     if (bc != NULL)
-        sio_list_push_back(&bc->entries, &p->bc_node);
+        base_list_push_back(&bc->entries, &p->bc_node);
     else
-        sio_list_init(&p->bc_node);
+        base_list_init(&p->bc_node);
     if (timeout_ms > 0) {
         uv_timer_init(srv->loop, &p->timer);
         p->timer.data = p;
@@ -141,23 +141,23 @@ sio_pending_t *sio__pending_add(sio_socket_t *s, int64_t id, sio_ack_cb cb, void
 
 void sio__pending_free(sio_pending_t *p)
 {
-    sio_list_remove(&p->node);
-    sio_list_remove(&p->bc_node);
+    base_list_remove(&p->node);
+    base_list_remove(&p->bc_node);
     p->bc = NULL;
     if (p->timed) {
         uv_timer_stop(&p->timer);
         uv_close((uv_handle_t *)&p->timer, sio__pending_closed);
     } else {
-        sio_free(p);
+        base_free(p);
     }
 }
 
 static sio_pending_t *sio__pending_find(sio_socket_t *s, int64_t id)
 {
-    sio_list_t *li, *tmp;
-    SIO_LIST_FOREACH_SAFE(li, tmp, &s->acks_out)
+    base_list_t *li, *tmp;
+    BASE_LIST_FOREACH_SAFE(li, tmp, &s->acks_out)
     {
-        sio_pending_t *p = SIO_CONTAINER_OF(li, sio_pending_t, node);
+        sio_pending_t *p = BASE_CONTAINER_OF(li, sio_pending_t, node);
         if (p->id == id)
             return p;
     }
@@ -168,8 +168,8 @@ static sio_pending_t *sio__pending_find(sio_socket_t *s, int64_t id)
  * the socket is on its way out). */
 static void sio__pending_fail_all(sio_socket_t *s)
 {
-    while (!sio_list_empty(&s->acks_out)) {
-        sio_pending_t *p = SIO_CONTAINER_OF(s->acks_out.next, sio_pending_t, node);
+    while (!base_list_empty(&s->acks_out)) {
+        sio_pending_t *p = BASE_CONTAINER_OF(s->acks_out.next, sio_pending_t, node);
         sio_bcast_t *bc = p->bc;
         sio_ack_cb cb = p->cb;
         void *ud = p->ud;
@@ -248,7 +248,7 @@ void sio__socket_session(sio_socket_t *s, adp_session_t *sess, const char **stac
     size_t n = adp_rooms_of(&a->rooms, s->id, stack, n_stack);
 
     if (n > n_stack) {
-        rooms = sio_malloc(n * sizeof(*rooms));
+        rooms = base_malloc(n * sizeof(*rooms));
         n = adp_rooms_of(&a->rooms, s->id, rooms, n);
     }
     sess->sid = s->id;
@@ -288,7 +288,7 @@ int sio__socket_read_age(const sio_socket_t *s, uint64_t *age_ms)
 void sio__session_done(adp_session_t *sess, const char **stack)
 {
     if ((const char **)sess->rooms != stack)
-        sio_free(sess->rooms);
+        base_free(sess->rooms);
 }
 
 /* Tells a write-through adapter that s's rooms or data changed (connected sockets
@@ -337,16 +337,16 @@ void sio__socket_close(sio_socket_t *s, const char *reason, int send_disconnect)
         return;
     sio__socket_hold(s);
     s->state = SIO_SOCK_CLOSED;
-    if (c != NULL && sio_map_get(&c->sockets, nsp->name) == s)
-        sio_map_del(&c->sockets, nsp->name);
+    if (c != NULL && base_map_get(&c->sockets, nsp->name) == s)
+        base_map_del(&c->sockets, nsp->name);
     if (was == SIO_SOCK_CONNECTED) {
         if (send_disconnect && c != NULL) {
-            sio_packet_t *p = sio_packet_new(SIO_DISCONNECT, nsp->name);
+            cd_sio_packet_t *p = cd_sio_packet_new(CD_SIO_DISCONNECT, nsp->name);
             sio__client_send(c, p, 0);
-            sio_packet_free(p);
+            cd_sio_packet_free(p);
         }
-        if (sio_map_get(&nsp->sockets, s->id) == s)
-            sio_map_del(&nsp->sockets, s->id);
+        if (base_map_get(&nsp->sockets, s->id) == s)
+            base_map_del(&nsp->sockets, s->id);
         if (srv->cfg.recovery && s->pid != NULL && !s->superseded)
             sio__socket_end_session(s, reason != NULL && sio__reason_recoverable(reason));
     }
@@ -377,7 +377,7 @@ void sio_socket_disconnect(sio_socket_t *s, int close)
 static void sio__send_connect_error(sio_client_t *c, const char *nsp, const char *message,
                                     cJSON *data)
 {
-    sio_packet_t *p = sio_packet_new(SIO_CONNECT_ERROR, nsp);
+    cd_sio_packet_t *p = cd_sio_packet_new(CD_SIO_CONNECT_ERROR, nsp);
     cJSON *o = cJSON_CreateObject();
 
     cJSON_AddStringToObject(o, "message", message);
@@ -385,7 +385,7 @@ static void sio__send_connect_error(sio_client_t *c, const char *nsp, const char
         cJSON_AddItemToObject(o, "data", data);
     p->data = o;
     sio__client_send(c, p, 0);
-    sio_packet_free(p);
+    cd_sio_packet_free(p);
 }
 
 /* A recovered socket that will not be admitted (a middleware refused it: an expired
@@ -430,11 +430,11 @@ int sio_socket_decline_recovery(sio_socket_t *s)
     s->has_floor = 0;
     sio__socket_leave_all(s); /* what a middleware joined under the old id */
     eio_random_id(id);
-    sio_free(s->id);
-    s->id = sio_strdup(id);
+    base_free(s->id);
+    s->id = base_strdup(id);
     eio_random_id(id);
-    sio_free(s->pid);
-    s->pid = sio_strdup(id);
+    base_free(s->pid);
+    s->pid = base_strdup(id);
     cJSON_Delete(s->data);
     s->data = cJSON_CreateObject();
     return SIO_OK;
@@ -442,7 +442,7 @@ int sio_socket_decline_recovery(sio_socket_t *s)
 
 /* Middlewares, then the CONNECT reply (missed packets first on a restore), rooms
  * and the connection callback. The caller holds s. */
-static void sio__socket_admit(sio_socket_t *s, const adp_session_t *sess, sio_packet_t **missed,
+static void sio__socket_admit(sio_socket_t *s, const adp_session_t *sess, cd_sio_packet_t **missed,
                               size_t n_missed)
 {
     sio_namespace_t *nsp = s->nsp;
@@ -461,7 +461,7 @@ static void sio__socket_admit(sio_socket_t *s, const adp_session_t *sess, sio_pa
             if (s->state == SIO_SOCK_CLOSED || rc != 0)
                 s->restored = NULL;
             if (s->state == SIO_SOCK_CLOSED) {
-                sio_free(err.message);
+                base_free(err.message);
                 cJSON_Delete(err.data);
                 if (s->recovered && sess != NULL)
                     sio__socket_give_back(s, sess);
@@ -470,13 +470,13 @@ static void sio__socket_admit(sio_socket_t *s, const adp_session_t *sess, sio_pa
             if (rc != 0) {
                 sio__send_connect_error(
                     c, nsp->name, err.message != NULL ? err.message : "Not authorized", err.data);
-                sio_free(err.message);
+                base_free(err.message);
                 if (s->recovered && sess != NULL)
                     sio__socket_give_back(s, sess);
                 sio__socket_close(s, NULL, 0);
                 return;
             }
-            sio_free(err.message);
+            base_free(err.message);
             cJSON_Delete(err.data);
         }
         s->restored = NULL;
@@ -495,7 +495,7 @@ static void sio__socket_admit(sio_socket_t *s, const adp_session_t *sess, sio_pa
     s->state = SIO_SOCK_CONNECTED;
     s->admitted_at = uv_now(srv->loop);
     s->admitted = 1;
-    sio_map_put(&nsp->sockets, s->id, s);
+    base_map_put(&nsp->sockets, s->id, s);
     uv_timer_stop(&c->connect_timer);
     sio__adapter_join(nsp, s, s->id);
     for (size_t i = 0; sess != NULL && i < sess->n_rooms; i++)
@@ -503,13 +503,13 @@ static void sio__socket_admit(sio_socket_t *s, const adp_session_t *sess, sio_pa
     for (size_t i = 0; i < n_missed; i++)
         sio__client_send(c, missed[i], EIO_SEND_BACKLOG);
 
-    sio_packet_t *reply = sio_packet_new(SIO_CONNECT, nsp->name);
+    cd_sio_packet_t *reply = cd_sio_packet_new(CD_SIO_CONNECT, nsp->name);
     reply->data = cJSON_CreateObject();
     cJSON_AddStringToObject(reply->data, "sid", s->id);
     if (s->pid != NULL)
         cJSON_AddStringToObject(reply->data, "pid", s->pid);
     sio__client_send(c, reply, 0);
-    sio_packet_free(reply);
+    cd_sio_packet_free(reply);
 
     if (srv->cfg.recovery && s->pid != NULL && nsp->adapter->vt->session_open != NULL) {
         const char *stack[32];
@@ -528,7 +528,7 @@ static void sio__socket_admit(sio_socket_t *s, const adp_session_t *sess, sio_pa
  * its late close must neither release s's session nor take s's rooms. */
 static void sio__socket_supersede(sio_socket_t *s)
 {
-    sio_socket_t *old = sio_map_get(&s->nsp->sockets, s->id);
+    sio_socket_t *old = base_map_get(&s->nsp->sockets, s->id);
 
     if (old == NULL || old == s)
         return;
@@ -536,7 +536,7 @@ static void sio__socket_supersede(sio_socket_t *s)
     sio__socket_close(old, "transport close", 0);
 }
 
-static void sio__on_restore(void *ud, int err, adp_session_t *sess, sio_packet_t **missed,
+static void sio__on_restore(void *ud, int err, adp_session_t *sess, cd_sio_packet_t **missed,
                             size_t n_missed)
 {
     sio_socket_t *s = ud;
@@ -544,11 +544,11 @@ static void sio__on_restore(void *ud, int err, adp_session_t *sess, sio_packet_t
     s->restoring = 0;
     if (s->state != SIO_SOCK_CLOSED) {
         if (err == SIO_OK && sess != NULL && sess->sid != NULL) {
-            sio_free(s->id);
+            base_free(s->id);
             s->id = sess->sid;
             sess->sid = NULL;
             if (sess->pid != NULL) {
-                sio_free(s->pid);
+                base_free(s->pid);
                 s->pid = sess->pid;
                 sess->pid = NULL;
             }
@@ -574,11 +574,11 @@ static void sio__on_restore(void *ud, int err, adp_session_t *sess, sio_packet_t
         adp_session_free(sess);
     /* The packets are ours, the array stays the adapter's (adapter.h). */
     for (size_t i = 0; i < n_missed; i++)
-        sio_packet_free(missed[i]);
+        cd_sio_packet_free(missed[i]);
     sio__socket_release(s);
 }
 
-void sio__socket_connect(sio_client_t *c, sio_packet_t *p)
+void sio__socket_connect(sio_client_t *c, cd_sio_packet_t *p)
 {
     sio_server_t *srv = c->srv;
     sio_namespace_t *nsp = sio__server_lookup_nsp(srv, p->nsp);
@@ -586,7 +586,7 @@ void sio__socket_connect(sio_client_t *c, sio_packet_t *p)
 
     if (nsp == NULL) {
         sio__send_connect_error(c, p->nsp, "Invalid namespace", NULL);
-        sio_packet_free(p);
+        cd_sio_packet_free(p);
         return;
     }
     sio_socket_t *s = sio__socket_new(c, nsp);
@@ -596,7 +596,7 @@ void sio__socket_connect(sio_client_t *c, sio_packet_t *p)
     } else {
         s->auth = cJSON_CreateObject();
     }
-    sio_packet_free(p);
+    cd_sio_packet_free(p);
     if (srv->cfg.recovery) {
         /* The client merges {pid, offset} into its auth; they are ours, not the app's. */
         cJSON *jp = cJSON_DetachItemFromObjectCaseSensitive(s->auth, "pid");
@@ -604,8 +604,8 @@ void sio__socket_connect(sio_client_t *c, sio_packet_t *p)
         /* No offset: the client received nothing yet (a write-through adapter knows
          * where its session began; the memory adapter declines). */
         if (cJSON_IsString(jp)) {
-            pid = sio_strdup(jp->valuestring);
-            offset = cJSON_IsString(jo) ? sio_strdup(jo->valuestring) : NULL;
+            pid = base_strdup(jp->valuestring);
+            offset = cJSON_IsString(jo) ? base_strdup(jo->valuestring) : NULL;
         }
         cJSON_Delete(jp);
         cJSON_Delete(jo);
@@ -626,8 +626,8 @@ void sio__socket_connect(sio_client_t *c, sio_packet_t *p)
     } else {
         sio__socket_admit(s, NULL, NULL, 0);
     }
-    sio_free(pid);
-    sio_free(offset);
+    base_free(pid);
+    base_free(offset);
     sio__socket_release(s);
 }
 
@@ -635,9 +635,9 @@ void sio__socket_connect(sio_client_t *c, sio_packet_t *p)
 
 static int sio__ack_in_pending(const sio_socket_t *s, int64_t id)
 {
-    const sio_list_t *li;
+    const base_list_t *li;
     for (li = s->acks_in.next; li != &s->acks_in; li = li->next)
-        if (SIO_CONTAINER_OF(li, sio_ack_t, node)->id == id)
+        if (BASE_CONTAINER_OF(li, sio_ack_t, node)->id == id)
             return 1;
     return 0;
 }
@@ -654,7 +654,7 @@ const char *sio__event_name(const cJSON *name, char num[32])
     return NULL;
 }
 
-static void sio__socket_event(sio_socket_t *s, sio_packet_t *p)
+static void sio__socket_event(sio_socket_t *s, cd_sio_packet_t *p)
 {
     cJSON *name = p->data != NULL ? p->data->child : NULL;
     char num[32];
@@ -662,7 +662,7 @@ static void sio__socket_event(sio_socket_t *s, sio_packet_t *p)
 
     if ((ev = sio__event_name(name, num)) == NULL)
         return;
-    sio_handler_t *h = sio_map_get(&s->handlers, ev);
+    sio_handler_t *h = base_map_get(&s->handlers, ev);
     sio_handler_t hd = h != NULL ? *h : s->any; /* copied: the callback may replace it */
     if (hd.cb == NULL)
         return;
@@ -671,16 +671,16 @@ static void sio__socket_event(sio_socket_t *s, sio_packet_t *p)
     sio_ack_t *ack = NULL;
     /* A repeated id would let the app answer one request twice. */
     if (p->id >= 0 && !sio__ack_in_pending(s, p->id)) {
-        ack = sio_calloc(1, sizeof(*ack));
+        ack = base_calloc(1, sizeof(*ack));
         ack->s = s;
         ack->id = p->id;
-        sio_list_push_back(&s->acks_in, &ack->node);
+        base_list_push_back(&s->acks_in, &ack->node);
     }
     hd.cb(s, ev, p->data, p->attach, p->n_attach, ack, hd.ud);
     cJSON_Delete(name);
 }
 
-static void sio__socket_ack_reply(sio_socket_t *s, sio_packet_t *p)
+static void sio__socket_ack_reply(sio_socket_t *s, cd_sio_packet_t *p)
 {
     sio_pending_t *pe = sio__pending_find(s, p->id);
     cJSON *empty = NULL;
@@ -704,25 +704,25 @@ static void sio__socket_ack_reply(sio_socket_t *s, sio_packet_t *p)
     cJSON_Delete(empty);
 }
 
-void sio__socket_packet(sio_socket_t *s, sio_packet_t *p)
+void sio__socket_packet(sio_socket_t *s, cd_sio_packet_t *p)
 {
     sio__socket_hold(s);
     switch (p->type) {
-    case SIO_DISCONNECT:
+    case CD_SIO_DISCONNECT:
         sio__socket_close(s, "client namespace disconnect", 0);
         break;
-    case SIO_EVENT:
-    case SIO_BINARY_EVENT:
+    case CD_SIO_EVENT:
+    case CD_SIO_BINARY_EVENT:
         sio__socket_event(s, p);
         break;
-    case SIO_ACK:
-    case SIO_BINARY_ACK:
+    case CD_SIO_ACK:
+    case CD_SIO_BINARY_ACK:
         sio__socket_ack_reply(s, p);
         break;
     default:
         break;
     }
-    sio_packet_free(p);
+    cd_sio_packet_free(p);
     sio__socket_release(s);
 }
 
@@ -733,14 +733,14 @@ void sio_socket_on(sio_socket_t *s, const char *event, sio_event_cb cb, void *ud
 {
     if (s == NULL || event == NULL)
         return;
-    sio_handler_t *old = sio_map_del(&s->handlers, event);
-    sio_free(old);
+    sio_handler_t *old = base_map_del(&s->handlers, event);
+    base_free(old);
     if (cb == NULL)
         return;
-    sio_handler_t *h = sio_malloc(sizeof(*h));
+    sio_handler_t *h = base_malloc(sizeof(*h));
     h->cb = cb;
     h->ud = ud;
-    sio_map_put(&s->handlers, event, h);
+    base_map_put(&s->handlers, event, h);
 }
 
 void sio_socket_on_any(sio_socket_t *s, sio_event_cb cb, void *ud)
@@ -765,7 +765,7 @@ int sio_socket_emit(sio_socket_t *s, const char *event, cJSON *args, const sio_b
 {
     int rc;
 
-    if (s == NULL || event == NULL || sio_event_reserved(event) || (nbins && bins == NULL)) {
+    if (s == NULL || event == NULL || cd_sio_event_reserved(event) || (nbins && bins == NULL)) {
         cJSON_Delete(args);
         return SIO_EINVAL;
     }
@@ -773,7 +773,7 @@ int sio_socket_emit(sio_socket_t *s, const char *event, cJSON *args, const sio_b
         cJSON_Delete(args);
         return SIO_ECLOSED;
     }
-    sio_packet_t *p = sio__event_packet(s->nsp->name, event, args, bins, nbins);
+    cd_sio_packet_t *p = sio__event_packet(s->nsp->name, event, args, bins, nbins);
     if (s->nsp->srv->cfg.recovery && s->state == SIO_SOCK_CONNECTED) {
         adp_adapter_t *a = s->nsp->adapter;
         const char *rooms[1] = {s->id};
@@ -782,7 +782,7 @@ int sio_socket_emit(sio_socket_t *s, const char *event, cJSON *args, const sio_b
     } else {
         rc = sio__client_send(s->client, p, 0);
     }
-    sio_packet_free(p);
+    cd_sio_packet_free(p);
     return rc;
 }
 
@@ -790,7 +790,7 @@ int sio_socket_emit(sio_socket_t *s, const char *event, cJSON *args, const sio_b
 int sio_socket_emit_ack(sio_socket_t *s, const char *event, cJSON *args, const sio_bin_t *bins,
                         size_t nbins, unsigned timeout_ms, sio_ack_cb cb, void *ud)
 {
-    if (s == NULL || event == NULL || cb == NULL || sio_event_reserved(event) ||
+    if (s == NULL || event == NULL || cb == NULL || cd_sio_event_reserved(event) ||
         (nbins && bins == NULL)) {
         cJSON_Delete(args);
         return SIO_EINVAL;
@@ -799,11 +799,11 @@ int sio_socket_emit_ack(sio_socket_t *s, const char *event, cJSON *args, const s
         cJSON_Delete(args);
         return SIO_ECLOSED;
     }
-    sio_packet_t *p = sio__event_packet(s->nsp->name, event, args, bins, nbins);
+    cd_sio_packet_t *p = sio__event_packet(s->nsp->name, event, args, bins, nbins);
     p->id = s->nsp->next_ack_id++;
     sio_pending_t *pe = sio__pending_add(s, p->id, cb, ud, NULL, timeout_ms);
     int rc = sio__client_send(s->client, p, 0);
-    sio_packet_free(p);
+    cd_sio_packet_free(p);
     if (rc != SIO_OK)
         sio__pending_free(pe);
     return rc;
@@ -816,27 +816,27 @@ int sio_ack(sio_ack_t *ack, cJSON *args, const sio_bin_t *bins, size_t nbins)
     if (ack == NULL || (nbins && bins == NULL)) {
         cJSON_Delete(args);
         if (ack != NULL) {
-            sio_list_remove(&ack->node);
-            sio_free(ack);
+            base_list_remove(&ack->node);
+            base_free(ack);
         }
         return SIO_EINVAL;
     }
     sio_socket_t *s = ack->s;
     int64_t id = ack->id;
-    sio_list_remove(&ack->node);
-    sio_free(ack);
+    base_list_remove(&ack->node);
+    base_free(ack);
     if (s->state != SIO_SOCK_CONNECTED || !sio__client_usable(s->client)) {
         cJSON_Delete(args);
         return SIO_ECLOSED;
     }
-    sio_packet_t *p = sio_packet_new(SIO_ACK, s->nsp->name);
+    cd_sio_packet_t *p = cd_sio_packet_new(CD_SIO_ACK, s->nsp->name);
     p->id = id;
     p->data = cJSON_CreateArray();
     sio__append_args(p->data, args);
     if (nbins > 0)
-        sio_packet_add_attachments(p, bins, nbins);
+        cd_sio_packet_add_attachments(p, bins, nbins);
     int rc = sio__client_send(s->client, p, 0);
-    sio_packet_free(p);
+    cd_sio_packet_free(p);
     return rc;
 }
 
@@ -899,7 +899,7 @@ static int sio__hex(int ch)
 /* Percent-decoding as Node's querystring: '+' is a space, a bad escape stays as is. */
 static char *sio__pct_decode(const char *in, size_t n)
 {
-    char *out = sio_malloc(n + 1);
+    char *out = base_malloc(n + 1);
     size_t o = 0;
 
     for (size_t i = 0; i < n; i++) {
@@ -931,11 +931,11 @@ static void sio__client_parse_query(sio_client_t *c)
 
         if (klen > 0) {
             char *key = sio__pct_decode(q, klen);
-            if (!sio_map_has(&c->query, key)) {
-                char *val = eq != NULL ? sio__pct_decode(eq + 1, len - klen - 1) : sio_strdup("");
-                sio_map_put(&c->query, key, val);
+            if (!base_map_has(&c->query, key)) {
+                char *val = eq != NULL ? sio__pct_decode(eq + 1, len - klen - 1) : base_strdup("");
+                base_map_put(&c->query, key, val);
             }
-            sio_free(key);
+            base_free(key);
         }
         q = amp != NULL ? amp + 1 : NULL;
     }
@@ -947,7 +947,7 @@ const char *sio_socket_query(const sio_socket_t *s, const char *key)
         return NULL;
     if (!s->client->query_parsed)
         sio__client_parse_query(s->client);
-    return sio_map_get(&s->client->query, key);
+    return base_map_get(&s->client->query, key);
 }
 
 cJSON *sio_socket_data(sio_socket_t *s)

@@ -21,7 +21,7 @@
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
 
-#include "sk_alloc.h"
+#include "base_alloc.h"
 #include "jwt.h"
 
 #define CHECK(cond)                                                                                \
@@ -33,11 +33,11 @@
 #define SECRET "fuzzing secret, 32 bytes at least"
 #define NOW 1700000000
 
-static sio_jwt_t *hs, *rs;
+static app_jwt_t *hs, *rs;
 
 static void init(void)
 {
-    sio_jwt_config_t c = {SIO_JWT_HS256, SECRET, strlen(SECRET), "iss-x", "aud-x", 30};
+    app_jwt_config_t c = {APP_JWT_HS256, SECRET, strlen(SECRET), "iss-x", "aud-x", 30};
     EVP_PKEY *key = EVP_RSA_gen(2048);
     BIO *bio = BIO_new(BIO_s_mem());
     char *pem, err[200];
@@ -45,28 +45,28 @@ static void init(void)
 
     CHECK(key != NULL && bio != NULL && PEM_write_bio_PUBKEY(bio, key) == 1);
     len = BIO_get_mem_data(bio, &pem);
-    hs = sio_jwt_new(&c, err, sizeof(err));
-    c.alg = SIO_JWT_RS256;
+    hs = app_jwt_new(&c, err, sizeof(err));
+    c.alg = APP_JWT_RS256;
     c.key = pem;
     c.key_len = (size_t)len;
     c.issuer = c.audience = NULL;
-    rs = sio_jwt_new(&c, err, sizeof(err));
+    rs = app_jwt_new(&c, err, sizeof(err));
     CHECK(hs != NULL && rs != NULL);
     BIO_free(bio);
     EVP_PKEY_free(key);
 }
 
 /* Verifies, checks the verdict's invariants, returns it. */
-static sio_jwt_err_t verify(const sio_jwt_t *v, const char *token, size_t len)
+static app_jwt_err_t verify(const app_jwt_t *v, const char *token, size_t len)
 {
-    sio_jwt_err_t why = SIO_JWT_ERR_COUNT;
-    cJSON *claims = sio_jwt_verify(v, token, len, NOW, &why);
+    app_jwt_err_t why = APP_JWT_ERR_COUNT;
+    cJSON *claims = app_jwt_verify(v, token, len, NOW, &why);
 
-    CHECK(why < SIO_JWT_ERR_COUNT);
-    CHECK(sio_jwt_reason(why)[0] != '\0');
-    CHECK((claims != NULL) == (why == SIO_JWT_OK));
+    CHECK(why < APP_JWT_ERR_COUNT);
+    CHECK(app_jwt_reason(why)[0] != '\0');
+    CHECK((claims != NULL) == (why == APP_JWT_OK));
     CHECK(claims == NULL || cJSON_IsObject(claims));
-    CHECK((why == SIO_JWT_TOO_LONG) == (len > SIO_JWT_MAX_TOKEN));
+    CHECK((why == APP_JWT_TOO_LONG) == (len > APP_JWT_MAX_TOKEN));
     cJSON_Delete(claims);
     return why;
 }
@@ -91,7 +91,7 @@ static void signed_by_us(const uint8_t *data, size_t size)
     const uint8_t *nul = memchr(data, '\0', size);
     size_t hn = nul != NULL ? (size_t)(nul - data) : size;
     size_t pn = nul != NULL ? size - hn - 1 : 0;
-    char *tok = sio_malloc(2 * size + 128); /* base64 grows by a third, plus the MAC */
+    char *tok = base_malloc(2 * size + 128); /* base64 grows by a third, plus the MAC */
     unsigned char mac[EVP_MAX_MD_SIZE];
     unsigned maclen = 0;
     size_t n;
@@ -103,8 +103,8 @@ static void signed_by_us(const uint8_t *data, size_t size)
           NULL);
     tok[n++] = '.';
     n += b64url(mac, maclen, tok + n);
-    CHECK(verify(hs, tok, n) != SIO_JWT_SIGNATURE);
-    sio_free(tok);
+    CHECK(verify(hs, tok, n) != APP_JWT_SIGNATURE);
+    base_free(tok);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -119,7 +119,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         signed_by_us(data + 1, size - 1);
     } else {
         verify(hs, (const char *)data + 1, size - 1);
-        CHECK(verify(rs, (const char *)data + 1, size - 1) != SIO_JWT_OK);
+        CHECK(verify(rs, (const char *)data + 1, size - 1) != APP_JWT_OK);
     }
     return 0;
 }

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sk_alloc.h"
+#include "base_alloc.h"
 #include "rds_wire.h"
 
 static void check(int cond)
@@ -34,8 +34,8 @@ static void broadcast(const uint8_t *data, size_t size)
     rds_opts_view(&b2.opts, &o);
     check(rds_encode_broadcast(b2.uid, b2.packet, &o, b2.offset, &e2) == SIO_OK);
     check(e1.len == e2.len && memcmp(e1.data, e2.data, e1.len) == 0);
-    sio_free(e1.data);
-    sio_free(e2.data);
+    base_free(e1.data);
+    base_free(e2.data);
     rds_broadcast_free(&b2);
     rds_broadcast_free(&b);
 }
@@ -92,7 +92,7 @@ static void request(const uint8_t *data, size_t size)
         check(rds_decode_request(e.data, e.len, &m2) == SIO_OK);
         check(m2.type == m.type && m2.n_rooms == m.n_rooms && m2.opts.n_rooms == m.opts.n_rooms);
         rds_msg_free(&m2);
-        sio_free(e.data);
+        base_free(e.data);
     }
     rds_msg_free(&m);
 }
@@ -121,7 +121,7 @@ static void response(const uint8_t *data, size_t size)
         check(rds_decode_response(e.data, e.len, &m2) == SIO_OK);
         check(strcmp(m2.request_id, m.request_id) == 0);
         rds_msg_free(&m2);
-        sio_free(e.data);
+        base_free(e.data);
     }
     rds_msg_free(&m);
 }

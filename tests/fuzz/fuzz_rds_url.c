@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sk_alloc.h"
+#include "base_alloc.h"
 #include "rds_url.h"
 #include "sockeye.h"
 
@@ -42,7 +42,7 @@ static int same_url(const rds_url_t *a, const rds_url_t *b)
 static char *format(const rds_url_t *u, int show)
 {
     size_t n = rds_url_format(u, show, NULL, 0);
-    char *buf = sio_malloc(n + 1);
+    char *buf = base_malloc(n + 1);
     CHECK(rds_url_format(u, show, buf, n + 1) == n);
     CHECK(strlen(buf) == n);
     return buf;
@@ -52,7 +52,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    char *s = sio_malloc(size + 1), err[256], *text, *again, *masked, *at;
+    char *s = base_malloc(size + 1), err[256], *text, *again, *masked, *at;
     rds_url_t u, v;
     int rc;
 
@@ -65,7 +65,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK(!u.is_unix && u.port == RDS_URL_DEFAULT_PORT && u.db == 0 && u.user == NULL &&
               u.pass == NULL && u.path == NULL && strcmp(u.host, RDS_URL_DEFAULT_HOST) == 0);
         rds_url_free(&u);
-        sio_free(s);
+        base_free(s);
         return 0;
     }
     CHECK(err[0] == '\0');
@@ -92,11 +92,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     else
         CHECK(strcmp(masked, text) == 0);
 
-    sio_free(masked);
-    sio_free(again);
-    sio_free(text);
+    base_free(masked);
+    base_free(again);
+    base_free(text);
     rds_url_free(&v);
     rds_url_free(&u);
-    sio_free(s);
+    base_free(s);
     return 0;
 }

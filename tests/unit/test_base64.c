@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "sk_base64.h"
+#include "base_base64.h"
 
 /* Encodes in, checks the text, decodes it back and checks the bytes. */
 static void check_pair(const void *in, size_t n, const char *b64)
@@ -17,10 +17,10 @@ static void check_pair(const void *in, size_t n, const char *b64)
     unsigned char dec[256];
     size_t declen = 12345;
 
-    assert_int_equal(sio_b64_enclen(n), strlen(b64));
-    assert_int_equal(sio_b64_encode(in, n, enc), strlen(b64));
+    assert_int_equal(base_b64_enclen(n), strlen(b64));
+    assert_int_equal(base_b64_encode(in, n, enc), strlen(b64));
     assert_memory_equal(enc, b64, strlen(b64));
-    assert_int_equal(sio_b64_decode(b64, strlen(b64), dec, &declen), 0);
+    assert_int_equal(base_b64_decode(b64, strlen(b64), dec, &declen), 0);
     assert_int_equal(declen, n);
     if (n)
         assert_memory_equal(dec, in, n);
@@ -31,7 +31,7 @@ static int decodes(const char *s)
     unsigned char out[64];
     size_t len;
 
-    return sio_b64_decode(s, strlen(s), out, &len) == 0;
+    return base_b64_decode(s, strlen(s), out, &len) == 0;
 }
 
 static void test_rfc4648_vectors(void **state)
@@ -69,9 +69,9 @@ static void test_roundtrip_all_lengths(void **state)
     for (size_t i = 0; i < sizeof(in); i++)
         in[i] = (unsigned char)(i * 37 + 11);
     for (size_t n = 0; n <= sizeof(in); n++) {
-        size_t el = sio_b64_encode(in, n, enc);
-        assert_int_equal(el, sio_b64_enclen(n));
-        assert_int_equal(sio_b64_decode(enc, el, dec, &declen), 0);
+        size_t el = base_b64_encode(in, n, enc);
+        assert_int_equal(el, base_b64_enclen(n));
+        assert_int_equal(base_b64_decode(enc, el, dec, &declen), 0);
         assert_int_equal(declen, n);
         assert_memory_equal(dec, in, n);
     }
@@ -95,7 +95,7 @@ static void test_rejects_bad_chars(void **state)
     assert_false(decodes("Zm9_"));
     assert_false(decodes("Zm*v"));
     assert_false(decodes("Zm9\xC3"));
-    assert_int_equal(sio_b64_decode("Zm\0v", 4, (unsigned char[4]){0}, &(size_t){0}), -1);
+    assert_int_equal(base_b64_decode("Zm\0v", 4, (unsigned char[4]){0}, &(size_t){0}), -1);
 }
 
 static void test_rejects_bad_padding(void **state)

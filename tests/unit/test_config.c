@@ -31,21 +31,21 @@ static const char *fake_getenv(const char *name)
 
 static int setup(void **state)
 {
-    sio_node_config_t *cfg = malloc(sizeof(*cfg));
+    app_node_config_t *cfg = malloc(sizeof(*cfg));
 
-    sio_node_config_init(cfg);
+    app_node_config_init(cfg);
     *state = cfg;
     return 0;
 }
 
 static int teardown(void **state)
 {
-    sio_node_config_free(*state);
+    app_node_config_free(*state);
     free(*state);
     return 0;
 }
 
-static int parse(sio_node_config_t *cfg, char *err, size_t errlen, ...)
+static int parse(app_node_config_t *cfg, char *err, size_t errlen, ...)
 {
     char prog[] = "sockeye";
     char *argv[32] = {prog};
@@ -58,12 +58,12 @@ static int parse(sio_node_config_t *cfg, char *err, size_t errlen, ...)
     while ((a = va_arg(ap, const char *)) != NULL && argc < 31)
         argv[argc++] = (char *)a;
     va_end(ap);
-    return sio_node_config_argv(cfg, argc, argv, err, errlen);
+    return app_node_config_argv(cfg, argc, argv, err, errlen);
 }
 
 static void test_defaults(void **state)
 {
-    sio_node_config_t *cfg = *state;
+    app_node_config_t *cfg = *state;
 
     assert_string_equal(cfg->srv.host, "0.0.0.0");
     assert_int_equal(cfg->srv.port, 3000);
@@ -86,20 +86,20 @@ static void test_defaults(void **state)
     assert_string_equal(cfg->leave_event, "leave");
     assert_string_equal(cfg->echo_event, "echo");
     assert_string_equal(cfg->www_dir, "");
-    assert_int_equal(cfg->log_level, SIO_LOG_INFO);
-    assert_int_equal(sio_node_config_check(cfg, NULL, 0), SIO_OK);
+    assert_int_equal(cfg->log_level, APP_LOG_INFO);
+    assert_int_equal(app_node_config_check(cfg, NULL, 0), SIO_OK);
 }
 
 static void test_flags(void **state)
 {
-    sio_node_config_t *cfg = *state;
+    app_node_config_t *cfg = *state;
     char err[256];
 
     assert_int_equal(parse(cfg, err, sizeof(err), "--port", "0", "--host=127.0.0.1", "--transports",
                            "websocket", "--no-recovery", "--cors-credentials",
                            "--per-message-deflate", "off", "--max-payload", "42", "--cors-origins",
                            "*", "--log-level", "DEBUG", "--echo-event", "", NULL),
-                     SIO_CFG_RUN);
+                     APP_CFG_RUN);
     assert_int_equal(cfg->srv.port, 0);
     assert_string_equal(cfg->srv.host, "127.0.0.1");
     assert_int_equal(cfg->srv.transports, SIO_TRANSPORT_WEBSOCKET);
@@ -108,21 +108,21 @@ static void test_flags(void **state)
     assert_int_equal(cfg->srv.per_message_deflate, 0);
     assert_int_equal(cfg->srv.max_payload, 42);
     assert_string_equal(cfg->srv.cors_origins, "*");
-    assert_int_equal(cfg->log_level, SIO_LOG_DEBUG);
+    assert_int_equal(cfg->log_level, APP_LOG_DEBUG);
     assert_string_equal(cfg->echo_event, "");
 
     /* A nullable string set empty is unset again. */
-    assert_int_equal(parse(cfg, err, sizeof(err), "--cors-origins=", NULL), SIO_CFG_RUN);
+    assert_int_equal(parse(cfg, err, sizeof(err), "--cors-origins=", NULL), APP_CFG_RUN);
     assert_null(cfg->srv.cors_origins);
     /* A boolean followed by a word that is no boolean leaves that word alone. */
-    assert_int_equal(parse(cfg, err, sizeof(err), "--recovery", "--port", "7", NULL), SIO_CFG_RUN);
+    assert_int_equal(parse(cfg, err, sizeof(err), "--recovery", "--port", "7", NULL), APP_CFG_RUN);
     assert_int_equal(cfg->srv.recovery, 1);
     assert_int_equal(cfg->srv.port, 7);
 }
 
 static void test_env_then_flags(void **state)
 {
-    sio_node_config_t *cfg = *state;
+    app_node_config_t *cfg = *state;
     char err[256];
     /* clang-format off */
     static const char *const env[] = {
@@ -132,7 +132,7 @@ static void test_env_then_flags(void **state)
     /* clang-format on */
 
     fake_env = env;
-    assert_int_equal(sio_node_config_env(cfg, fake_getenv, err, sizeof(err)), SIO_OK);
+    assert_int_equal(app_node_config_env(cfg, fake_getenv, err, sizeof(err)), SIO_OK);
     assert_int_equal(cfg->srv.port, 4000);
     assert_string_equal(cfg->srv.path, "/env/");
     assert_int_equal(cfg->namespaces.n, 2);
@@ -143,7 +143,7 @@ static void test_env_then_flags(void **state)
     /* The first occurrence of a list flag replaces the environment's list, the next append. */
     assert_int_equal(parse(cfg, err, sizeof(err), "--port", "5000", "--namespace", "/c",
                            "--namespace", "/d,/e", NULL),
-                     SIO_CFG_RUN);
+                     APP_CFG_RUN);
     assert_int_equal(cfg->srv.port, 5000);
     assert_string_equal(cfg->srv.path, "/env/");
     assert_int_equal(cfg->namespaces.n, 3);
@@ -180,52 +180,52 @@ static void test_errors(void **state)
     char err[256];
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        sio_node_config_t cfg;
+        app_node_config_t cfg;
         char prog[] = "sockeye";
         char *argv[4] = {prog};
         int argc = 1;
 
         for (int k = 0; k < 3 && cases[i].args[k]; k++)
             argv[argc++] = (char *)cases[i].args[k];
-        sio_node_config_init(&cfg);
+        app_node_config_init(&cfg);
         err[0] = '\0';
-        assert_int_equal(sio_node_config_argv(&cfg, argc, argv, err, sizeof(err)), SIO_EINVAL);
+        assert_int_equal(app_node_config_argv(&cfg, argc, argv, err, sizeof(err)), SIO_EINVAL);
         if (strstr(err, cases[i].needle) == NULL)
             fail_msg("%s: got \"%s\", expected \"%s\"", cases[i].args[0], err, cases[i].needle);
-        sio_node_config_free(&cfg);
+        app_node_config_free(&cfg);
     }
 }
 
 static void test_env_error_names_variable(void **state)
 {
-    sio_node_config_t *cfg = *state;
+    app_node_config_t *cfg = *state;
     char err[256];
     static const char *const env[] = {"SOCKEYE_MAX_QUEUE", "lots", NULL};
 
     fake_env = env;
-    assert_int_equal(sio_node_config_env(cfg, fake_getenv, err, sizeof(err)), SIO_EINVAL);
+    assert_int_equal(app_node_config_env(cfg, fake_getenv, err, sizeof(err)), SIO_EINVAL);
     assert_non_null(strstr(err, "SOCKEYE_MAX_QUEUE"));
     fake_env = NULL;
 }
 
 static void test_actions(void **state)
 {
-    sio_node_config_t *cfg = *state;
+    app_node_config_t *cfg = *state;
     char err[64];
 
-    assert_int_equal(parse(cfg, err, sizeof(err), "--help", NULL), SIO_CFG_HELP);
+    assert_int_equal(parse(cfg, err, sizeof(err), "--help", NULL), APP_CFG_HELP);
     assert_int_equal(parse(cfg, err, sizeof(err), "--port", "1", "--help-markdown", NULL),
-                     SIO_CFG_MARKDOWN);
-    assert_int_equal(parse(cfg, err, sizeof(err), "--version", NULL), SIO_CFG_VERSION);
+                     APP_CFG_MARKDOWN);
+    assert_int_equal(parse(cfg, err, sizeof(err), "--version", NULL), APP_CFG_VERSION);
 }
 
 static void test_check(void **state)
 {
-    sio_node_config_t *cfg = *state;
+    app_node_config_t *cfg = *state;
     char err[128];
 
     cfg->srv.transports = 0;
-    assert_int_equal(sio_node_config_check(cfg, err, sizeof(err)), SIO_EINVAL);
+    assert_int_equal(app_node_config_check(cfg, err, sizeof(err)), SIO_EINVAL);
 }
 
 /* Every row reaches both documents, with its env name; table and texts cannot drift. */
@@ -236,10 +236,10 @@ static void test_docs_cover_table(void **state)
     FILE *f;
 
     f = open_memstream(&help, &help_len);
-    sio_node_config_help(f, "sockeye");
+    app_node_config_help(f, "sockeye");
     fclose(f);
     f = open_memstream(&md, &md_len);
-    sio_node_config_markdown(f);
+    app_node_config_markdown(f);
     fclose(f);
     for (size_t i = 0; i < CFG_COUNT; i++) {
         char flag[80];

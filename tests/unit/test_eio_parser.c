@@ -8,10 +8,10 @@
 
 #include <cmocka.h>
 
-#include "sk_alloc.h"
-#include "sk_base64.h"
+#include "base_alloc.h"
+#include "base_base64.h"
+#include "base_frame.h"
 #include "cd_eio.h"
-#include "sk_frame.h"
 #include "cd_sio.h"
 
 #define RS "\x1e"
@@ -21,14 +21,14 @@ typedef struct seen {
     int n;
     int stop_at; /* return 7 from the callback for this packet index (-1: never) */
     struct {
-        eio_ptype_t type;
+        cd_eio_ptype_t type;
         int binary;
         char data[128];
         size_t len;
     } p[16];
 } seen_t;
 
-static int collect(void *ud, const eio_packet_t *p)
+static int collect(void *ud, const cd_eio_packet_t *p)
 {
     seen_t *s = ud;
 
@@ -46,12 +46,12 @@ static int walk(const char *body, size_t len, seen_t *s)
 {
     memset(s, 0, sizeof(*s));
     s->stop_at = -1;
-    return eio_decode_payload(body, len, collect, s);
+    return cd_eio_decode_payload(body, len, collect, s);
 }
 
 #define WALK(lit, s) walk(lit, sizeof(lit) - 1, s)
 
-static void assert_pkt(const seen_t *s, int i, eio_ptype_t type, int binary, const void *data,
+static void assert_pkt(const seen_t *s, int i, cd_eio_ptype_t type, int binary, const void *data,
                        size_t len)
 {
     assert_int_equal(s->p[i].type, type);
@@ -65,10 +65,10 @@ static void assert_pkt(const seen_t *s, int i, eio_ptype_t type, int binary, con
 static void test_text_every_type(void **state)
 {
     static const char *const wire[] = {"0{\"sid\":\"x\"}", "1", "2", "3probe", "4hello", "5", "6"};
-    eio_packet_t p;
+    cd_eio_packet_t p;
 
     for (int t = 0; t <= 6; t++) {
-        assert_int_equal(eio_decode_text(wire[t], strlen(wire[t]), &p), 0);
+        assert_int_equal(cd_eio_decode_text(wire[t], strlen(wire[t]), &p), 0);
         assert_int_equal(p.type, t);
         assert_int_equal(p.binary, 0);
         assert_ptr_equal(p.data, wire[t] + 1); /* no copy */
@@ -78,14 +78,14 @@ static void test_text_every_type(void **state)
 
 static void test_text_rejects(void **state)
 {
-    eio_packet_t p;
+    cd_eio_packet_t p;
 
-    assert_int_equal(eio_decode_text("", 0, &p), -1);
-    assert_int_equal(eio_decode_text("abc", 3, &p), -1); /* spec 5.1: "abc" closes */
-    assert_int_equal(eio_decode_text("7", 1, &p), -1);
-    assert_int_equal(eio_decode_text("9x", 2, &p), -1);
-    assert_int_equal(eio_decode_text("/", 1, &p), -1);
-    assert_int_equal(eio_decode_text("bAQIDBA==", 9, &p), -1);
+    assert_int_equal(cd_eio_decode_text("", 0, &p), -1);
+    assert_int_equal(cd_eio_decode_text("abc", 3, &p), -1); /* spec 5.1: "abc" closes */
+    assert_int_equal(cd_eio_decode_text("7", 1, &p), -1);
+    assert_int_equal(cd_eio_decode_text("9x", 2, &p), -1);
+    assert_int_equal(cd_eio_decode_text("/", 1, &p), -1);
+    assert_int_equal(cd_eio_decode_text("bAQIDBA==", 9, &p), -1);
 }
 
 /* ---------------------------------------------------------------- payload decoding */
@@ -96,7 +96,7 @@ static void test_payload_single(void **state)
 
     assert_int_equal(WALK("4hello", &s), 0);
     assert_int_equal(s.n, 1);
-    assert_pkt(&s, 0, EIO_MESSAGE, 0, "hello", 5);
+    assert_pkt(&s, 0, CD_EIO_MESSAGE, 0, "hello", 5);
 }
 
 /* spec 5.1: three packets in one POST. */
@@ -106,9 +106,9 @@ static void test_payload_three(void **state)
 
     assert_int_equal(WALK("4test1" RS "4test2" RS "4test3", &s), 0);
     assert_int_equal(s.n, 3);
-    assert_pkt(&s, 0, EIO_MESSAGE, 0, "test1", 5);
-    assert_pkt(&s, 1, EIO_MESSAGE, 0, "test2", 5);
-    assert_pkt(&s, 2, EIO_MESSAGE, 0, "test3", 5);
+    assert_pkt(&s, 0, CD_EIO_MESSAGE, 0, "test1", 5);
+    assert_pkt(&s, 1, CD_EIO_MESSAGE, 0, "test2", 5);
+    assert_pkt(&s, 2, CD_EIO_MESSAGE, 0, "test3", 5);
 }
 
 /* spec 5.1: text then binary record. */
@@ -118,8 +118,8 @@ static void test_payload_binary(void **state)
 
     assert_int_equal(WALK("4hello" RS "bAQIDBA==", &s), 0);
     assert_int_equal(s.n, 2);
-    assert_pkt(&s, 0, EIO_MESSAGE, 0, "hello", 5);
-    assert_pkt(&s, 1, EIO_MESSAGE, 1, "\x01\x02\x03\x04", 4);
+    assert_pkt(&s, 0, CD_EIO_MESSAGE, 0, "hello", 5);
+    assert_pkt(&s, 1, CD_EIO_MESSAGE, 1, "\x01\x02\x03\x04", 4);
 }
 
 /* Worked example 2, polling form. */
@@ -131,9 +131,9 @@ static void test_payload_example2(void **state)
 
     assert_int_equal(walk(body, sizeof(body) - 1, &s), 0);
     assert_int_equal(s.n, 2);
-    assert_pkt(&s, 0, EIO_MESSAGE, 0, "51-/chat,[\"file\",{\"_placeholder\":true,\"num\":0}]",
+    assert_pkt(&s, 0, CD_EIO_MESSAGE, 0, "51-/chat,[\"file\",{\"_placeholder\":true,\"num\":0}]",
                strlen("51-/chat,[\"file\",{\"_placeholder\":true,\"num\":0}]"));
-    assert_pkt(&s, 1, EIO_MESSAGE, 1, "\xDE\xAD\xBE\xEF", 4);
+    assert_pkt(&s, 1, CD_EIO_MESSAGE, 1, "\xDE\xAD\xBE\xEF", 4);
 }
 
 /* Worked example 3 (POST) and example 4 (GET). */
@@ -143,15 +143,15 @@ static void test_payload_examples3_4(void **state)
 
     assert_int_equal(WALK("451-7[\"up\",{\"_placeholder\":true,\"num\":0}]" RS "bAQIDBA==", &s), 0);
     assert_int_equal(s.n, 2);
-    assert_pkt(&s, 0, EIO_MESSAGE, 0, "51-7[\"up\",{\"_placeholder\":true,\"num\":0}]",
+    assert_pkt(&s, 0, CD_EIO_MESSAGE, 0, "51-7[\"up\",{\"_placeholder\":true,\"num\":0}]",
                strlen("51-7[\"up\",{\"_placeholder\":true,\"num\":0}]"));
-    assert_pkt(&s, 1, EIO_MESSAGE, 1, "\x01\x02\x03\x04", 4);
+    assert_pkt(&s, 1, CD_EIO_MESSAGE, 1, "\x01\x02\x03\x04", 4);
 
     assert_int_equal(WALK("40{\"sid\":\"8u1NNn8uVI0XpoM8AAAA\"}" RS "42[\"auth\",{}]", &s), 0);
     assert_int_equal(s.n, 2);
-    assert_pkt(&s, 0, EIO_MESSAGE, 0, "0{\"sid\":\"8u1NNn8uVI0XpoM8AAAA\"}",
+    assert_pkt(&s, 0, CD_EIO_MESSAGE, 0, "0{\"sid\":\"8u1NNn8uVI0XpoM8AAAA\"}",
                strlen("0{\"sid\":\"8u1NNn8uVI0XpoM8AAAA\"}"));
-    assert_pkt(&s, 1, EIO_MESSAGE, 0, "2[\"auth\",{}]", strlen("2[\"auth\",{}]"));
+    assert_pkt(&s, 1, CD_EIO_MESSAGE, 0, "2[\"auth\",{}]", strlen("2[\"auth\",{}]"));
 }
 
 static void test_payload_control_packets(void **state)
@@ -160,8 +160,8 @@ static void test_payload_control_packets(void **state)
 
     assert_int_equal(WALK("3" RS "1", &s), 0);
     assert_int_equal(s.n, 2);
-    assert_pkt(&s, 0, EIO_PONG, 0, "", 0);
-    assert_pkt(&s, 1, EIO_CLOSE, 0, "", 0);
+    assert_pkt(&s, 0, CD_EIO_PONG, 0, "", 0);
+    assert_pkt(&s, 1, CD_EIO_CLOSE, 0, "", 0);
 }
 
 /* An empty "b" record is a zero-length binary message, with a non-NULL pointer. */
@@ -171,7 +171,7 @@ static void test_payload_empty_binary(void **state)
 
     assert_int_equal(WALK("b", &s), 0);
     assert_int_equal(s.n, 1);
-    assert_pkt(&s, 0, EIO_MESSAGE, 1, "", 0);
+    assert_pkt(&s, 0, CD_EIO_MESSAGE, 1, "", 0);
 }
 
 static void test_payload_rejects_empty(void **state)
@@ -222,8 +222,8 @@ static void test_payload_separator_splits(void **state)
 
     assert_int_equal(WALK("42[\"a" RS "4b\"]", &s), 0);
     assert_int_equal(s.n, 2);
-    assert_pkt(&s, 0, EIO_MESSAGE, 0, "2[\"a", 4);
-    assert_pkt(&s, 1, EIO_MESSAGE, 0, "b\"]", 3);
+    assert_pkt(&s, 0, CD_EIO_MESSAGE, 0, "2[\"a", 4);
+    assert_pkt(&s, 1, CD_EIO_MESSAGE, 0, "b\"]", 3);
 }
 
 static void test_payload_callback_stops(void **state)
@@ -233,7 +233,7 @@ static void test_payload_callback_stops(void **state)
 
     memset(&s, 0, sizeof(s));
     s.stop_at = 1;
-    assert_int_equal(eio_decode_payload(body, sizeof(body) - 1, collect, &s), 7);
+    assert_int_equal(cd_eio_decode_payload(body, sizeof(body) - 1, collect, &s), 7);
     assert_int_equal(s.n, 2);
 }
 
@@ -244,7 +244,7 @@ typedef struct big_ctx {
     int n;
 } big_ctx_t;
 
-static int check_big(void *ud, const eio_packet_t *p)
+static int check_big(void *ud, const cd_eio_packet_t *p)
 {
     big_ctx_t *c = ud;
 
@@ -259,7 +259,7 @@ static void test_payload_large_binary(void **state)
 {
     static const size_t sizes[4] = {10, 3000, 200, 2999};
     unsigned char bytes[3000];
-    char *body = sio_malloc(4 * (1 + sio_b64_enclen(sizeof(bytes))));
+    char *body = base_malloc(4 * (1 + base_b64_enclen(sizeof(bytes))));
     size_t o = 0;
     big_ctx_t c = {bytes, sizes, 0};
 
@@ -267,35 +267,35 @@ static void test_payload_large_binary(void **state)
         bytes[i] = (unsigned char)(i ^ (i >> 8));
     for (int k = 0; k < 4; k++) {
         if (k)
-            body[o++] = EIO_RS;
+            body[o++] = CD_EIO_RS;
         body[o++] = 'b';
-        o += sio_b64_encode(bytes, sizes[k], body + o);
+        o += base_b64_encode(bytes, sizes[k], body + o);
     }
-    assert_int_equal(eio_decode_payload(body, o, check_big, &c), 0);
+    assert_int_equal(cd_eio_decode_payload(body, o, check_big, &c), 0);
     assert_int_equal(c.n, 4);
-    sio_free(body);
+    base_free(body);
 }
 
 /* ---------------------------------------------------------------- payload encoding */
 
 static void test_payload_len_write_text(void **state)
 {
-    sio_frame_t *f[3] = {
-        sio_frame_from("4test1", 6, 0),
-        sio_frame_from("4test2", 6, 0),
-        sio_frame_from("2", 1, 0),
+    base_frame_t *f[3] = {
+        base_frame_from("4test1", 6, 0),
+        base_frame_from("4test2", 6, 0),
+        base_frame_from("2", 1, 0),
     };
     char out[64];
     static const char want[] = "4test1" RS "4test2" RS "2";
 
-    assert_int_equal(eio_payload_len(f, 3), sizeof(want) - 1);
-    assert_int_equal(eio_payload_write(f, 3, out), sizeof(want) - 1);
+    assert_int_equal(cd_eio_payload_len(f, 3), sizeof(want) - 1);
+    assert_int_equal(cd_eio_payload_write(f, 3, out), sizeof(want) - 1);
     assert_memory_equal(out, want, sizeof(want) - 1);
-    assert_int_equal(eio_payload_len(f, 0), 0);
-    assert_int_equal(eio_payload_write(f, 0, out), 0);
+    assert_int_equal(cd_eio_payload_len(f, 0), 0);
+    assert_int_equal(cd_eio_payload_write(f, 0, out), 0);
     for (int i = 0; i < 3; i++) {
         assert_int_equal(f[i]->refcnt, 1); /* writing takes no reference */
-        sio_frame_unref(f[i]);
+        base_frame_unref(f[i]);
     }
 }
 
@@ -304,66 +304,67 @@ static void test_payload_write_example2(void **state)
 {
     static const char want[] =
         "451-/chat,[\"file\",{\"_placeholder\":true,\"num\":0}]" RS "b3q2+7w==";
-    sio_packet_t *p = sio_packet_new(SIO_EVENT, "/chat");
+    cd_sio_packet_t *p = cd_sio_packet_new(CD_SIO_EVENT, "/chat");
     sio_bin_t bin = {(unsigned char *)"\xDE\xAD\xBE\xEF", 4};
-    sio_frame_t *f[2];
+    base_frame_t *f[2];
     char out[128];
 
     p->data = cJSON_Parse("[\"file\",{\"_placeholder\":true,\"num\":0}]");
-    sio_packet_add_attachments(p, &bin, 1);
-    assert_int_equal(sio_encode(p, f), 2);
-    assert_int_equal(eio_payload_len(f, 2), sizeof(want) - 1);
-    assert_int_equal(eio_payload_write(f, 2, out), sizeof(want) - 1);
+    cd_sio_packet_add_attachments(p, &bin, 1);
+    assert_int_equal(cd_sio_encode(p, f), 2);
+    assert_int_equal(cd_eio_payload_len(f, 2), sizeof(want) - 1);
+    assert_int_equal(cd_eio_payload_write(f, 2, out), sizeof(want) - 1);
     assert_memory_equal(out, want, sizeof(want) - 1);
-    sio_frame_unref(f[0]);
-    sio_frame_unref(f[1]);
-    sio_packet_free(p);
+    base_frame_unref(f[0]);
+    base_frame_unref(f[1]);
+    cd_sio_packet_free(p);
 }
 
 /* Worked example 4: the GET body carrying a CONNECT reply and an event. */
 static void test_payload_write_example4(void **state)
 {
     static const char want[] = "40{\"sid\":\"8u1NNn8uVI0XpoM8AAAA\"}" RS "42[\"auth\",{}]";
-    sio_packet_t *a = sio_packet_new(SIO_CONNECT, NULL), *b = sio_packet_new(SIO_EVENT, NULL);
-    sio_frame_t *f[2];
+    cd_sio_packet_t *a = cd_sio_packet_new(CD_SIO_CONNECT, NULL),
+                    *b = cd_sio_packet_new(CD_SIO_EVENT, NULL);
+    base_frame_t *f[2];
     char out[128];
 
     a->data = cJSON_Parse("{\"sid\":\"8u1NNn8uVI0XpoM8AAAA\"}");
     b->data = cJSON_Parse("[\"auth\",{}]");
-    assert_int_equal(sio_encode(a, &f[0]), 1);
-    assert_int_equal(sio_encode(b, &f[1]), 1);
-    assert_int_equal(eio_payload_write(f, 2, out), sizeof(want) - 1);
+    assert_int_equal(cd_sio_encode(a, &f[0]), 1);
+    assert_int_equal(cd_sio_encode(b, &f[1]), 1);
+    assert_int_equal(cd_eio_payload_write(f, 2, out), sizeof(want) - 1);
     assert_memory_equal(out, want, sizeof(want) - 1);
-    sio_frame_unref(f[0]);
-    sio_frame_unref(f[1]);
-    sio_packet_free(a);
-    sio_packet_free(b);
+    base_frame_unref(f[0]);
+    base_frame_unref(f[1]);
+    cd_sio_packet_free(a);
+    cd_sio_packet_free(b);
 }
 
 /* write then decode gives back every frame, binary ones included, for all sizes mod 3. */
 static void test_payload_roundtrip(void **state)
 {
     unsigned char raw[7] = {0, 0xFF, 0x1E, 'b', 0x80, 0x7F, 1};
-    sio_frame_t *f[9];
+    base_frame_t *f[9];
     size_t n = 0;
     seen_t s;
     char *out;
 
-    f[n++] = sio_frame_from("4x", 2, 0);
+    f[n++] = base_frame_from("4x", 2, 0);
     for (size_t len = 0; len <= 6; len++)
-        f[n++] = sio_frame_from(raw, len, 1);
-    f[n++] = sio_frame_from("6", 1, 0);
-    out = sio_malloc(eio_payload_len(f, n));
-    assert_int_equal(eio_payload_write(f, n, out), eio_payload_len(f, n));
-    assert_int_equal(walk(out, eio_payload_len(f, n), &s), 0);
+        f[n++] = base_frame_from(raw, len, 1);
+    f[n++] = base_frame_from("6", 1, 0);
+    out = base_malloc(cd_eio_payload_len(f, n));
+    assert_int_equal(cd_eio_payload_write(f, n, out), cd_eio_payload_len(f, n));
+    assert_int_equal(walk(out, cd_eio_payload_len(f, n), &s), 0);
     assert_int_equal(s.n, (int)n);
-    assert_pkt(&s, 0, EIO_MESSAGE, 0, "x", 1);
+    assert_pkt(&s, 0, CD_EIO_MESSAGE, 0, "x", 1);
     for (size_t len = 0; len <= 6; len++)
-        assert_pkt(&s, 1 + (int)len, EIO_MESSAGE, 1, raw, len);
-    assert_pkt(&s, (int)n - 1, EIO_NOOP, 0, "", 0);
-    sio_free(out);
+        assert_pkt(&s, 1 + (int)len, CD_EIO_MESSAGE, 1, raw, len);
+    assert_pkt(&s, (int)n - 1, CD_EIO_NOOP, 0, "", 0);
+    base_free(out);
     for (size_t i = 0; i < n; i++)
-        sio_frame_unref(f[i]);
+        base_frame_unref(f[i]);
 }
 
 int main(void)

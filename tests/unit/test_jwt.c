@@ -22,7 +22,7 @@
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
 
-#include "sk_alloc.h"
+#include "base_alloc.h"
 #include "config.h"
 #include "jwt.h"
 
@@ -143,22 +143,22 @@ static char *private_pem(EVP_PKEY *key)
 
 /* ---------------------------------------------------------------- verifiers */
 
-static sio_jwt_t *hs_verifier(const char *iss, const char *aud, unsigned leeway)
+static app_jwt_t *hs_verifier(const char *iss, const char *aud, unsigned leeway)
 {
-    sio_jwt_config_t c = {SIO_JWT_HS256, SECRET, strlen(SECRET), iss, aud, leeway};
+    app_jwt_config_t c = {APP_JWT_HS256, SECRET, strlen(SECRET), iss, aud, leeway};
     char err[200] = "";
-    sio_jwt_t *v = sio_jwt_new(&c, err, sizeof(err));
+    app_jwt_t *v = app_jwt_new(&c, err, sizeof(err));
 
     assert_non_null(v);
-    assert_int_equal(sio_jwt_alg(v), SIO_JWT_HS256);
+    assert_int_equal(app_jwt_alg(v), APP_JWT_HS256);
     return v;
 }
 
-static sio_jwt_t *rs_verifier(const char *pem)
+static app_jwt_t *rs_verifier(const char *pem)
 {
-    sio_jwt_config_t c = {SIO_JWT_RS256, pem, strlen(pem), NULL, NULL, 30};
+    app_jwt_config_t c = {APP_JWT_RS256, pem, strlen(pem), NULL, NULL, 30};
     char err[200] = "";
-    sio_jwt_t *v = sio_jwt_new(&c, err, sizeof(err));
+    app_jwt_t *v = app_jwt_new(&c, err, sizeof(err));
 
     if (v == NULL)
         fail_msg("RS256 verifier: %s", err);
@@ -166,24 +166,24 @@ static sio_jwt_t *rs_verifier(const char *pem)
 }
 
 /* The verdict on token (freed here); the claims are checked then dropped. */
-static sio_jwt_err_t verdict_at(const sio_jwt_t *v, char *token, long long now)
+static app_jwt_err_t verdict_at(const app_jwt_t *v, char *token, long long now)
 {
-    sio_jwt_err_t why = SIO_JWT_ERR_COUNT;
-    cJSON *claims = sio_jwt_verify(v, token, strlen(token), now, &why);
+    app_jwt_err_t why = APP_JWT_ERR_COUNT;
+    cJSON *claims = app_jwt_verify(v, token, strlen(token), now, &why);
 
     if (claims != NULL) {
-        assert_int_equal(why, SIO_JWT_OK);
+        assert_int_equal(why, APP_JWT_OK);
         assert_true(cJSON_IsObject(claims));
         cJSON_Delete(claims);
     } else {
-        assert_int_not_equal(why, SIO_JWT_OK);
-        assert_true(why < SIO_JWT_ERR_COUNT);
+        assert_int_not_equal(why, APP_JWT_OK);
+        assert_true(why < APP_JWT_ERR_COUNT);
     }
     free(token);
     return why;
 }
 
-static sio_jwt_err_t verdict(const sio_jwt_t *v, char *token)
+static app_jwt_err_t verdict(const app_jwt_t *v, char *token)
 {
     return verdict_at(v, token, NOW);
 }
@@ -192,13 +192,13 @@ static sio_jwt_err_t verdict(const sio_jwt_t *v, char *token)
 
 static void test_hs256_valid(void **state)
 {
-    sio_jwt_t *v = hs_verifier(NULL, NULL, 30);
+    app_jwt_t *v = hs_verifier(NULL, NULL, 30);
     char *t = hs("{\"sub\":\"ada\",\"rooms\":[\"r1\"],\"exp\":1700000100}");
-    sio_jwt_err_t why = SIO_JWT_ERR_COUNT;
-    cJSON *claims = sio_jwt_verify(v, t, strlen(t), NOW, &why);
+    app_jwt_err_t why = APP_JWT_ERR_COUNT;
+    cJSON *claims = app_jwt_verify(v, t, strlen(t), NOW, &why);
 
     assert_non_null(claims);
-    assert_int_equal(why, SIO_JWT_OK);
+    assert_int_equal(why, APP_JWT_OK);
     assert_string_equal(cJSON_GetObjectItem(claims, "sub")->valuestring, "ada");
     assert_string_equal(cJSON_GetArrayItem(cJSON_GetObjectItem(claims, "rooms"), 0)->valuestring,
                         "r1");
@@ -210,31 +210,31 @@ static void test_hs256_valid(void **state)
 
         memcpy(unterminated, t, n);
         memcpy(unterminated + n, "xyz", 3);
-        claims = sio_jwt_verify(v, unterminated, n, NOW, NULL);
+        claims = app_jwt_verify(v, unterminated, n, NOW, NULL);
         assert_non_null(claims);
         cJSON_Delete(claims);
-        assert_null(sio_jwt_verify(v, unterminated, n + 3, NOW, NULL));
+        assert_null(app_jwt_verify(v, unterminated, n + 3, NOW, NULL));
         free(unterminated);
     }
     free(t);
-    sio_jwt_free(v);
+    app_jwt_free(v);
 }
 
 static void test_hs256_wrong_secret(void **state)
 {
-    sio_jwt_t *v = hs_verifier(NULL, NULL, 30);
+    app_jwt_t *v = hs_verifier(NULL, NULL, 30);
 
     assert_int_equal(verdict(v, hs_token("{\"alg\":\"HS256\"}", "{}", "other", 5)),
-                     SIO_JWT_SIGNATURE);
+                     APP_JWT_SIGNATURE);
     /* a secret that is a prefix of ours is another secret */
     assert_int_equal(verdict(v, hs_token("{\"alg\":\"HS256\"}", "{}", SECRET, strlen(SECRET) - 1)),
-                     SIO_JWT_SIGNATURE);
-    sio_jwt_free(v);
+                     APP_JWT_SIGNATURE);
+    app_jwt_free(v);
 }
 
 static void test_hs256_tampered(void **state)
 {
-    sio_jwt_t *v = hs_verifier(NULL, NULL, 30);
+    app_jwt_t *v = hs_verifier(NULL, NULL, 30);
     char *good = hs("{\"sub\":\"ada\",\"admin\":false}");
     char *other = hs("{\"sub\":\"ada\",\"admin\":true}");
     char *t = malloc(strlen(good) + strlen(other) + 1);
@@ -244,105 +244,105 @@ static void test_hs256_tampered(void **state)
     /* other's payload under good's header and signature */
     sprintf(t, "%.*s%.*s%s", (int)(dot1 - good + 1), good, (int)(odot2 - odot1 - 1), odot1 + 1,
             dot2);
-    assert_int_equal(verdict(v, t), SIO_JWT_SIGNATURE);
+    assert_int_equal(verdict(v, t), APP_JWT_SIGNATURE);
 
     /* one flipped bit in the signature */
     t = strdup(good);
     t[strlen(t) - 2] = t[strlen(t) - 2] == 'A' ? 'B' : 'A';
-    assert_int_equal(verdict(v, t), SIO_JWT_SIGNATURE);
+    assert_int_equal(verdict(v, t), APP_JWT_SIGNATURE);
 
     /* signature dropped, or truncated (to 30 bytes, still canonical base64url) */
     t = strdup(good);
     strrchr(t, '.')[1] = '\0';
-    assert_int_equal(verdict(v, t), SIO_JWT_SIGNATURE);
+    assert_int_equal(verdict(v, t), APP_JWT_SIGNATURE);
     t = strdup(good);
     t[strlen(t) - 3] = '\0';
-    assert_int_equal(verdict(v, t), SIO_JWT_SIGNATURE);
+    assert_int_equal(verdict(v, t), APP_JWT_SIGNATURE);
 
-    assert_int_equal(verdict(v, good), SIO_JWT_OK);
+    assert_int_equal(verdict(v, good), APP_JWT_OK);
     free(other);
-    sio_jwt_free(v);
+    app_jwt_free(v);
 }
 
 /* ---------------------------------------------------------------- algorithms */
 
 static void test_alg_none(void **state)
 {
-    sio_jwt_t *v = hs_verifier(NULL, NULL, 30);
+    app_jwt_t *v = hs_verifier(NULL, NULL, 30);
     char *input = signing_input("{\"alg\":\"none\"}", "{\"sub\":\"mallory\"}");
     char *t = malloc(strlen(input) + 2);
 
     sprintf(t, "%s.", input); /* the unsecured JWS form: empty signature */
-    assert_int_equal(verdict(v, t), SIO_JWT_ALG);
+    assert_int_equal(verdict(v, t), APP_JWT_ALG);
     /* ...also with a real HMAC appended, and in other spellings */
     assert_int_equal(verdict(v, hs_token("{\"alg\":\"none\"}", "{}", SECRET, strlen(SECRET))),
-                     SIO_JWT_ALG);
+                     APP_JWT_ALG);
     assert_int_equal(verdict(v, hs_token("{\"alg\":\"None\"}", "{}", SECRET, strlen(SECRET))),
-                     SIO_JWT_ALG);
+                     APP_JWT_ALG);
     assert_int_equal(verdict(v, hs_token("{\"alg\":\"hs256\"}", "{}", SECRET, strlen(SECRET))),
-                     SIO_JWT_ALG);
+                     APP_JWT_ALG);
     assert_int_equal(verdict(v, hs_token("{\"typ\":\"JWT\"}", "{}", SECRET, strlen(SECRET))),
-                     SIO_JWT_ALG);
+                     APP_JWT_ALG);
     assert_int_equal(verdict(v, hs_token("{\"alg\":null}", "{}", SECRET, strlen(SECRET))),
-                     SIO_JWT_ALG);
+                     APP_JWT_ALG);
     assert_int_equal(verdict(v, hs_token("{\"alg\":[\"HS256\"]}", "{}", SECRET, strlen(SECRET))),
-                     SIO_JWT_ALG);
+                     APP_JWT_ALG);
     free(input);
-    sio_jwt_free(v);
+    app_jwt_free(v);
 }
 
 static void test_alg_cross(void **state)
 {
-    sio_jwt_t *h = hs_verifier(NULL, NULL, 30), *r = rs_verifier(pem_a);
+    app_jwt_t *h = hs_verifier(NULL, NULL, 30), *r = rs_verifier(pem_a);
 
-    assert_int_equal(verdict(h, rs("{}", rsa_a)), SIO_JWT_ALG);
-    assert_int_equal(verdict(r, hs("{}")), SIO_JWT_ALG);
-    assert_int_equal(verdict(r, rs("{}", rsa_a)), SIO_JWT_OK);
-    assert_int_equal(verdict(h, hs("{}")), SIO_JWT_OK);
-    sio_jwt_free(h);
-    sio_jwt_free(r);
+    assert_int_equal(verdict(h, rs("{}", rsa_a)), APP_JWT_ALG);
+    assert_int_equal(verdict(r, hs("{}")), APP_JWT_ALG);
+    assert_int_equal(verdict(r, rs("{}", rsa_a)), APP_JWT_OK);
+    assert_int_equal(verdict(h, hs("{}")), APP_JWT_OK);
+    app_jwt_free(h);
+    app_jwt_free(r);
 }
 
 /* The classic confusion: the attacker knows the RS256 public key and signs an HS256
  * token with it as the HMAC secret. */
 static void test_alg_confusion(void **state)
 {
-    sio_jwt_t *r = rs_verifier(pem_a);
+    app_jwt_t *r = rs_verifier(pem_a);
 
     assert_int_equal(
         verdict(r, hs_token("{\"alg\":\"HS256\"}", "{\"sub\":\"root\"}", pem_a, strlen(pem_a))),
-        SIO_JWT_ALG);
+        APP_JWT_ALG);
     /* ...and the same HMAC under a header claiming RS256 */
     assert_int_equal(
         verdict(r, hs_token("{\"alg\":\"RS256\"}", "{\"sub\":\"root\"}", pem_a, strlen(pem_a))),
-        SIO_JWT_SIGNATURE);
-    sio_jwt_free(r);
+        APP_JWT_SIGNATURE);
+    app_jwt_free(r);
 }
 
 /* A header the verifier could read differently from the issuer, or that asks for an
  * extension, is refused. */
 static void test_header_rules(void **state)
 {
-    sio_jwt_t *v = hs_verifier(NULL, NULL, 30);
+    app_jwt_t *v = hs_verifier(NULL, NULL, 30);
     char many[2048] = "{\"alg\":\"HS256\"";
 
     assert_int_equal(
         verdict(v, hs_token("{\"alg\":\"HS256\",\"alg\":\"none\"}", "{}", SECRET, strlen(SECRET))),
-        SIO_JWT_MALFORMED);
+        APP_JWT_MALFORMED);
     assert_int_equal(
         verdict(v, hs_token("{\"alg\":\"none\",\"alg\":\"HS256\"}", "{}", SECRET, strlen(SECRET))),
-        SIO_JWT_MALFORMED);
+        APP_JWT_MALFORMED);
     assert_int_equal(verdict(v, hs_token("{\"alg\":\"HS256\",\"crit\":[\"exp\"],\"exp\":1}", "{}",
                                          SECRET, strlen(SECRET))),
-                     SIO_JWT_HEADER);
+                     APP_JWT_HEADER);
     assert_int_equal(verdict(v, hs_token("{\"alg\":\"HS256\",\"kid\":\"k1\",\"typ\":\"JWT\"}", "{}",
                                          SECRET, strlen(SECRET))),
-                     SIO_JWT_OK);
+                     APP_JWT_OK);
     for (int i = 0; i < 40; i++)
         sprintf(many + strlen(many), ",\"m%d\":%d", i, i);
     strcat(many, "}");
-    assert_int_equal(verdict(v, hs_token(many, "{}", SECRET, strlen(SECRET))), SIO_JWT_MALFORMED);
-    sio_jwt_free(v);
+    assert_int_equal(verdict(v, hs_token(many, "{}", SECRET, strlen(SECRET))), APP_JWT_MALFORMED);
+    app_jwt_free(v);
 }
 
 /* ---------------------------------------------------------------- time claims */
@@ -357,99 +357,99 @@ static char *hs_claim(const char *name, long long value)
 
 static void test_exp_nbf_edges(void **state)
 {
-    sio_jwt_t *v = hs_verifier(NULL, NULL, 30), *strict = hs_verifier(NULL, NULL, 0);
+    app_jwt_t *v = hs_verifier(NULL, NULL, 30), *strict = hs_verifier(NULL, NULL, 0);
 
     /* exp: valid strictly before exp + leeway */
-    assert_int_equal(verdict(v, hs_claim("exp", NOW - 30)), SIO_JWT_EXPIRED);
-    assert_int_equal(verdict(v, hs_claim("exp", NOW - 29)), SIO_JWT_OK);
-    assert_int_equal(verdict(v, hs_claim("exp", NOW - 100000)), SIO_JWT_EXPIRED);
-    assert_int_equal(verdict(strict, hs_claim("exp", NOW)), SIO_JWT_EXPIRED);
-    assert_int_equal(verdict(strict, hs_claim("exp", NOW + 1)), SIO_JWT_OK);
+    assert_int_equal(verdict(v, hs_claim("exp", NOW - 30)), APP_JWT_EXPIRED);
+    assert_int_equal(verdict(v, hs_claim("exp", NOW - 29)), APP_JWT_OK);
+    assert_int_equal(verdict(v, hs_claim("exp", NOW - 100000)), APP_JWT_EXPIRED);
+    assert_int_equal(verdict(strict, hs_claim("exp", NOW)), APP_JWT_EXPIRED);
+    assert_int_equal(verdict(strict, hs_claim("exp", NOW + 1)), APP_JWT_OK);
     /* nbf: valid from nbf - leeway on */
-    assert_int_equal(verdict(v, hs_claim("nbf", NOW + 30)), SIO_JWT_OK);
-    assert_int_equal(verdict(v, hs_claim("nbf", NOW + 31)), SIO_JWT_NOT_YET_VALID);
-    assert_int_equal(verdict(strict, hs_claim("nbf", NOW)), SIO_JWT_OK);
-    assert_int_equal(verdict(strict, hs_claim("nbf", NOW + 1)), SIO_JWT_NOT_YET_VALID);
+    assert_int_equal(verdict(v, hs_claim("nbf", NOW + 30)), APP_JWT_OK);
+    assert_int_equal(verdict(v, hs_claim("nbf", NOW + 31)), APP_JWT_NOT_YET_VALID);
+    assert_int_equal(verdict(strict, hs_claim("nbf", NOW)), APP_JWT_OK);
+    assert_int_equal(verdict(strict, hs_claim("nbf", NOW + 1)), APP_JWT_NOT_YET_VALID);
     /* the same token over time */
-    assert_int_equal(verdict_at(strict, hs_claim("exp", NOW), NOW - 1), SIO_JWT_OK);
-    assert_int_equal(verdict_at(strict, hs_claim("exp", NOW), NOW), SIO_JWT_EXPIRED);
+    assert_int_equal(verdict_at(strict, hs_claim("exp", NOW), NOW - 1), APP_JWT_OK);
+    assert_int_equal(verdict_at(strict, hs_claim("exp", NOW), NOW), APP_JWT_EXPIRED);
     /* fractional NumericDate, absent claims, wrong types */
-    assert_int_equal(verdict(strict, hs("{\"exp\":1700000000.5}")), SIO_JWT_OK);
-    assert_int_equal(verdict(strict, hs("{}")), SIO_JWT_OK);
-    assert_int_equal(verdict(v, hs("{\"exp\":\"1800000000\"}")), SIO_JWT_CLAIM);
-    assert_int_equal(verdict(v, hs("{\"nbf\":null}")), SIO_JWT_CLAIM);
-    assert_int_equal(verdict(v, hs("{\"exp\":1e999}")), SIO_JWT_CLAIM);
-    assert_int_equal(verdict(v, hs("{\"exp\":1e300,\"nbf\":-1e300}")), SIO_JWT_OK);
-    sio_jwt_free(v);
-    sio_jwt_free(strict);
+    assert_int_equal(verdict(strict, hs("{\"exp\":1700000000.5}")), APP_JWT_OK);
+    assert_int_equal(verdict(strict, hs("{}")), APP_JWT_OK);
+    assert_int_equal(verdict(v, hs("{\"exp\":\"1800000000\"}")), APP_JWT_CLAIM);
+    assert_int_equal(verdict(v, hs("{\"nbf\":null}")), APP_JWT_CLAIM);
+    assert_int_equal(verdict(v, hs("{\"exp\":1e999}")), APP_JWT_CLAIM);
+    assert_int_equal(verdict(v, hs("{\"exp\":1e300,\"nbf\":-1e300}")), APP_JWT_OK);
+    app_jwt_free(v);
+    app_jwt_free(strict);
 }
 
 static void test_issuer_audience(void **state)
 {
-    sio_jwt_t *v = hs_verifier("https://auth.example", "sockeye", 30);
-    sio_jwt_t *open = hs_verifier(NULL, NULL, 30);
+    app_jwt_t *v = hs_verifier("https://auth.example", "sockeye", 30);
+    app_jwt_t *open = hs_verifier(NULL, NULL, 30);
 
     assert_int_equal(verdict(v, hs("{\"iss\":\"https://auth.example\",\"aud\":\"sockeye\"}")),
-                     SIO_JWT_OK);
+                     APP_JWT_OK);
     assert_int_equal(
         verdict(v, hs("{\"iss\":\"https://auth.example\",\"aud\":[\"api\",\"sockeye\"]}")),
-        SIO_JWT_OK);
+        APP_JWT_OK);
     assert_int_equal(verdict(v, hs("{\"iss\":\"https://auth.example\",\"aud\":[\"api\"]}")),
-                     SIO_JWT_AUDIENCE);
+                     APP_JWT_AUDIENCE);
     assert_int_equal(verdict(v, hs("{\"iss\":\"https://auth.example\",\"aud\":[]}")),
-                     SIO_JWT_AUDIENCE);
+                     APP_JWT_AUDIENCE);
     assert_int_equal(verdict(v, hs("{\"iss\":\"https://auth.example\",\"aud\":\"sockeyes\"}")),
-                     SIO_JWT_AUDIENCE);
-    assert_int_equal(verdict(v, hs("{\"iss\":\"https://auth.example\"}")), SIO_JWT_AUDIENCE);
-    assert_int_equal(verdict(v, hs("{\"iss\":\"https://auth.example\",\"aud\":7}")), SIO_JWT_CLAIM);
+                     APP_JWT_AUDIENCE);
+    assert_int_equal(verdict(v, hs("{\"iss\":\"https://auth.example\"}")), APP_JWT_AUDIENCE);
+    assert_int_equal(verdict(v, hs("{\"iss\":\"https://auth.example\",\"aud\":7}")), APP_JWT_CLAIM);
     assert_int_equal(verdict(v, hs("{\"iss\":\"https://evil.example\",\"aud\":\"sockeye\"}")),
-                     SIO_JWT_ISSUER);
-    assert_int_equal(verdict(v, hs("{\"aud\":\"sockeye\"}")), SIO_JWT_ISSUER);
-    assert_int_equal(verdict(v, hs("{\"iss\":1,\"aud\":\"sockeye\"}")), SIO_JWT_CLAIM);
+                     APP_JWT_ISSUER);
+    assert_int_equal(verdict(v, hs("{\"aud\":\"sockeye\"}")), APP_JWT_ISSUER);
+    assert_int_equal(verdict(v, hs("{\"iss\":1,\"aud\":\"sockeye\"}")), APP_JWT_CLAIM);
     /* unconfigured checks ignore the claims */
-    assert_int_equal(verdict(open, hs("{\"iss\":\"anyone\",\"aud\":42}")), SIO_JWT_OK);
-    sio_jwt_free(v);
-    sio_jwt_free(open);
+    assert_int_equal(verdict(open, hs("{\"iss\":\"anyone\",\"aud\":42}")), APP_JWT_OK);
+    app_jwt_free(v);
+    app_jwt_free(open);
 }
 
 /* ---------------------------------------------------------------- malformed */
 
-static sio_jwt_err_t verdict_text(const sio_jwt_t *v, const char *text)
+static app_jwt_err_t verdict_text(const app_jwt_t *v, const char *text)
 {
     return verdict(v, strdup(text));
 }
 
 static void test_malformed(void **state)
 {
-    sio_jwt_t *v = hs_verifier(NULL, NULL, 30);
+    app_jwt_t *v = hs_verifier(NULL, NULL, 30);
     char *good = hs("{\"sub\":\"ada\"}"), *t;
     size_t glen = strlen(good);
     char *h = b64url("{\"alg\":\"HS256\"}", 15);
 
-    assert_int_equal(verdict_text(v, ""), SIO_JWT_MALFORMED);
-    assert_int_equal(verdict_text(v, "."), SIO_JWT_MALFORMED);
-    assert_int_equal(verdict_text(v, ".."), SIO_JWT_MALFORMED);
-    assert_int_equal(verdict_text(v, "..."), SIO_JWT_MALFORMED);
-    assert_int_equal(verdict_text(v, "abc"), SIO_JWT_MALFORMED);
-    assert_int_equal(verdict_text(v, "abc.def"), SIO_JWT_MALFORMED);
-    assert_int_equal(verdict_text(v, "a.b.c.d"), SIO_JWT_MALFORMED);
+    assert_int_equal(verdict_text(v, ""), APP_JWT_MALFORMED);
+    assert_int_equal(verdict_text(v, "."), APP_JWT_MALFORMED);
+    assert_int_equal(verdict_text(v, ".."), APP_JWT_MALFORMED);
+    assert_int_equal(verdict_text(v, "..."), APP_JWT_MALFORMED);
+    assert_int_equal(verdict_text(v, "abc"), APP_JWT_MALFORMED);
+    assert_int_equal(verdict_text(v, "abc.def"), APP_JWT_MALFORMED);
+    assert_int_equal(verdict_text(v, "a.b.c.d"), APP_JWT_MALFORMED);
     /* 4 parts: a valid token with one more */
     t = malloc(glen + 3);
     sprintf(t, "%s.x", good);
-    assert_int_equal(verdict(v, t), SIO_JWT_MALFORMED);
+    assert_int_equal(verdict(v, t), APP_JWT_MALFORMED);
     /* 2 parts: the signature dropped with its dot */
     t = strdup(good);
     *strrchr(t, '.') = '\0';
-    assert_int_equal(verdict(v, t), SIO_JWT_MALFORMED);
+    assert_int_equal(verdict(v, t), APP_JWT_MALFORMED);
     /* empty header or payload */
     t = strdup(strchr(good, '.'));
-    assert_int_equal(verdict(v, t), SIO_JWT_MALFORMED);
+    assert_int_equal(verdict(v, t), APP_JWT_MALFORMED);
     /* bad base64url: standard alphabet, padding, whitespace, length 4k+1, stray bits */
-    assert_int_equal(verdict_text(v, "eyJhbGciOiJIUzI1NiJ9+.e30.AAAA"), SIO_JWT_MALFORMED);
-    assert_int_equal(verdict_text(v, "eyJhbGciOiJIUzI1NiJ9.e30=.AAAA"), SIO_JWT_MALFORMED);
-    assert_int_equal(verdict_text(v, "eyJhbGciOiJIUzI1NiJ9 .e30.AAAA"), SIO_JWT_MALFORMED);
-    assert_int_equal(verdict_text(v, "eyJhbGciOiJIUzI1NiJ9A.e30.AAAA"), SIO_JWT_MALFORMED);
-    assert_int_equal(verdict_text(v, "eyJhbGciOiJIUzI1NiJ9.e31.AAAA"), SIO_JWT_MALFORMED);
+    assert_int_equal(verdict_text(v, "eyJhbGciOiJIUzI1NiJ9+.e30.AAAA"), APP_JWT_MALFORMED);
+    assert_int_equal(verdict_text(v, "eyJhbGciOiJIUzI1NiJ9.e30=.AAAA"), APP_JWT_MALFORMED);
+    assert_int_equal(verdict_text(v, "eyJhbGciOiJIUzI1NiJ9 .e30.AAAA"), APP_JWT_MALFORMED);
+    assert_int_equal(verdict_text(v, "eyJhbGciOiJIUzI1NiJ9A.e30.AAAA"), APP_JWT_MALFORMED);
+    assert_int_equal(verdict_text(v, "eyJhbGciOiJIUzI1NiJ9.e31.AAAA"), APP_JWT_MALFORMED);
     /* the signature part with non-zero unused bits: same bytes, second spelling */
     t = strdup(good);
     {
@@ -461,18 +461,18 @@ static void test_malformed(void **state)
         assert_int_equal(strlen(strrchr(t, '.') + 1), 43);
         *last = alpha[val | 1];
     }
-    assert_int_equal(verdict(v, t), SIO_JWT_MALFORMED);
+    assert_int_equal(verdict(v, t), APP_JWT_MALFORMED);
     /* header or payload not a JSON object (the payload ones correctly signed) */
     assert_int_equal(verdict(v, hs_token("[\"HS256\"]", "{}", SECRET, strlen(SECRET))),
-                     SIO_JWT_MALFORMED);
+                     APP_JWT_MALFORMED);
     assert_int_equal(verdict(v, hs_token("\"HS256\"", "{}", SECRET, strlen(SECRET))),
-                     SIO_JWT_MALFORMED);
-    assert_int_equal(verdict(v, hs("[1,2]")), SIO_JWT_MALFORMED);
-    assert_int_equal(verdict(v, hs("42")), SIO_JWT_MALFORMED);
-    assert_int_equal(verdict(v, hs("null")), SIO_JWT_MALFORMED);
-    assert_int_equal(verdict(v, hs("{\"a\":1")), SIO_JWT_MALFORMED);
-    assert_int_equal(verdict(v, hs("{} {}")), SIO_JWT_MALFORMED);
-    assert_int_equal(verdict(v, hs("not json")), SIO_JWT_MALFORMED);
+                     APP_JWT_MALFORMED);
+    assert_int_equal(verdict(v, hs("[1,2]")), APP_JWT_MALFORMED);
+    assert_int_equal(verdict(v, hs("42")), APP_JWT_MALFORMED);
+    assert_int_equal(verdict(v, hs("null")), APP_JWT_MALFORMED);
+    assert_int_equal(verdict(v, hs("{\"a\":1")), APP_JWT_MALFORMED);
+    assert_int_equal(verdict(v, hs("{} {}")), APP_JWT_MALFORMED);
+    assert_int_equal(verdict(v, hs("not json")), APP_JWT_MALFORMED);
     /* a NUL inside the JSON: cJSON would stop there and ignore the rest */
     {
         char *input, *p = b64url("{}\0{\"x\":1}", 10);
@@ -483,80 +483,80 @@ static void test_malformed(void **state)
         unsigned maclen;
         HMAC(EVP_sha256(), SECRET, (int)strlen(SECRET), (unsigned char *)input, strlen(input), mac,
              &maclen);
-        assert_int_equal(verdict(v, join_sig(input, mac, maclen)), SIO_JWT_MALFORMED);
+        assert_int_equal(verdict(v, join_sig(input, mac, maclen)), APP_JWT_MALFORMED);
         free(p);
     }
-    assert_int_equal(verdict(v, good), SIO_JWT_OK);
+    assert_int_equal(verdict(v, good), APP_JWT_OK);
     free(h);
-    sio_jwt_free(v);
+    app_jwt_free(v);
 }
 
 static void test_length_bound(void **state)
 {
-    sio_jwt_t *v = hs_verifier(NULL, NULL, 30);
-    char *payload = malloc(SIO_JWT_MAX_TOKEN), *t;
-    sio_jwt_err_t why;
+    app_jwt_t *v = hs_verifier(NULL, NULL, 30);
+    char *payload = malloc(APP_JWT_MAX_TOKEN), *t;
+    app_jwt_err_t why;
     size_t fill;
 
-    /* the largest payload that still fits: the token is exactly SIO_JWT_MAX_TOKEN */
+    /* the largest payload that still fits: the token is exactly APP_JWT_MAX_TOKEN */
     for (fill = 5000;; fill++) {
-        snprintf(payload, SIO_JWT_MAX_TOKEN, "{\"p\":\"%0*d\"}", (int)fill, 0);
+        snprintf(payload, APP_JWT_MAX_TOKEN, "{\"p\":\"%0*d\"}", (int)fill, 0);
         t = hs(payload);
-        if (strlen(t) >= SIO_JWT_MAX_TOKEN)
+        if (strlen(t) >= APP_JWT_MAX_TOKEN)
             break;
         free(t);
     }
-    if (strlen(t) == SIO_JWT_MAX_TOKEN) {
-        assert_int_equal(verdict(v, t), SIO_JWT_OK);
-        snprintf(payload, SIO_JWT_MAX_TOKEN, "{\"p\":\"%0*d\"}", (int)fill + 3, 0);
+    if (strlen(t) == APP_JWT_MAX_TOKEN) {
+        assert_int_equal(verdict(v, t), APP_JWT_OK);
+        snprintf(payload, APP_JWT_MAX_TOKEN, "{\"p\":\"%0*d\"}", (int)fill + 3, 0);
         t = hs(payload);
     }
-    assert_true(strlen(t) > SIO_JWT_MAX_TOKEN);
-    assert_int_equal(verdict(v, t), SIO_JWT_TOO_LONG);
+    assert_true(strlen(t) > APP_JWT_MAX_TOKEN);
+    assert_int_equal(verdict(v, t), APP_JWT_TOO_LONG);
 
     /* far too long: refused unread (this buffer is not even a token) */
     t = malloc(1 << 20);
     memset(t, 'A', 1 << 20);
-    assert_null(sio_jwt_verify(v, t, 1 << 20, NOW, &why));
-    assert_int_equal(why, SIO_JWT_TOO_LONG);
+    assert_null(app_jwt_verify(v, t, 1 << 20, NOW, &why));
+    assert_int_equal(why, APP_JWT_TOO_LONG);
     free(t);
     free(payload);
-    sio_jwt_free(v);
+    app_jwt_free(v);
 }
 
 /* ---------------------------------------------------------------- RS256 */
 
 static void test_rs256(void **state)
 {
-    sio_jwt_t *r = rs_verifier(pem_a);
+    app_jwt_t *r = rs_verifier(pem_a);
     char *t = rs("{\"sub\":\"ada\",\"exp\":1700000100}", rsa_a);
-    cJSON *claims = sio_jwt_verify(r, t, strlen(t), NOW, NULL);
+    cJSON *claims = app_jwt_verify(r, t, strlen(t), NOW, NULL);
 
     assert_non_null(claims);
     assert_string_equal(cJSON_GetObjectItem(claims, "sub")->valuestring, "ada");
     cJSON_Delete(claims);
     free(t);
-    assert_int_equal(sio_jwt_alg(r), SIO_JWT_RS256);
-    assert_string_equal(sio_jwt_alg_name(sio_jwt_alg(r)), "RS256");
+    assert_int_equal(app_jwt_alg(r), APP_JWT_RS256);
+    assert_string_equal(app_jwt_alg_name(app_jwt_alg(r)), "RS256");
     /* another key pair's signature, an expired token, a flipped signature byte */
-    assert_int_equal(verdict(r, rs("{\"sub\":\"ada\"}", rsa_b)), SIO_JWT_SIGNATURE);
-    assert_int_equal(verdict(r, rs("{\"exp\":1600000000}", rsa_a)), SIO_JWT_EXPIRED);
+    assert_int_equal(verdict(r, rs("{\"sub\":\"ada\"}", rsa_b)), APP_JWT_SIGNATURE);
+    assert_int_equal(verdict(r, rs("{\"exp\":1600000000}", rsa_a)), APP_JWT_EXPIRED);
     t = rs("{\"sub\":\"ada\"}", rsa_a);
     t[strlen(t) - 10] = t[strlen(t) - 10] == 'A' ? 'B' : 'A';
-    assert_int_equal(verdict(r, t), SIO_JWT_SIGNATURE);
+    assert_int_equal(verdict(r, t), APP_JWT_SIGNATURE);
     /* a signature of the wrong length never reaches OpenSSL */
-    assert_int_equal(verdict(r, hs_token("{\"alg\":\"RS256\"}", "{}", "k", 1)), SIO_JWT_SIGNATURE);
-    sio_jwt_free(r);
+    assert_int_equal(verdict(r, hs_token("{\"alg\":\"RS256\"}", "{}", "k", 1)), APP_JWT_SIGNATURE);
+    app_jwt_free(r);
 }
 
 /* ---------------------------------------------------------------- key loading */
 
-static void expect_new_fails(sio_jwt_alg_t alg, const char *key, size_t len, const char *want)
+static void expect_new_fails(app_jwt_alg_t alg, const char *key, size_t len, const char *want)
 {
-    sio_jwt_config_t c = {alg, key, len, NULL, NULL, 30};
+    app_jwt_config_t c = {alg, key, len, NULL, NULL, 30};
     char err[200] = "";
 
-    assert_null(sio_jwt_new(&c, err, sizeof(err)));
+    assert_null(app_jwt_new(&c, err, sizeof(err)));
     if (strstr(err, want) == NULL)
         fail_msg("error \"%s\" lacks \"%s\"", err, want);
     /* a key is never quoted back (a PEM body line, or the secret) */
@@ -569,23 +569,23 @@ static void test_key_loading(void **state)
     EVP_PKEY *small = EVP_RSA_gen(1024), *ec = EVP_EC_gen("P-256");
     char *small_pem = public_pem(small), *ec_pem = public_pem(ec), *priv = private_pem(rsa_a);
 
-    expect_new_fails(SIO_JWT_HS256, "", 0, "empty");
-    expect_new_fails(SIO_JWT_HS256, NULL, 0, "empty");
-    expect_new_fails(SIO_JWT_RS256, "", 0, "empty");
-    expect_new_fails(SIO_JWT_RS256, "hello world, this is no key at all, really not", 47,
+    expect_new_fails(APP_JWT_HS256, "", 0, "empty");
+    expect_new_fails(APP_JWT_HS256, NULL, 0, "empty");
+    expect_new_fails(APP_JWT_RS256, "", 0, "empty");
+    expect_new_fails(APP_JWT_RS256, "hello world, this is no key at all, really not", 47,
                      "not a PEM public key");
-    expect_new_fails(SIO_JWT_RS256, priv, strlen(priv), "private key");
-    expect_new_fails(SIO_JWT_RS256, ec_pem, strlen(ec_pem), "not an RSA key");
-    expect_new_fails(SIO_JWT_RS256, small_pem, strlen(small_pem), "1024 bits");
+    expect_new_fails(APP_JWT_RS256, priv, strlen(priv), "private key");
+    expect_new_fails(APP_JWT_RS256, ec_pem, strlen(ec_pem), "not an RSA key");
+    expect_new_fails(APP_JWT_RS256, small_pem, strlen(small_pem), "1024 bits");
     /* a truncated PEM */
-    expect_new_fails(SIO_JWT_RS256, pem_a, strlen(pem_a) / 2, "not a PEM public key");
+    expect_new_fails(APP_JWT_RS256, pem_a, strlen(pem_a) / 2, "not a PEM public key");
     {
-        sio_jwt_config_t c = {(sio_jwt_alg_t)7, SECRET, strlen(SECRET), NULL, NULL, 0};
+        app_jwt_config_t c = {(app_jwt_alg_t)7, SECRET, strlen(SECRET), NULL, NULL, 0};
         char err[64];
 
-        assert_null(sio_jwt_new(&c, err, sizeof(err)));
+        assert_null(app_jwt_new(&c, err, sizeof(err)));
     }
-    sio_jwt_free(NULL);
+    app_jwt_free(NULL);
     free(small_pem);
     free(ec_pem);
     free(priv);
@@ -595,21 +595,21 @@ static void test_key_loading(void **state)
 
 static void test_reasons(void **state)
 {
-    for (int i = 0; i < SIO_JWT_ERR_COUNT; i++) {
-        const char *r = sio_jwt_reason((sio_jwt_err_t)i);
+    for (int i = 0; i < APP_JWT_ERR_COUNT; i++) {
+        const char *r = app_jwt_reason((app_jwt_err_t)i);
 
         assert_non_null(r);
         assert_true(strlen(r) > 1);
         for (int k = 0; k < i; k++)
-            assert_string_not_equal(r, sio_jwt_reason((sio_jwt_err_t)k));
+            assert_string_not_equal(r, app_jwt_reason((app_jwt_err_t)k));
     }
-    assert_string_equal(sio_jwt_reason(SIO_JWT_EXPIRED), "expired");
-    assert_string_equal(sio_jwt_reason(SIO_JWT_SIGNATURE), "bad signature");
-    assert_string_equal(sio_jwt_reason(SIO_JWT_ALG), "algorithm not allowed");
-    assert_string_equal(sio_jwt_reason(SIO_JWT_MALFORMED), "malformed token");
-    assert_string_equal(sio_jwt_reason(SIO_JWT_ERR_COUNT), "?");
-    assert_string_equal(sio_jwt_alg_name(SIO_JWT_HS256), "HS256");
-    assert_string_equal(sio_jwt_alg_name((sio_jwt_alg_t)9), "?");
+    assert_string_equal(app_jwt_reason(APP_JWT_EXPIRED), "expired");
+    assert_string_equal(app_jwt_reason(APP_JWT_SIGNATURE), "bad signature");
+    assert_string_equal(app_jwt_reason(APP_JWT_ALG), "algorithm not allowed");
+    assert_string_equal(app_jwt_reason(APP_JWT_MALFORMED), "malformed token");
+    assert_string_equal(app_jwt_reason(APP_JWT_ERR_COUNT), "?");
+    assert_string_equal(app_jwt_alg_name(APP_JWT_HS256), "HS256");
+    assert_string_equal(app_jwt_alg_name((app_jwt_alg_t)9), "?");
 }
 
 /* ---------------------------------------------------------------- node configuration */
@@ -638,14 +638,14 @@ static void remove_temp(char *path)
     free(path);
 }
 
-static int argv_config(sio_node_config_t *cfg, const char *flag, const char *value, char *err,
+static int argv_config(app_node_config_t *cfg, const char *flag, const char *value, char *err,
                        size_t errlen)
 {
     char prog[] = "sockeye";
     char *argv[] = {prog, (char *)flag, (char *)value, NULL};
 
-    sio_node_config_init(cfg);
-    return sio_node_config_argv(cfg, 3, argv, err, errlen);
+    app_node_config_init(cfg);
+    return app_node_config_argv(cfg, 3, argv, err, errlen);
 }
 
 /* The flags build the verifier they name: the secret file's trailing newline is not
@@ -653,76 +653,76 @@ static int argv_config(sio_node_config_t *cfg, const char *flag, const char *val
  * recovered sessions. */
 static void test_node_config_auth(void **state)
 {
-    sio_node_config_t cfg;
-    sio_jwt_t *jwt = (sio_jwt_t *)&cfg; /* must be overwritten */
+    app_node_config_t cfg;
+    app_jwt_t *jwt = (app_jwt_t *)&cfg; /* must be overwritten */
     char err[256], *secret_file = temp_file(SECRET "\r\n\n", strlen(SECRET) + 3);
     char *pem_file = temp_file(pem_a, strlen(pem_a));
 
     /* no key: authentication off, recovery settings untouched */
-    sio_node_config_init(&cfg);
-    assert_int_equal(cfg.jwt_leeway_s, SIO_JWT_DEFAULT_LEEWAY);
+    app_node_config_init(&cfg);
+    assert_int_equal(cfg.jwt_leeway_s, APP_JWT_DEFAULT_LEEWAY);
     assert_int_equal(cfg.max_rooms_per_socket, 1000);
-    assert_int_equal(sio_node_config_auth(&cfg, &jwt, err, sizeof(err)), SIO_OK);
+    assert_int_equal(app_node_config_auth(&cfg, &jwt, err, sizeof(err)), SIO_OK);
     assert_null(jwt);
     assert_int_equal(cfg.srv.recovery_skip_middlewares, 1);
-    sio_node_config_free(&cfg);
+    app_node_config_free(&cfg);
 
     assert_int_equal(argv_config(&cfg, "--jwt-secret-file", secret_file, err, sizeof(err)),
-                     SIO_CFG_RUN);
-    assert_int_equal(sio_node_config_check(&cfg, err, sizeof(err)), SIO_OK);
-    assert_int_equal(sio_node_config_auth(&cfg, &jwt, err, sizeof(err)), SIO_OK);
+                     APP_CFG_RUN);
+    assert_int_equal(app_node_config_check(&cfg, err, sizeof(err)), SIO_OK);
+    assert_int_equal(app_node_config_auth(&cfg, &jwt, err, sizeof(err)), SIO_OK);
     assert_non_null(jwt);
-    assert_int_equal(sio_jwt_alg(jwt), SIO_JWT_HS256);
+    assert_int_equal(app_jwt_alg(jwt), APP_JWT_HS256);
     assert_int_equal(cfg.srv.recovery_skip_middlewares, 0);
-    assert_int_equal(verdict(jwt, hs("{}")), SIO_JWT_OK);
-    sio_jwt_free(jwt);
-    sio_node_config_free(&cfg);
+    assert_int_equal(verdict(jwt, hs("{}")), APP_JWT_OK);
+    app_jwt_free(jwt);
+    app_node_config_free(&cfg);
 
     assert_int_equal(argv_config(&cfg, "--jwt-public-key", pem_file, err, sizeof(err)),
-                     SIO_CFG_RUN);
-    assert_int_equal(sio_node_config_auth(&cfg, &jwt, err, sizeof(err)), SIO_OK);
-    assert_int_equal(sio_jwt_alg(jwt), SIO_JWT_RS256);
-    assert_int_equal(verdict(jwt, rs("{}", rsa_a)), SIO_JWT_OK);
-    sio_jwt_free(jwt);
-    sio_node_config_free(&cfg);
+                     APP_CFG_RUN);
+    assert_int_equal(app_node_config_auth(&cfg, &jwt, err, sizeof(err)), SIO_OK);
+    assert_int_equal(app_jwt_alg(jwt), APP_JWT_RS256);
+    assert_int_equal(verdict(jwt, rs("{}", rsa_a)), APP_JWT_OK);
+    app_jwt_free(jwt);
+    app_node_config_free(&cfg);
 
     /* an RS256 key given as the HS256 secret file is just a secret (and nothing else) */
     assert_int_equal(argv_config(&cfg, "--jwt-secret-file", pem_file, err, sizeof(err)),
-                     SIO_CFG_RUN);
-    assert_int_equal(sio_node_config_auth(&cfg, &jwt, err, sizeof(err)), SIO_OK);
-    assert_int_equal(verdict(jwt, rs("{}", rsa_a)), SIO_JWT_ALG);
-    sio_jwt_free(jwt);
-    sio_node_config_free(&cfg);
+                     APP_CFG_RUN);
+    assert_int_equal(app_node_config_auth(&cfg, &jwt, err, sizeof(err)), SIO_OK);
+    assert_int_equal(verdict(jwt, rs("{}", rsa_a)), APP_JWT_ALG);
+    app_jwt_free(jwt);
+    app_node_config_free(&cfg);
 
     /* a secret file as the public key: refused, and the secret is not quoted */
     assert_int_equal(argv_config(&cfg, "--jwt-public-key", secret_file, err, sizeof(err)),
-                     SIO_CFG_RUN);
-    assert_int_equal(sio_node_config_auth(&cfg, &jwt, err, sizeof(err)), SIO_EINVAL);
+                     APP_CFG_RUN);
+    assert_int_equal(app_node_config_auth(&cfg, &jwt, err, sizeof(err)), SIO_EINVAL);
     assert_null(jwt);
     assert_non_null(strstr(err, "not a PEM public key"));
     assert_null(strstr(err, "horse"));
-    sio_node_config_free(&cfg);
+    app_node_config_free(&cfg);
 
     assert_int_equal(
         argv_config(&cfg, "--jwt-public-key", "/nonexistent/key.pem", err, sizeof(err)),
-        SIO_CFG_RUN);
-    assert_int_equal(sio_node_config_auth(&cfg, &jwt, err, sizeof(err)), SIO_EINVAL);
+        APP_CFG_RUN);
+    assert_int_equal(app_node_config_auth(&cfg, &jwt, err, sizeof(err)), SIO_EINVAL);
     assert_non_null(strstr(err, "--jwt-public-key: cannot read /nonexistent/key.pem"));
-    sio_node_config_free(&cfg);
+    app_node_config_free(&cfg);
 
     /* two keys, or checks without a key */
-    assert_int_equal(argv_config(&cfg, "--jwt-secret", "abc", err, sizeof(err)), SIO_CFG_RUN);
-    cfg.jwt_public_key = sio_strdup(pem_file);
-    assert_int_equal(sio_node_config_check(&cfg, err, sizeof(err)), SIO_EINVAL);
+    assert_int_equal(argv_config(&cfg, "--jwt-secret", "abc", err, sizeof(err)), APP_CFG_RUN);
+    cfg.jwt_public_key = base_strdup(pem_file);
+    assert_int_equal(app_node_config_check(&cfg, err, sizeof(err)), SIO_EINVAL);
     assert_non_null(strstr(err, "exclusive"));
-    sio_node_config_free(&cfg);
-    assert_int_equal(argv_config(&cfg, "--jwt-audience", "x", err, sizeof(err)), SIO_CFG_RUN);
-    assert_int_equal(sio_node_config_check(&cfg, err, sizeof(err)), SIO_EINVAL);
+    app_node_config_free(&cfg);
+    assert_int_equal(argv_config(&cfg, "--jwt-audience", "x", err, sizeof(err)), APP_CFG_RUN);
+    assert_int_equal(app_node_config_check(&cfg, err, sizeof(err)), SIO_EINVAL);
     assert_non_null(strstr(err, "need a key"));
-    sio_node_config_free(&cfg);
+    app_node_config_free(&cfg);
     assert_int_equal(argv_config(&cfg, "--jwt-secret", "", err, sizeof(err)), SIO_EINVAL);
     assert_non_null(strstr(err, "empty value"));
-    sio_node_config_free(&cfg);
+    app_node_config_free(&cfg);
 
     remove_temp(secret_file);
     remove_temp(pem_file);

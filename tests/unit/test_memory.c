@@ -11,11 +11,11 @@
 #include <cmocka.h>
 
 #include "adapter.h"
-#include "sk_alloc.h"
+#include "base_alloc.h"
 
 #define WINDOW 1000u
 #define DETECT 500u
-#define RETAIN (WINDOW + DETECT + 10000u) /* log retention: memory.c, ADP_MEMORY_SLACK_MS */
+#define RETAIN (WINDOW + DETECT + 10000u) /* log retention: memory.c, MEM_SLACK_MS */
 
 /* Bounded append; a test string that would not fit fails the test. */
 static void append(char *dst, size_t cap, const char *src)
@@ -37,7 +37,7 @@ static uint64_t fake_clock(void)
 /* What the host saw: one record per deliver() call. */
 typedef struct delivered {
     char *json; /* pkt->data as compact JSON */
-    sio_ptype_t type;
+    cd_sio_ptype_t type;
     const adp_opts_t *opts; /* the pointer handed in (checked against the caller's) */
     size_t n_rooms, n_except;
     unsigned flags;
@@ -48,7 +48,7 @@ typedef struct restored {
     int calls;
     int err;
     adp_session_t *s;
-    sio_packet_t **missed;
+    cd_sio_packet_t **missed;
     size_t n_missed;
 } restored_t;
 
@@ -59,7 +59,7 @@ typedef struct fx {
     restored_t r;
 } fx_t;
 
-static void host_deliver(void *ud, const sio_packet_t *pkt, const adp_opts_t *opts)
+static void host_deliver(void *ud, const cd_sio_packet_t *pkt, const adp_opts_t *opts)
 {
     fx_t *f = ud;
     assert_true(f->n_out < 64);
@@ -74,7 +74,7 @@ static void host_deliver(void *ud, const sio_packet_t *pkt, const adp_opts_t *op
 
 /* Takes ownership as the contract says: the packets are copied out of the adapter's
  * array, which the adapter frees after we return. */
-static void restore_cb(void *ud, int err, adp_session_t *s, sio_packet_t **missed, size_t n)
+static void restore_cb(void *ud, int err, adp_session_t *s, cd_sio_packet_t **missed, size_t n)
 {
     fx_t *f = ud;
     f->r.calls++;
@@ -83,16 +83,16 @@ static void restore_cb(void *ud, int err, adp_session_t *s, sio_packet_t **misse
     f->r.n_missed = n;
     f->r.missed = NULL;
     if (n) {
-        f->r.missed = sio_malloc(n * sizeof(sio_packet_t *));
-        memcpy(f->r.missed, missed, n * sizeof(sio_packet_t *));
+        f->r.missed = base_malloc(n * sizeof(cd_sio_packet_t *));
+        memcpy(f->r.missed, missed, n * sizeof(cd_sio_packet_t *));
     }
 }
 
 static void restored_reset(fx_t *f)
 {
     for (size_t i = 0; i < f->r.n_missed; i++)
-        sio_packet_free(f->r.missed[i]);
-    sio_free(f->r.missed);
+        cd_sio_packet_free(f->r.missed[i]);
+    base_free(f->r.missed);
     adp_session_free(f->r.s);
     memset(&f->r, 0, sizeof(f->r));
 }
@@ -101,7 +101,7 @@ static fx_t *fx_new(int recovery, size_t max_log)
 {
     fx_t *f = test_calloc(1, sizeof(*f));
     adp_host_t host = {.ud = f, .deliver = host_deliver};
-    adp_memory_config_t cfg = {
+    mem_config_t cfg = {
         .recovery = recovery,
         .recovery_window_ms = WINDOW,
         .detect_ms = DETECT,
@@ -109,7 +109,7 @@ static fx_t *fx_new(int recovery, size_t max_log)
         .now_ms = fake_clock,
     };
     fake_now = 1000;
-    f->a = adp_memory_new("/chat", &host, &cfg);
+    f->a = mem_adapter_new("/chat", &host, &cfg);
     return f;
 }
 
@@ -149,7 +149,7 @@ static const char *emit(fx_t *f, const char *name, int n, const char *const *roo
                         const char *const *except, size_t n_except, unsigned flags)
 {
     static char offset[64];
-    sio_packet_t *p = sio_packet_new(SIO_EVENT, "/chat");
+    cd_sio_packet_t *p = cd_sio_packet_new(CD_SIO_EVENT, "/chat");
     adp_opts_t opts = {rooms, n_rooms, except, n_except, flags, NULL};
     p->data = cJSON_CreateArray();
     cJSON_AddItemToArray(p->data, cJSON_CreateString(name));
@@ -171,7 +171,7 @@ static const char *emit(fx_t *f, const char *name, int n, const char *const *roo
     } else {
         assert_int_equal(size, 2);
     }
-    sio_packet_free(p);
+    cd_sio_packet_free(p);
     return offset;
 }
 
@@ -206,8 +206,8 @@ static const char *missed_names(fx_t *f)
     static char out[512];
     out[0] = '\0';
     for (size_t i = 0; i < f->r.n_missed; i++) {
-        const sio_packet_t *p = f->r.missed[i];
-        assert_int_equal(p->type, SIO_EVENT);
+        const cd_sio_packet_t *p = f->r.missed[i];
+        assert_int_equal(p->type, CD_SIO_EVENT);
         assert_string_equal(p->nsp, "/chat");
         assert_int_equal(cJSON_GetArraySize(p->data), 3);
         assert_true(cJSON_IsString(cJSON_GetArrayItem(p->data, 2)));
@@ -287,40 +287,40 @@ static void test_not_logged(void **state)
     assert_string_equal(emit(f, "vol", 1, NULL, 0, NULL, 0, ADP_VOLATILE), "");
     assert_string_equal(emit(f, "vol2", 2, own, 1, NULL, 0, ADP_VOLATILE | ADP_LOCAL), "");
 
-    sio_packet_t *acked = sio_packet_new(SIO_EVENT, "/chat");
+    cd_sio_packet_t *acked = cd_sio_packet_new(CD_SIO_EVENT, "/chat");
     acked->id = 7;
     acked->data = cJSON_Parse("[\"acked\",3]");
     adp_opts_t all = {0};
     f->a->vt->broadcast(f->a, acked, &all);
     assert_int_equal(cJSON_GetArraySize(acked->data), 2);
-    sio_packet_free(acked);
+    cd_sio_packet_free(acked);
 
-    sio_packet_t *ack = sio_packet_new(SIO_ACK, "/chat");
+    cd_sio_packet_t *ack = cd_sio_packet_new(CD_SIO_ACK, "/chat");
     ack->data = cJSON_Parse("[\"ack\",4]");
     f->a->vt->broadcast(f->a, ack, &all);
     assert_int_equal(cJSON_GetArraySize(ack->data), 2);
-    sio_packet_free(ack);
+    cd_sio_packet_free(ack);
 
-    sio_packet_t *odd = sio_packet_new(SIO_EVENT, "/chat");
+    cd_sio_packet_t *odd = cd_sio_packet_new(CD_SIO_EVENT, "/chat");
     odd->data = cJSON_Parse("{\"not\":\"array\"}");
     f->a->vt->broadcast(f->a, odd, NULL); /* NULL opts = everyone */
     assert_int_equal(f->out[f->n_out - 1].n_rooms, 0);
-    sio_packet_free(odd);
+    cd_sio_packet_free(odd);
 
-    sio_packet_t *bin = sio_packet_new(SIO_BINARY_EVENT, "/chat");
+    cd_sio_packet_t *bin = cd_sio_packet_new(CD_SIO_BINARY_EVENT, "/chat");
     bin->data = cJSON_Parse("[\"bin\",5,{\"_placeholder\":true,\"num\":0}]");
     unsigned char bytes[] = {1, 2, 3};
     sio_bin_t b = {bytes, sizeof(bytes)};
-    sio_packet_add_attachments(bin, &b, 1);
+    cd_sio_packet_add_attachments(bin, &b, 1);
     f->a->vt->broadcast(f->a, bin, &all);
     assert_int_equal(cJSON_GetArraySize(bin->data), 4);
-    sio_packet_free(bin);
+    cd_sio_packet_free(bin);
 
     assert_int_equal(f->n_out, 7);
     assert_int_equal(restore(f, "pid1", first), SIO_OK);
     assert_int_equal(f->r.n_missed, 1);
-    const sio_packet_t *got = f->r.missed[0];
-    assert_int_equal(got->type, SIO_BINARY_EVENT);
+    const cd_sio_packet_t *got = f->r.missed[0];
+    assert_int_equal(got->type, CD_SIO_BINARY_EVENT);
     assert_string_equal(cJSON_GetArrayItem(got->data, 0)->valuestring, "bin");
     assert_int_equal(got->n_attach, 1);
     assert_memory_equal(got->attach[0].data, bytes, sizeof(bytes));
@@ -700,19 +700,19 @@ static void test_memory_membership(void **state)
     assert_false(adp_rooms_has_room(&f->a->rooms, "room"));
     adp_join(f->a, "s", &sock, "room");
     adp_leave_all(f->a, "s");
-    assert_int_equal(sio_map_size(&f->a->rooms.rooms), 0);
+    assert_int_equal(base_map_size(&f->a->rooms.rooms), 0);
     adp_join(f->a, "t", &sock, "t"); /* left for destroy to free */
 }
 
 static void test_session_free_null(void **state)
 {
     adp_session_free(NULL);
-    adp_session_t *s = sio_calloc(1, sizeof(*s));
-    s->sid = sio_strdup("a");
-    s->pid = sio_strdup("b");
-    s->rooms = sio_malloc(2 * sizeof(char *));
-    s->rooms[0] = sio_strdup("a");
-    s->rooms[1] = sio_strdup("r");
+    adp_session_t *s = base_calloc(1, sizeof(*s));
+    s->sid = base_strdup("a");
+    s->pid = base_strdup("b");
+    s->rooms = base_malloc(2 * sizeof(char *));
+    s->rooms[0] = base_strdup("a");
+    s->rooms[1] = base_strdup("r");
     s->n_rooms = 2;
     s->data = cJSON_CreateObject();
     adp_session_free(s); /* ASan reports any leak */

@@ -15,7 +15,7 @@
 
 #include <cmocka.h>
 
-#include "sk_alloc.h"
+#include "base_alloc.h"
 #include "rds_wire.h"
 
 /* ---------------------------------------------------------------- vectors */
@@ -174,7 +174,7 @@ static void reencode(const rds_broadcast_t *b, sio_bin_t *out)
     assert_int_equal(rds_encode_broadcast(b->uid, b->packet, &o, b->offset, out), SIO_OK);
 }
 
-static const cJSON *arg(const sio_packet_t *p, int i)
+static const cJSON *arg(const cd_sio_packet_t *p, int i)
 {
     return cJSON_GetArrayItem(p->data, i);
 }
@@ -214,7 +214,7 @@ static void test_example_bytes(void **state)
 {
     const char *rooms[] = {"lobby"};
     adp_opts_t o = {rooms, 1, NULL, 0, 0, NULL};
-    sio_packet_t *p = sio_packet_new(SIO_EVENT, "/");
+    cd_sio_packet_t *p = cd_sio_packet_new(CD_SIO_EVENT, "/");
     sio_bin_t out;
     rds_broadcast_t b;
 
@@ -225,7 +225,7 @@ static void test_example_bytes(void **state)
     assert_int_equal(rds_decode_broadcast(out.data, out.len, &b), SIO_OK);
     assert_string_equal(b.uid, "AbC123");
     assert_string_equal(b.packet->nsp, "/");
-    assert_int_equal(b.packet->type, SIO_EVENT);
+    assert_int_equal(b.packet->type, CD_SIO_EVENT);
     assert_int_equal(b.packet->id, -1);
     assert_int_equal(b.packet->n_attach, 0);
     assert_true(cJSON_Compare(b.packet->data, p->data, 1));
@@ -235,8 +235,8 @@ static void test_example_bytes(void **state)
     assert_int_equal(b.opts.flags, 0);
     assert_null(b.offset);
     rds_broadcast_free(&b);
-    sio_free(out.data);
-    sio_packet_free(p);
+    base_free(out.data);
+    cd_sio_packet_free(p);
 }
 
 static void test_captured_broadcast(void **state)
@@ -257,7 +257,7 @@ static void test_captured_broadcast(void **state)
     assert_int_equal(b.opts.flags, ADP_VOLATILE);
     reencode(&b, &out);
     assert_bin_hex(&out, HEX_CAPTURED); /* we write what the Node adapter writes */
-    sio_free(out.data);
+    base_free(out.data);
     rds_broadcast_free(&b);
 }
 
@@ -290,7 +290,7 @@ static void test_binary_arg(void **state)
     sio_bin_t out;
 
     assert_int_equal(decode_broadcast_hex(HEX_BIN, &b), SIO_OK);
-    assert_int_equal(b.packet->type, SIO_EVENT);
+    assert_int_equal(b.packet->type, CD_SIO_EVENT);
     assert_int_equal(b.packet->n_attach, 1);
     assert_int_equal(b.packet->n_have, 1);
     assert_placeholder(arg(b.packet, 1), 0);
@@ -298,7 +298,7 @@ static void test_binary_arg(void **state)
     assert_memory_equal(b.packet->attach[0].data, "\x01\x02\x03", 3);
     reencode(&b, &out);
     assert_bin_hex(&out, HEX_BIN);
-    sio_free(out.data);
+    base_free(out.data);
     rds_broadcast_free(&b);
 }
 
@@ -342,14 +342,14 @@ static void test_numbers(void **state)
     reencode(&b, &out);
     snprintf(hex, sizeof(hex), "%s%s", HEX_NUMBERS_HEAD, HEX_NUMBERS_OURS_TAIL);
     assert_bin_hex(&out, hex);
-    sio_free(out.data);
+    base_free(out.data);
     rds_broadcast_free(&b);
 }
 
 /* Numbers the captures do not cover: > 2^63, >= 2^64, -0, NaN, float32 and all int widths. */
 static void test_number_edges(void **state)
 {
-    sio_packet_t *p = sio_packet_new(SIO_EVENT, "/");
+    cd_sio_packet_t *p = cd_sio_packet_new(CD_SIO_EVENT, "/");
     adp_opts_t o = {NULL, 0, NULL, 0, 0, NULL};
     rds_broadcast_t b;
     sio_bin_t out;
@@ -368,8 +368,8 @@ static void test_number_edges(void **state)
     data_hex = "96a16500cf8000000000000000cb43f0000000000000d38000000000000000cb7ff8000000000000";
     assert_non_null(strstr(hex, data_hex));
     free(hex);
-    sio_free(out.data);
-    sio_packet_free(p);
+    base_free(out.data);
+    cd_sio_packet_free(p);
 
     /* every msgpack number format, including float32 and int64 that notepack never writes */
     assert_int_equal(decode_broadcast_hex("93a17583a474797065d002a46461746199a165"
@@ -443,7 +443,7 @@ static void test_nested_binary(void **state)
     reencode(&b, &out);
     strcpy(s, "a8766f6c6174696c65c3a8636f6d7072657373c2");
     assert_bin_hex(&out, hex);
-    sio_free(out.data);
+    base_free(out.data);
     rds_broadcast_free(&b);
 }
 
@@ -455,7 +455,7 @@ static void test_binary_roundtrip(void **state)
                          {(unsigned char *)"hello", 5}};
     const char *except[] = {"x", "y"};
     adp_opts_t o = {NULL, 0, except, 2, ADP_NOCOMPRESS, NULL};
-    sio_packet_t *p = sio_packet_new(SIO_EVENT, "/n");
+    cd_sio_packet_t *p = cd_sio_packet_new(CD_SIO_EVENT, "/n");
     rds_broadcast_t b;
     sio_bin_t out;
 
@@ -464,7 +464,7 @@ static void test_binary_roundtrip(void **state)
                           "\"y\":{\"_placeholder\":true,\"num\":0}},"
                           "[[[{\"_placeholder\":true,\"num\":1}]]],null,false,\"\xc3\xa9\"]");
     assert_non_null(p->data);
-    sio_packet_add_attachments(p, bufs, 3);
+    cd_sio_packet_add_attachments(p, bufs, 3);
     assert_int_equal(rds_encode_broadcast("N0de_1", p, &o, "1700000000000-3", &out), SIO_OK);
     assert_int_equal(out.data[0], 0x94);
     assert_int_equal(rds_decode_broadcast(out.data, out.len, &b), SIO_OK);
@@ -480,7 +480,7 @@ static void test_binary_roundtrip(void **state)
     assert_int_equal(b.packet->attach[2].len, 3);
     assert_memory_equal(b.packet->attach[2].data, "\x00\xff\x10", 3);
     assert_string_equal(arg(b.packet, 5)->valuestring, "\xc3\xa9");
-    sio_free(out.data);
+    base_free(out.data);
 
     /* and a second round trip is byte-identical */
     {
@@ -492,12 +492,12 @@ static void test_binary_roundtrip(void **state)
         reencode(&b2, &third);
         assert_int_equal(again.len, third.len);
         assert_memory_equal(again.data, third.data, again.len);
-        sio_free(again.data);
-        sio_free(third.data);
+        base_free(again.data);
+        base_free(third.data);
         rds_broadcast_free(&b2);
     }
     rds_broadcast_free(&b);
-    sio_packet_free(p);
+    cd_sio_packet_free(p);
 }
 
 /* Buffers in fields we ignore are dropped; those of packet.data are renumbered from 0. */
@@ -582,7 +582,7 @@ static void test_map16_array16(void **state)
     assert_int_equal(cJSON_GetArraySize(arg(b.packet, 2)), 16);
     reencode(&b, &out);
     assert_bin_hex(&out, HEX_MAP16);
-    sio_free(out.data);
+    base_free(out.data);
     rds_broadcast_free(&b);
 }
 
@@ -756,7 +756,7 @@ static void test_depth_limit(void **state)
         assert_int_equal(decode_broadcast_hex(hex, &b), extra == 61 ? SIO_OK : SIO_ETOOBIG);
         if (extra == 61) {
             reencode(&b, &out);
-            sio_free(out.data);
+            base_free(out.data);
             /* one more level in the tree and the encoder refuses too */
             cJSON *leaf = b.packet->data;
             while (cJSON_GetArrayItem(leaf, cJSON_GetArraySize(leaf) - 1) != NULL &&
@@ -784,7 +784,7 @@ static void test_depth_limit(void **state)
 
 static void test_encode_errors(void **state)
 {
-    sio_packet_t *p = sio_packet_new(SIO_EVENT, "/");
+    cd_sio_packet_t *p = cd_sio_packet_new(CD_SIO_EVENT, "/");
     adp_opts_t o = {NULL, 0, NULL, 0, 0, NULL};
     const char *null_room[] = {NULL};
     sio_bin_t out = {(unsigned char *)"x", 1};
@@ -808,13 +808,13 @@ static void test_encode_errors(void **state)
     o.n_rooms = 1;
     assert_int_equal(rds_encode_broadcast("u", p, &o, NULL, &out), SIO_EINVAL);
     o.n_rooms = 0;
-    p->type = SIO_ACK;
+    p->type = CD_SIO_ACK;
     assert_int_equal(rds_encode_broadcast("u", p, &o, NULL, &out), SIO_EINVAL);
-    p->type = SIO_EVENT;
+    p->type = CD_SIO_EVENT;
     cJSON_AddItemToArray(p->data, cJSON_CreateRaw("1"));
     assert_int_equal(rds_encode_broadcast("u", p, &o, NULL, &out), SIO_EINVAL);
     assert_null(out.data);
-    sio_packet_free(p);
+    cd_sio_packet_free(p);
 }
 
 /* ---------------------------------------------------------------- requests */
@@ -827,7 +827,7 @@ static void test_request_all_rooms(void **state)
 
     assert_int_equal(rds_encode_all_rooms_req("AbC123", "Rq1", &out), SIO_OK);
     assert_bin_text(&out, json);
-    sio_free(out.data);
+    base_free(out.data);
     assert_int_equal(decode_text(0, json, &m), SIO_OK);
     assert_int_equal(m.type, RDS_REQ_ALL_ROOMS);
     assert_string_equal(m.uid, "AbC123");
@@ -848,7 +848,7 @@ static void test_request_join_leave(void **state)
     assert_int_equal(
         rds_encode_sockets_rooms_req(RDS_REQ_REMOTE_JOIN, "AbC123", &o, targets, 2, &out), SIO_OK);
     assert_bin_text(&out, json);
-    sio_free(out.data);
+    base_free(out.data);
     assert_int_equal(rds_encode_sockets_rooms_req(5, "AbC123", &o, targets, 2, &out), SIO_EINVAL);
     assert_null(out.data);
 
@@ -903,7 +903,7 @@ static void test_request_disconnect(void **state)
 
     assert_int_equal(rds_encode_disconnect_req("u", &o, 1, &out), SIO_OK);
     assert_bin_text(&out, json);
-    sio_free(out.data);
+    base_free(out.data);
     assert_int_equal(decode_text(0, json, &m), SIO_OK);
     assert_int_equal(m.type, RDS_REQ_REMOTE_DISCONNECT);
     assert_true(m.has_opts);
@@ -938,7 +938,7 @@ static void test_request_fetch_sockets(void **state)
 
     assert_int_equal(rds_encode_fetch_req("u", "r", &o, &out), SIO_OK);
     assert_bin_text(&out, json);
-    sio_free(out.data);
+    base_free(out.data);
     assert_int_equal(decode_text(0, json, &m), SIO_OK);
     assert_int_equal(m.type, RDS_REQ_REMOTE_FETCH);
     assert_string_equal(m.opts.rooms[0], "a");
@@ -965,10 +965,10 @@ static void test_request_server_side_emit(void **state)
 
     assert_int_equal(rds_encode_server_emit_req("u", "r", args, &out), SIO_OK);
     assert_bin_text(&out, with_ack);
-    sio_free(out.data);
+    base_free(out.data);
     assert_int_equal(rds_encode_server_emit_req("u", NULL, args, &out), SIO_OK);
     assert_bin_text(&out, "{\"uid\":\"u\",\"type\":6,\"data\":[\"ev\",1,{\"a\":[true,null]}]}");
-    sio_free(out.data);
+    base_free(out.data);
 
     assert_int_equal(decode_text(0, with_ack, &m), SIO_OK);
     assert_int_equal(m.type, RDS_REQ_SERVER_SIDE_EMIT);
@@ -1014,7 +1014,7 @@ static void test_request_broadcast_ack(void **state)
         rds_encode_broadcast_ack_req("AbC123", "Rq1234", m.packet, &o, m.opts.timeout_ms, &out),
         SIO_OK);
     assert_bin_hex(&out, HEX_REQ7);
-    sio_free(out.data);
+    base_free(out.data);
     rds_msg_free(&m);
 }
 
@@ -1092,18 +1092,18 @@ static void test_responses_json(void **state)
     assert_int_equal(m.n_rooms, 2);
     assert_string_equal(m.rooms[1], "b");
     rds_msg_free(&m);
-    sio_free(out.data);
+    base_free(out.data);
 
     assert_int_equal(rds_encode_sockets_res("r", sids, 1, &out), SIO_OK);
     assert_bin_text(&out, "{\"requestId\":\"r\",\"sockets\":[\"s1\"]}");
-    sio_free(out.data);
+    base_free(out.data);
 
     assert_int_equal(rds_encode_fetch_res("r", sockets, &out), SIO_OK);
     assert_int_equal(rds_decode_response(out.data, out.len, &m), SIO_OK);
     assert_true(cJSON_Compare(m.sockets, sockets, 1));
     assert_false(m.has_rooms);
     rds_msg_free(&m);
-    sio_free(out.data);
+    base_free(out.data);
 
     assert_int_equal(rds_encode_server_emit_res("r", ack, &out), SIO_OK);
     assert_bin_text(&out, "{\"type\":6,\"requestId\":\"r\",\"data\":{\"x\":1}}");
@@ -1111,10 +1111,10 @@ static void test_responses_json(void **state)
     assert_int_equal(m.type, RDS_REQ_SERVER_SIDE_EMIT);
     assert_true(cJSON_Compare(m.data, ack, 1));
     rds_msg_free(&m);
-    sio_free(out.data);
+    base_free(out.data);
     assert_int_equal(rds_encode_server_emit_res("r", NULL, &out), SIO_OK);
     assert_bin_text(&out, "{\"type\":6,\"requestId\":\"r\"}");
-    sio_free(out.data);
+    base_free(out.data);
 
     assert_int_equal(rds_encode_client_count_res("Rq1234", 3, &out), SIO_OK);
     assert_bin_text(&out, "{\"type\":8,\"requestId\":\"Rq1234\",\"clientCount\":3}");
@@ -1122,7 +1122,7 @@ static void test_responses_json(void **state)
     assert_int_equal(m.type, RDS_REQ_BROADCAST_CLIENT_COUNT);
     assert_int_equal(m.client_count, 3);
     rds_msg_free(&m);
-    sio_free(out.data);
+    base_free(out.data);
 
     assert_int_equal(rds_encode_legacy_res("r", &out), SIO_OK);
     assert_bin_text(&out, "{\"requestId\":\"r\"}");
@@ -1130,7 +1130,7 @@ static void test_responses_json(void **state)
     assert_string_equal(m.request_id, "r");
     assert_null(m.data);
     rds_msg_free(&m);
-    sio_free(out.data);
+    base_free(out.data);
 
     /* Node ignores non-array rooms/sockets in a reply; so do we */
     assert_int_equal(decode_text(1, "{\"requestId\":\"r\",\"rooms\":5,\"sockets\":{}}", &m),
@@ -1160,14 +1160,14 @@ static void test_response_broadcast_ack(void **state)
     assert_int_equal(rds_encode_broadcast_ack_res("Rq1234", m.data, m.attach, m.n_attach, &out),
                      SIO_OK);
     assert_bin_hex(&out, HEX_RES9);
-    sio_free(out.data);
+    base_free(out.data);
     rds_msg_free(&m);
 
     assert_int_equal(decode_hex(1, HEX_RES9_UNDEF, &m), SIO_OK);
     assert_null(m.data);
     assert_int_equal(rds_encode_broadcast_ack_res("Rq1234", NULL, NULL, 0, &out), SIO_OK);
     assert_bin_hex(&out, HEX_RES9_UNDEF);
-    sio_free(out.data);
+    base_free(out.data);
     rds_msg_free(&m);
 }
 
@@ -1215,7 +1215,7 @@ static void test_channel_format(void **state)
         char *c = rds_channel(cases[i].kind, "socket.io", cases[i].nsp, cases[i].arg);
         assert_non_null(c);
         assert_string_equal(c, cases[i].want);
-        sio_free(c);
+        base_free(c);
     }
     assert_null(rds_channel(RDS_CHAN_ROOM, "socket.io", "/", NULL));
     assert_null(rds_channel(RDS_CHAN_RESPONSE_UID, "socket.io", "/", NULL));
@@ -1271,7 +1271,7 @@ static void test_channel_parse(void **state)
             continue;
         c = rds_channel(k, "my-app", "/ns", "x#y");
         assert_int_equal(rds_channel_parse("my-app", "/ns", c, strlen(c), NULL, NULL), k);
-        sio_free(c);
+        base_free(c);
     }
     assert_int_equal(rds_channel_parse(NULL, "/", "a", 1, NULL, NULL), RDS_CHAN_NONE);
 }

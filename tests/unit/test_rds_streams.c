@@ -26,10 +26,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "sk_alloc.h"
-#include "rds_wire.h"
+#include "base_alloc.h"
 #include "rds_conn.h"
 #include "rds_streams.h"
+#include "rds_wire.h"
 #include "sockeye.h"
 
 extern char **environ;
@@ -51,7 +51,7 @@ typedef struct pubres {
 typedef struct restres {
     int calls, err;
     adp_session_t *s;
-    sio_packet_t *p[512];
+    cd_sio_packet_t *p[512];
     size_t n;
 } restres_t;
 
@@ -342,7 +342,7 @@ static void encode(sio_bin_t *out, const char *nsp, const char *event, int n,
                    const char *const *rooms, size_t n_rooms, const char *const *except,
                    size_t n_except, int with_bin)
 {
-    sio_packet_t *p = sio_packet_new(SIO_EVENT, nsp);
+    cd_sio_packet_t *p = cd_sio_packet_new(CD_SIO_EVENT, nsp);
     adp_opts_t o = {rooms, n_rooms, except, n_except, 0, NULL};
 
     p->data = cJSON_CreateArray();
@@ -354,10 +354,10 @@ static void encode(sio_bin_t *out, const char *nsp, const char *event, int n,
         cJSON_AddBoolToObject(ph, "_placeholder", 1);
         cJSON_AddNumberToObject(ph, "num", 0);
         cJSON_AddItemToArray(p->data, ph);
-        sio_packet_add_attachments(p, &b, 1);
+        cd_sio_packet_add_attachments(p, &b, 1);
     }
     assert_int_equal(rds_encode_broadcast("node1", p, &o, NULL, out), SIO_OK);
-    sio_packet_free(p);
+    cd_sio_packet_free(p);
 }
 
 /* Publishes event n (optionally with rooms/except) in nsp and waits for the offset. */
@@ -372,8 +372,8 @@ static void publish_ex(fx_t *f, const char *nsp, const char *event, int n, const
     assert_int_equal(
         rds_streams_publish(f->st, nsp, rooms, n_rooms, chan, msg.data, msg.len, on_published, res),
         SIO_OK);
-    sio_free(msg.data);
-    sio_free(chan);
+    base_free(msg.data);
+    base_free(chan);
     RT_WAIT_FOR(f, res->calls == 1, 3000);
     assert_int_equal(res->err, SIO_OK);
 }
@@ -403,12 +403,12 @@ static int id_less(const char *a, const char *b)
 static adp_session_t *session(const char *sid, const char *pid, const char *const *rooms, size_t n,
                               const char *data_json)
 {
-    adp_session_t *s = sio_calloc(1, sizeof(*s));
-    s->sid = sio_strdup(sid);
-    s->pid = sio_strdup(pid);
-    s->rooms = n > 0 ? sio_malloc(n * sizeof(*s->rooms)) : NULL;
+    adp_session_t *s = base_calloc(1, sizeof(*s));
+    s->sid = base_strdup(sid);
+    s->pid = base_strdup(pid);
+    s->rooms = n > 0 ? base_malloc(n * sizeof(*s->rooms)) : NULL;
     for (size_t i = 0; i < n; i++)
-        s->rooms[i] = sio_strdup(rooms[i]);
+        s->rooms[i] = base_strdup(rooms[i]);
     s->n_rooms = n;
     s->data = data_json != NULL ? cJSON_Parse(data_json) : NULL;
     return s;
@@ -433,7 +433,7 @@ static void open_session(fx_t *f, const char *nsp, const adp_session_t *s, const
     assert_int_equal(o.err, SIO_OK);
 }
 
-static void on_restored(void *ud, int err, adp_session_t *s, sio_packet_t **missed, size_t n)
+static void on_restored(void *ud, int err, adp_session_t *s, cd_sio_packet_t **missed, size_t n)
 {
     restres_t *r = ud;
 
@@ -454,7 +454,7 @@ static void restres_free(restres_t *r)
 {
     adp_session_free(r->s);
     for (size_t i = 0; i < r->n; i++)
-        sio_packet_free(r->p[i]);
+        cd_sio_packet_free(r->p[i]);
     memset(r, 0, sizeof(*r));
 }
 
@@ -471,11 +471,11 @@ static int restore(fx_t *f, const char *nsp, const char *pid, const char *offset
 /* Checks packet i is event "ev" with number n and the given offset last. */
 static void expect_packet(const restres_t *r, size_t i, int n, const char *offset)
 {
-    const sio_packet_t *p = r->p[i];
+    const cd_sio_packet_t *p = r->p[i];
     int size;
 
     assert_non_null(p);
-    assert_int_equal(p->type, SIO_EVENT);
+    assert_int_equal(p->type, CD_SIO_EVENT);
     assert_true(cJSON_IsArray(p->data));
     size = cJSON_GetArraySize(p->data);
     assert_int_equal(size, 3);
@@ -569,9 +569,9 @@ static void test_publish_pipelined_same_ms(void **state)
         assert_int_equal(rds_streams_publish(f->st, "/", rooms[i % 3], i % 4 == 3 ? 0 : 1, chan,
                                              msg.data, msg.len, on_published, &res[i]),
                          SIO_OK);
-        sio_free(msg.data);
+        base_free(msg.data);
     }
-    sio_free(chan);
+    base_free(chan);
     for (i = 0; i < MAX_PUB; i++) {
         RT_WAIT_FOR(f, res[i].calls == 1, 5000);
         assert_int_equal(res[i].err, SIO_OK);
@@ -631,7 +631,7 @@ static void test_publish_refused(void **state)
     RT_WAIT_FOR(f, p.calls == 1, 3000);
     assert_int_equal(p.err, SIO_OK);
     assert_int_equal(f->loads, 2);
-    sio_free(msg.data);
+    base_free(msg.data);
 }
 
 /* Trimming by MINID: entries older than the retention go at the next publish to their
@@ -712,8 +712,8 @@ static void test_sessions(void **state)
     }
 
     /* update by the owner rewrites; by another connection it is a no-op */
-    sio_free(s->rooms[1]);
-    s->rooms[1] = sio_strdup("b");
+    base_free(s->rooms[1]);
+    s->rooms[1] = base_strdup("b");
     assert_int_equal(rds_session_update(f->st, "/", s, "nodeA#1", NULL), SIO_OK);
     sync_cmd(f);
     CMD(f, &r, "HGET sk:{/}:sess:P1 rooms");
@@ -731,8 +731,8 @@ static void test_sessions(void **state)
         snprintf(expect, sizeof(expect), "{\"b\":\"%s\"}", start);
         assert_string_equal(r.text, expect);
     }
-    sio_free(s->rooms[1]);
-    s->rooms[1] = sio_strdup("stale");
+    base_free(s->rooms[1]);
+    s->rooms[1] = base_strdup("stale");
     assert_int_equal(rds_session_update(f->st, "/", s, "nodeB#9", NULL), SIO_OK);
     sync_cmd(f);
     CMD(f, &r, "HGET sk:{/}:sess:P1 rooms");
@@ -873,8 +873,8 @@ static void test_restore_binary(void **state)
         rds_streams_publish(f->st, "/", NULL, 0, chan, msg.data, msg.len, on_published, &p),
         SIO_OK);
     RT_WAIT_FOR(f, p.calls == 1, 3000);
-    sio_free(msg.data);
-    sio_free(chan);
+    base_free(msg.data);
+    base_free(chan);
     assert_int_equal(restore(f, "/", "P", NULL, "B", &r), SIO_OK);
     assert_int_equal(r.n, 1);
     assert_int_equal(r.p[0]->n_attach, 1);
@@ -1169,8 +1169,8 @@ static void test_free_with_pending(void **state)
     }
     rds_streams_free(f->st);
     f->st = NULL;
-    sio_free(msg.data);
-    sio_free(chan);
+    base_free(msg.data);
+    base_free(chan);
     adp_session_free(s);
 }
 
@@ -1209,8 +1209,8 @@ static void test_redis_down(void **state)
     assert_true(stt.publish_failed >= 1);
     assert_true(stt.session_write_failed >= 1);
     assert_true(stt.restores_failed >= 1);
-    sio_free(msg.data);
-    sio_free(chan);
+    base_free(msg.data);
+    base_free(chan);
     adp_session_free(s);
 }
 

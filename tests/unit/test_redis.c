@@ -1,4 +1,4 @@
-/* test_redis.c -- adapter/redis.c: two nodes (two adp_redis_t contexts on one loop)
+/* test_redis.c -- adapter/redis.c: two nodes (two rds_node_t contexts on one loop)
  * against a real redis-server, with fake namespace hosts recording what the adapter
  * hands them, and a raw subscriber reading the bytes on the wire.
  *
@@ -27,10 +27,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "sk_alloc.h"
-#include "rds_wire.h"
+#include "base_alloc.h"
 #include "rds_conn.h"
 #include "rds_node.h"
+#include "rds_wire.h"
 #include "sockeye.h"
 
 extern char **environ;
@@ -54,7 +54,7 @@ typedef struct host {
     char ack_request[64];
 } host_t;
 
-static void host_deliver(void *ud, const sio_packet_t *pkt, const adp_opts_t *opts)
+static void host_deliver(void *ud, const cd_sio_packet_t *pkt, const adp_opts_t *opts)
 {
     host_t *h = ud;
     const cJSON *ev = pkt->data != NULL ? pkt->data->child : NULL;
@@ -94,7 +94,7 @@ static void host_server_event(void *ud, const cJSON *args, const char *request_i
     snprintf(h->server_request, sizeof(h->server_request), "%s", request_id ? request_id : "");
 }
 
-static size_t host_deliver_ack(void *ud, const sio_packet_t *pkt, const adp_opts_t *opts,
+static size_t host_deliver_ack(void *ud, const cd_sio_packet_t *pkt, const adp_opts_t *opts,
                                uint64_t timeout_ms, const char *request_id)
 {
     host_t *h = ud;
@@ -113,7 +113,7 @@ typedef struct fx {
     char dir[64];
     int port;
     pid_t pid;
-    adp_redis_t *r[2];
+    rds_node_t *r[2];
     host_t h[2];
 } fx_t;
 
@@ -156,7 +156,7 @@ static void node_new(fx_t *f, int i, int recovery, unsigned timeout_ms)
 
     snprintf(url, sizeof(url), "redis://127.0.0.1:%d", f->port);
     assert_int_equal(rds_url_parse(&u, url, err, sizeof(err)), SIO_OK);
-    adp_redis_config_t cfg = {
+    rds_node_config_t cfg = {
         .url = &u,
         .key_prefix = "sockeye",
         .channel_prefix = "socket.io",
@@ -165,7 +165,7 @@ static void node_new(fx_t *f, int i, int recovery, unsigned timeout_ms)
         .recovery_window_ms = 60000,
         .on_log = quiet_log,
     };
-    f->r[i] = adp_redis_new(&f->loop, &cfg);
+    f->r[i] = rds_node_new(&f->loop, &cfg);
     rds_url_free(&u);
     assert_non_null(f->r[i]);
     f->h[i].f = f;
@@ -177,7 +177,7 @@ static void node_new(fx_t *f, int i, int recovery, unsigned timeout_ms)
         .server_event = host_server_event,
         .deliver_ack = host_deliver_ack,
     };
-    f->h[i].a = adp_redis_adapter_new(f->r[i], "/", &host);
+    f->h[i].a = rds_adapter_new(f->r[i], "/", &host);
 }
 
 typedef struct start_res {
@@ -194,7 +194,7 @@ static void start_cb(void *ud, int err, const char *reason)
 static void node_start(fx_t *f, int i)
 {
     start_res_t s = {0};
-    assert_int_equal(adp_redis_start(f->r[i], start_cb, &s), SIO_OK);
+    assert_int_equal(rds_node_start(f->r[i], start_cb, &s), SIO_OK);
     RT_WAIT_FOR(f, s.done, 5000);
     assert_int_equal(s.err, SIO_OK);
 }
@@ -210,16 +210,16 @@ static void node_close(fx_t *f, int i)
 
     if (f->r[i] == NULL)
         return;
-    adp_redis_close(f->r[i], closed_cb, &closed);
+    rds_node_close(f->r[i], closed_cb, &closed);
     RT_WAIT_FOR(f, closed == 1, 5000);
     f->h[i].a->vt->destroy(f->h[i].a);
-    adp_redis_free(f->r[i]);
+    rds_node_free(f->r[i]);
     f->r[i] = NULL;
 }
 
 static int setup(void **state)
 {
-    fx_t *f = sio_calloc(1, sizeof(*f));
+    fx_t *f = base_calloc(1, sizeof(*f));
 
     rt_fixture_init(f, "test-redis");
     *state = f;
@@ -253,15 +253,15 @@ static int teardown(void **state)
         fail_msg("handles left open at the end of the test");
     }
     rt_rm_dir(f->dir);
-    sio_free(f);
+    base_free(f);
     return 0;
 }
 
 /* ------------------------------------------------------------------ helpers */
 
-static sio_packet_t *event(const char *name)
+static cd_sio_packet_t *event(const char *name)
 {
-    sio_packet_t *p = sio_packet_new(SIO_EVENT, "/");
+    cd_sio_packet_t *p = cd_sio_packet_new(CD_SIO_EVENT, "/");
     p->data = cJSON_CreateArray();
     cJSON_AddItemToArray(p->data, cJSON_CreateString(name));
     cJSON_AddItemToArray(p->data, cJSON_CreateNumber(1));
@@ -272,10 +272,10 @@ static int bcast(fx_t *f, int i, const char *name, const char *room, unsigned fl
 {
     const char *rooms[1] = {room};
     adp_opts_t o = {.rooms = rooms, .n_rooms = room != NULL ? 1 : 0, .flags = flags};
-    sio_packet_t *p = event(name);
+    cd_sio_packet_t *p = event(name);
     adp_adapter_t *a = f->h[i].a;
     int rc = a->vt->broadcast(a, p, &o);
-    sio_packet_free(p);
+    cd_sio_packet_free(p);
     return rc;
 }
 
@@ -372,7 +372,7 @@ static void test_broadcast_between_nodes(void **state)
     assert_string_equal(f->h[1].last_event, "news");
     RT_WAIT_FOR(f, t.messages == 1, 3000);
     assert_int_equal(rds_decode_broadcast(t.payload, t.len, &b), SIO_OK);
-    assert_string_equal(b.uid, adp_redis_uid(f->r[0]));
+    assert_string_equal(b.uid, rds_node_uid(f->r[0]));
     assert_int_equal(b.opts.n_rooms, 1);
     assert_string_equal(b.opts.rooms[0], "r");
     assert_null(b.offset);
@@ -385,8 +385,8 @@ static void test_broadcast_between_nodes(void **state)
     assert_int_equal(f->h[1].delivered, 2); /* news + marker */
     assert_int_equal(f->h[0].delivered, 4); /* news, elsewhere, mine, marker: once each */
 
-    adp_redis_stats_t st;
-    adp_redis_get_stats(f->r[1], &st);
+    rds_node_stats_t st;
+    rds_node_get_stats(f->r[1], &st);
     assert_int_equal(st.messages_in, 2);
     assert_true(st.command_up && st.subscriber_up);
     tap_close(f, tap);
@@ -510,9 +510,9 @@ static void test_requests(void **state)
     /* broadcast with acks: node 1 reaches 2 clients, both answer */
     ack_res_t ar = {0};
     adp_ack_events_t ev = {&ar, ev_servers, ev_count, ev_ack, ev_end};
-    sio_packet_t *p = event("ask");
+    cd_sio_packet_t *p = event("ask");
     assert_int_equal(a->vt->broadcast_ack(a, p, &all, 2000, &ev), SIO_OK);
-    sio_packet_free(p);
+    cd_sio_packet_free(p);
     RT_WAIT_FOR(f, f->h[1].deliver_acks == 1, 3000);
     RT_WAIT_FOR(f, ar.counts == 1, 3000);
     assert_int_equal(ar.servers, 1);
@@ -555,8 +555,8 @@ static void test_request_timeout(void **state)
     assert_int_equal(cJSON_GetArraySize(r.list), 1); /* node 1's answer */
     assert_true(took >= 250 && took < 1500);
     cJSON_Delete(r.list);
-    adp_redis_stats_t st;
-    adp_redis_get_stats(f->r[0], &st);
+    rds_node_stats_t st;
+    rds_node_get_stats(f->r[0], &st);
     assert_int_equal(st.request_timeouts, 1);
     tap_close(f, mute);
 }
@@ -566,7 +566,7 @@ static void test_request_timeout(void **state)
 static void test_redis_down_and_back(void **state)
 {
     fx_t *f = *state;
-    adp_redis_stats_t st;
+    rds_node_stats_t st;
 
     RT_REQUIRE_REDIS();
     redis_start(f);
@@ -575,18 +575,18 @@ static void test_redis_down_and_back(void **state)
     node_start(f, 0);
     node_start(f, 1);
     rt_redis_kill(&f->pid);
-    RT_WAIT_FOR(f, (adp_redis_get_stats(f->r[0], &st), !st.command_up), 3000);
+    RT_WAIT_FOR(f, (rds_node_get_stats(f->r[0], &st), !st.command_up), 3000);
     assert_int_equal(bcast(f, 0, "down", NULL, 0), SIO_EREDIS);
     assert_int_equal(f->h[0].delivered, 1);
-    adp_redis_get_stats(f->r[0], &st);
+    rds_node_get_stats(f->r[0], &st);
     assert_int_equal(st.publish_failures, 1);
 
     redis_start(f);
     RT_WAIT_FOR(f,
-                (adp_redis_get_stats(f->r[0], &st), st.command_up && st.subscriber_up) &&
-                    (adp_redis_get_stats(f->r[1], &st), st.command_up && st.subscriber_up),
+                (rds_node_get_stats(f->r[0], &st), st.command_up && st.subscriber_up) &&
+                    (rds_node_get_stats(f->r[1], &st), st.command_up && st.subscriber_up),
                 10000);
-    adp_redis_get_stats(f->r[1], &st);
+    rds_node_get_stats(f->r[1], &st);
     assert_true(st.reconnects >= 2);
     barrier(f, 0, 1);
     assert_int_equal(f->h[1].delivered, 1); /* the marker only: "down" was lost */
@@ -623,10 +623,10 @@ static void test_start_refused(void **state)
     start_res_t s = {0};
 
     node_new(f, 0, 0, 1000);
-    assert_int_equal(adp_redis_start(f->r[0], start_cb, &s), SIO_OK);
+    assert_int_equal(rds_node_start(f->r[0], start_cb, &s), SIO_OK);
     RT_WAIT_FOR(f, s.done, 5000);
     assert_int_equal(s.err, SIO_EREDIS);
-    assert_int_equal(adp_redis_start(f->r[0], start_cb, &s), SIO_EINVAL);
+    assert_int_equal(rds_node_start(f->r[0], start_cb, &s), SIO_EINVAL);
 }
 
 int main(void)

@@ -172,8 +172,8 @@ static void test_del_all(void **state)
     adp_rooms_del_all(r, "a");
     adp_rooms_del_all(r, "b");
     adp_rooms_del_all(r, "d");
-    assert_int_equal(sio_map_size(&r->rooms), 0);
-    assert_int_equal(sio_map_size(&r->sids), 0);
+    assert_int_equal(base_map_size(&r->rooms), 0);
+    assert_int_equal(base_map_size(&r->sids), 0);
     assert_string_equal(targets(r, NULL, 0, NULL, 0), "");
 }
 

@@ -18,7 +18,7 @@
 
 #include <cmocka.h>
 
-#include "sk_alloc.h"
+#include "base_alloc.h"
 #include "eio.h"
 #include "sio_private.h"
 
@@ -30,7 +30,7 @@ struct eio_session {
     eio_server_t *srv;
     char id[21];
     void *data;
-    sio_frame_t *frames[MAX_FRAMES];
+    base_frame_t *frames[MAX_FRAMES];
     unsigned flags[MAX_FRAMES];
     size_t n_frames;
     size_t next_read;
@@ -104,7 +104,7 @@ void eio_server_free(eio_server_t *srv)
     for (size_t i = 0; i < srv->n; i++) {
         eio_session_t *s = srv->sessions[i];
         for (size_t j = 0; j < s->n_frames; j++)
-            sio_frame_unref(s->frames[j]);
+            base_frame_unref(s->frames[j]);
         free(s);
     }
     if (g_eio == srv)
@@ -112,14 +112,14 @@ void eio_server_free(eio_server_t *srv)
     free(srv);
 }
 
-int eio_session_send(eio_session_t *s, sio_frame_t *f, unsigned flags)
+int eio_session_send(eio_session_t *s, base_frame_t *f, unsigned flags)
 {
     if (s->closing || s->refuse_sends)
         return SIO_ECLOSED;
     if ((flags & EIO_SEND_VOLATILE) && s->volatile_drop)
         return SIO_EBUSY;
     assert_true(s->n_frames < MAX_FRAMES);
-    s->frames[s->n_frames] = sio_frame_ref(f);
+    s->frames[s->n_frames] = base_frame_ref(f);
     s->flags[s->n_frames++] = flags;
     return SIO_OK;
 }
@@ -229,19 +229,19 @@ static const char *fake_next(eio_session_t *s)
     static char buf[4096];
     if (s->next_read >= s->n_frames)
         return NULL;
-    sio_frame_t *f = s->frames[s->next_read++];
+    base_frame_t *f = s->frames[s->next_read++];
     if (f->binary) {
         size_t o = (size_t)snprintf(buf, sizeof(buf), "<bin");
         for (size_t i = 0; i < f->len && o + 4 < sizeof(buf); i++)
-            o += (size_t)snprintf(buf + o, sizeof(buf) - o, " %02x", sio_frame_data(f)[i]);
+            o += (size_t)snprintf(buf + o, sizeof(buf) - o, " %02x", base_frame_data(f)[i]);
         snprintf(buf + o, sizeof(buf) - o, ">");
     } else {
-        snprintf(buf, sizeof(buf), "%.*s", (int)f->len, (const char *)sio_frame_data(f));
+        snprintf(buf, sizeof(buf), "%.*s", (int)f->len, (const char *)base_frame_data(f));
     }
     return buf;
 }
 
-static sio_frame_t *fake_last_frame(eio_session_t *s)
+static base_frame_t *fake_last_frame(eio_session_t *s)
 {
     return s->n_frames ? s->frames[s->n_frames - 1] : NULL;
 }
@@ -724,7 +724,7 @@ static void test_broadcast_encode_once(void **state)
 
     /* everyone: the very same frame on each session */
     assert_int_equal(sio_emit(sio_op(nsp), "all", NULL, NULL, 0), SIO_OK);
-    sio_frame_t *fr = fake_last_frame(e[0]);
+    base_frame_t *fr = fake_last_frame(e[0]);
     assert_ptr_equal(fake_last_frame(e[1]), fr);
     assert_ptr_equal(fake_last_frame(e[2]), fr);
     assert_int_equal(fr->refcnt, 3);

@@ -10,8 +10,8 @@
 
 #include <cmocka.h>
 
-#include "sk_alloc.h"
-#include "sk_frame.h"
+#include "base_alloc.h"
+#include "base_frame.h"
 #include "cd_sio.h"
 
 #define PH(k) "{\"_placeholder\":true,\"num\":" #k "}"
@@ -20,40 +20,40 @@
 
 static int setup(void **state)
 {
-    sio_decoder_t *d = sio_malloc(sizeof(*d));
+    cd_sio_decoder_t *d = base_malloc(sizeof(*d));
 
-    sio_decoder_init(d);
+    cd_sio_decoder_init(d);
     *state = d;
     return 0;
 }
 
 static int teardown(void **state)
 {
-    sio_decoder_t *d = *state;
+    cd_sio_decoder_t *d = *state;
 
-    sio_decoder_reset(d);
-    sio_free(d);
+    cd_sio_decoder_reset(d);
+    base_free(d);
     return 0;
 }
 
-static int feed(sio_decoder_t *d, const char *s, sio_packet_t **out)
+static int feed(cd_sio_decoder_t *d, const char *s, cd_sio_packet_t **out)
 {
-    return sio_decode_text(d, s, strlen(s), out);
+    return cd_sio_decode_text(d, s, strlen(s), out);
 }
 
-static int feed_bin(sio_decoder_t *d, const void *b, size_t len, sio_packet_t **out)
+static int feed_bin(cd_sio_decoder_t *d, const void *b, size_t len, cd_sio_packet_t **out)
 {
-    return sio_decode_binary(d, b, len, out);
+    return cd_sio_decode_binary(d, b, len, out);
 }
 
 /* Decodes s (Socket.IO text, no Engine.IO '4') plus n buffers with a fresh decoder and
  * returns the complete packet. */
-static sio_packet_t *decode_ok(const char *s, const sio_bin_t *bins, size_t n)
+static cd_sio_packet_t *decode_ok(const char *s, const sio_bin_t *bins, size_t n)
 {
-    sio_decoder_t d;
-    sio_packet_t *p = (sio_packet_t *)1;
+    cd_sio_decoder_t d;
+    cd_sio_packet_t *p = (cd_sio_packet_t *)1;
 
-    sio_decoder_init(&d);
+    cd_sio_decoder_init(&d);
     assert_int_equal(feed(&d, s, &p), SIO_OK);
     for (size_t i = 0; i < n; i++) {
         assert_null(p);
@@ -69,11 +69,11 @@ static sio_packet_t *decode_ok(const char *s, const sio_bin_t *bins, size_t n)
 /* s must be refused on the text step, leaving nothing pending and the decoder failed. */
 static void assert_rejects(const char *s)
 {
-    sio_decoder_t d;
-    sio_packet_t *p = (sio_packet_t *)1;
+    cd_sio_decoder_t d;
+    cd_sio_packet_t *p = (cd_sio_packet_t *)1;
 
-    sio_decoder_init(&d);
-    assert_int_equal(sio_decode_text(&d, s, strlen(s), &p), SIO_EPARSE);
+    cd_sio_decoder_init(&d);
+    assert_int_equal(cd_sio_decode_text(&d, s, strlen(s), &p), SIO_EPARSE);
     assert_null(p);
     assert_null(d.pending);
     assert_int_equal(d.failed, 1);
@@ -82,10 +82,10 @@ static void assert_rejects(const char *s)
 /* The text is accepted, but the packet is refused once its n buffers have arrived. */
 static void assert_rejects_on_completion(const char *s, size_t n)
 {
-    sio_decoder_t d;
-    sio_packet_t *p;
+    cd_sio_decoder_t d;
+    cd_sio_packet_t *p;
 
-    sio_decoder_init(&d);
+    cd_sio_decoder_init(&d);
     assert_int_equal(feed(&d, s, &p), SIO_OK);
     assert_null(p);
     for (size_t i = 0; i + 1 < n; i++) {
@@ -108,46 +108,47 @@ static void assert_json(const cJSON *data, const char *want)
 }
 
 /* Encodes p and checks the text frame (whole Engine.IO packet) and each binary frame. */
-static void assert_encodes(const sio_packet_t *p, const char *text, const sio_bin_t *bins, size_t n)
+static void assert_encodes(const cd_sio_packet_t *p, const char *text, const sio_bin_t *bins,
+                           size_t n)
 {
-    sio_frame_t *f[16];
+    base_frame_t *f[16];
 
-    assert_int_equal(sio_encode(p, f), 1 + n);
+    assert_int_equal(cd_sio_encode(p, f), 1 + n);
     assert_int_equal(f[0]->binary, 0);
     assert_int_equal(f[0]->refcnt, 1);
     assert_int_equal(f[0]->len, strlen(text));
-    assert_memory_equal(sio_frame_data(f[0]), text, strlen(text));
-    assert_int_equal(sio_frame_data(f[0])[f[0]->len], '\0');
+    assert_memory_equal(base_frame_data(f[0]), text, strlen(text));
+    assert_int_equal(base_frame_data(f[0])[f[0]->len], '\0');
     for (size_t i = 0; i < n; i++) {
         assert_int_equal(f[1 + i]->binary, 1);
         assert_int_equal(f[1 + i]->refcnt, 1);
         assert_int_equal(f[1 + i]->len, bins[i].len);
-        assert_memory_equal(sio_frame_data(f[1 + i]), bins[i].data, bins[i].len);
+        assert_memory_equal(base_frame_data(f[1 + i]), bins[i].data, bins[i].len);
     }
     for (size_t i = 0; i <= n; i++)
-        sio_frame_unref(f[i]);
+        base_frame_unref(f[i]);
 }
 
 /* Decode "s" + bins, re-encode: the frames must be "4" + s and the same bins. The
  * deep copy must encode identically after the original is gone. */
 static void assert_roundtrip(const char *s, const sio_bin_t *bins, size_t n)
 {
-    sio_packet_t *p = decode_ok(s, bins, n), *q;
-    char *wire = sio_malloc(strlen(s) + 2);
+    cd_sio_packet_t *p = decode_ok(s, bins, n), *q;
+    char *wire = base_malloc(strlen(s) + 2);
 
     wire[0] = '4';
     strcpy(wire + 1, s);
     assert_encodes(p, wire, bins, n);
-    q = sio_packet_dup(p);
-    sio_packet_free(p);
+    q = cd_sio_packet_dup(p);
+    cd_sio_packet_free(p);
     assert_encodes(q, wire, bins, n);
-    sio_packet_free(q);
-    sio_free(wire);
+    cd_sio_packet_free(q);
+    base_free(wire);
 }
 
-static sio_packet_t *make(sio_ptype_t t, const char *nsp, int64_t id, const char *json)
+static cd_sio_packet_t *make(cd_sio_ptype_t t, const char *nsp, int64_t id, const char *json)
 {
-    sio_packet_t *p = sio_packet_new(t, nsp);
+    cd_sio_packet_t *p = cd_sio_packet_new(t, nsp);
 
     p->id = id;
     if (json != NULL) {
@@ -167,44 +168,44 @@ static void test_example1_event_and_ack(void **state)
     static const unsigned char want[] = {0x34, 0x32, 0x2f, 0x63, 0x68, 0x61, 0x74, 0x2c,
                                          0x35, 0x5b, 0x22, 0x67, 0x72, 0x65, 0x65, 0x74,
                                          0x22, 0x2c, 0x22, 0x68, 0x69, 0x22, 0x5d};
-    sio_packet_t *p = make(SIO_EVENT, "/chat", 5, "[\"greet\",\"hi\"]");
-    sio_frame_t *f[1];
+    cd_sio_packet_t *p = make(CD_SIO_EVENT, "/chat", 5, "[\"greet\",\"hi\"]");
+    base_frame_t *f[1];
 
-    assert_int_equal(sio_encode(p, f), 1);
+    assert_int_equal(cd_sio_encode(p, f), 1);
     assert_int_equal(f[0]->len, sizeof(want));
-    assert_memory_equal(sio_frame_data(f[0]), want, sizeof(want));
-    sio_frame_unref(f[0]);
-    sio_packet_free(p);
+    assert_memory_equal(base_frame_data(f[0]), want, sizeof(want));
+    base_frame_unref(f[0]);
+    cd_sio_packet_free(p);
 
     p = decode_ok("2/chat,5[\"greet\",\"hi\"]", NULL, 0);
-    assert_int_equal(p->type, SIO_EVENT);
+    assert_int_equal(p->type, CD_SIO_EVENT);
     assert_string_equal(p->nsp, "/chat");
     assert_int_equal(p->id, 5);
     assert_json(p->data, "[\"greet\",\"hi\"]");
     assert_int_equal(p->n_attach, 0);
-    sio_packet_free(p);
+    cd_sio_packet_free(p);
 
     p = decode_ok("3/chat,5[{\"ok\":true}]", NULL, 0);
-    assert_int_equal(p->type, SIO_ACK);
+    assert_int_equal(p->type, CD_SIO_ACK);
     assert_string_equal(p->nsp, "/chat");
     assert_int_equal(p->id, 5);
     assert_json(p->data, "[{\"ok\":true}]");
-    sio_packet_free(p);
-    p = make(SIO_ACK, "/chat", 5, "[{\"ok\":true}]");
+    cd_sio_packet_free(p);
+    p = make(CD_SIO_ACK, "/chat", 5, "[{\"ok\":true}]");
     assert_encodes(p, "43/chat,5[{\"ok\":true}]", NULL, 0);
-    sio_packet_free(p);
+    cd_sio_packet_free(p);
 }
 
 /* 2: file(<DE AD BE EF>) in /chat: one text frame then one binary frame. */
 static void test_example2_binary_event(void **state)
 {
-    sio_decoder_t *d = *state;
+    cd_sio_decoder_t *d = *state;
     const sio_bin_t bin = BIN("\xDE\xAD\xBE\xEF");
-    sio_packet_t *p = make(SIO_EVENT, "/chat", -1, "[\"file\"," PH(0) "]");
+    cd_sio_packet_t *p = make(CD_SIO_EVENT, "/chat", -1, "[\"file\"," PH(0) "]");
 
-    sio_packet_add_attachments(p, &bin, 1);
+    cd_sio_packet_add_attachments(p, &bin, 1);
     assert_encodes(p, "451-/chat,[\"file\"," PH(0) "]", &bin, 1);
-    sio_packet_free(p);
+    cd_sio_packet_free(p);
 
     assert_int_equal(feed(d, "51-/chat,[\"file\"," PH(0) "]", &p), SIO_OK);
     assert_null(p);
@@ -212,7 +213,7 @@ static void test_example2_binary_event(void **state)
     assert_int_equal(feed_bin(d, bin.data, bin.len, &p), SIO_OK);
     assert_non_null(p);
     assert_null(d->pending);
-    assert_int_equal(p->type, SIO_BINARY_EVENT);
+    assert_int_equal(p->type, CD_SIO_BINARY_EVENT);
     assert_string_equal(p->nsp, "/chat");
     assert_int_equal(p->id, -1);
     assert_int_equal(p->n_attach, 1);
@@ -220,35 +221,35 @@ static void test_example2_binary_event(void **state)
     assert_int_equal(p->attach[0].len, 4);
     assert_memory_equal(p->attach[0].data, "\xDE\xAD\xBE\xEF", 4);
     assert_json(p->data, "[\"file\"," PH(0) "]");
-    sio_packet_free(p);
+    cd_sio_packet_free(p);
 }
 
 /* 3: client binary event with ack 7, and the server's ack. */
 static void test_example3_binary_ack_request(void **state)
 {
     const sio_bin_t bin = BIN("\x01\x02\x03\x04");
-    sio_packet_t *p = decode_ok("51-7[\"up\"," PH(0) "]", &bin, 1);
+    cd_sio_packet_t *p = decode_ok("51-7[\"up\"," PH(0) "]", &bin, 1);
 
-    assert_int_equal(p->type, SIO_BINARY_EVENT);
+    assert_int_equal(p->type, CD_SIO_BINARY_EVENT);
     assert_string_equal(p->nsp, "/");
     assert_int_equal(p->id, 7);
     assert_memory_equal(p->attach[0].data, "\x01\x02\x03\x04", 4);
-    sio_packet_free(p);
+    cd_sio_packet_free(p);
     assert_roundtrip("51-7[\"up\"," PH(0) "]", &bin, 1);
 
-    p = make(SIO_ACK, NULL, 7, "[{\"got\":4}]");
+    p = make(CD_SIO_ACK, NULL, 7, "[{\"got\":4}]");
     assert_encodes(p, "437[{\"got\":4}]", NULL, 0);
-    sio_packet_free(p);
+    cd_sio_packet_free(p);
     assert_roundtrip("37[{\"got\":4}]", NULL, 0);
 }
 
 /* 4: the namespace CONNECT reply and an event in one GET. */
 static void test_example4_connect_reply(void **state)
 {
-    sio_packet_t *p = make(SIO_CONNECT, "/", -1, "{\"sid\":\"8u1NNn8uVI0XpoM8AAAA\"}");
+    cd_sio_packet_t *p = make(CD_SIO_CONNECT, "/", -1, "{\"sid\":\"8u1NNn8uVI0XpoM8AAAA\"}");
 
     assert_encodes(p, "40{\"sid\":\"8u1NNn8uVI0XpoM8AAAA\"}", NULL, 0);
-    sio_packet_free(p);
+    cd_sio_packet_free(p);
     assert_roundtrip("0{\"sid\":\"8u1NNn8uVI0XpoM8AAAA\"}", NULL, 0);
     assert_roundtrip("2[\"auth\",{}]", NULL, 0);
 }
@@ -256,16 +257,16 @@ static void test_example4_connect_reply(void **state)
 /* 5: CONNECT with auth; refusal by a middleware. */
 static void test_example5_auth_and_refusal(void **state)
 {
-    sio_packet_t *p = decode_ok("0{\"token\":\"t\"}", NULL, 0);
+    cd_sio_packet_t *p = decode_ok("0{\"token\":\"t\"}", NULL, 0);
 
-    assert_int_equal(p->type, SIO_CONNECT);
+    assert_int_equal(p->type, CD_SIO_CONNECT);
     assert_string_equal(cJSON_GetObjectItem(p->data, "token")->valuestring, "t");
-    sio_packet_free(p);
+    cd_sio_packet_free(p);
 
-    p = make(SIO_CONNECT_ERROR, NULL, -1,
+    p = make(CD_SIO_CONNECT_ERROR, NULL, -1,
              "{\"message\":\"not authorized\",\"data\":{\"code\":42}}");
     assert_encodes(p, "44{\"message\":\"not authorized\",\"data\":{\"code\":42}}", NULL, 0);
-    sio_packet_free(p);
+    cd_sio_packet_free(p);
     assert_roundtrip("4{\"message\":\"not authorized\",\"data\":{\"code\":42}}", NULL, 0);
 }
 
@@ -273,13 +274,13 @@ static void test_example5_auth_and_refusal(void **state)
 static void test_example6_recovery(void **state)
 {
     const sio_bin_t bin = BIN("\x09\x08");
-    sio_packet_t *p;
+    cd_sio_packet_t *p;
 
     assert_roundtrip("0{\"pid\":\"bF8V\",\"offset\":\"1795480791162-0\",\"token\":\"t\"}", NULL, 0);
-    p = make(SIO_EVENT, NULL, -1, "[\"r1\"," PH(0) ",\"1795480791464-0\"]");
-    sio_packet_add_attachments(p, &bin, 1);
+    p = make(CD_SIO_EVENT, NULL, -1, "[\"r1\"," PH(0) ",\"1795480791464-0\"]");
+    cd_sio_packet_add_attachments(p, &bin, 1);
     assert_encodes(p, "451-[\"r1\"," PH(0) ",\"1795480791464-0\"]", &bin, 1);
-    sio_packet_free(p);
+    cd_sio_packet_free(p);
     assert_roundtrip("51-[\"r1\"," PH(0) ",\"1795480791464-0\"]", &bin, 1);
     assert_roundtrip("2[\"missed1\",\"x\",\"1795480792369-0\"]", NULL, 0);
     assert_roundtrip("0{\"sid\":\"uvi1\",\"pid\":\"5e1E\"}", NULL, 0);
@@ -290,7 +291,7 @@ static void test_example6_recovery(void **state)
 static void test_suite_packets(void **state)
 {
     const sio_bin_t two[2] = {BIN("\x01\x02\x03"), BIN("\x04\x05\x06")};
-    sio_packet_t *p;
+    cd_sio_packet_t *p;
 
     assert_roundtrip("0", NULL, 0);
     assert_roundtrip("0{\"token\":\"123\"}", NULL, 0);
@@ -306,14 +307,14 @@ static void test_suite_packets(void **state)
 
     /* "40/random" (no comma): CONNECT to /random without payload */
     p = decode_ok("0/random", NULL, 0);
-    assert_int_equal(p->type, SIO_CONNECT);
+    assert_int_equal(p->type, CD_SIO_CONNECT);
     assert_string_equal(p->nsp, "/random");
     assert_null(p->data);
-    sio_packet_free(p);
+    cd_sio_packet_free(p);
     p = decode_ok("1/custom", NULL, 0);
-    assert_int_equal(p->type, SIO_DISCONNECT);
+    assert_int_equal(p->type, CD_SIO_DISCONNECT);
     assert_string_equal(p->nsp, "/custom");
-    sio_packet_free(p);
+    cd_sio_packet_free(p);
 
     assert_rejects("abc");               /* 4abc */
     assert_rejects("2{}");               /* 42{} */
@@ -326,92 +327,92 @@ static void test_every_type_valid(void **state)
 {
     static const struct {
         const char *s;
-        sio_ptype_t t;
+        cd_sio_ptype_t t;
         const char *nsp;
         int64_t id;
     } ok[] = {
-        {"0", SIO_CONNECT, "/", -1},
-        {"0{}", SIO_CONNECT, "/", -1},
-        {"0/a,{\"x\":1}", SIO_CONNECT, "/a", -1},
-        {"1", SIO_DISCONNECT, "/", -1},
-        {"1/a,", SIO_DISCONNECT, "/a", -1},
-        {"2[\"e\"]", SIO_EVENT, "/", -1},
-        {"2[1]", SIO_EVENT, "/", -1},
-        {"2[-2.5,\"x\"]", SIO_EVENT, "/", -1},
-        {"2/a,3[\"e\",null]", SIO_EVENT, "/a", 3},
-        {"2/a/b,0[\"e\"]", SIO_EVENT, "/a/b", 0},
-        {"2[\"connection\"]", SIO_EVENT, "/", -1}, /* reserved only server-to-server */
-        {"2[\"\"]", SIO_EVENT, "/", -1},
-        {"3[]", SIO_ACK, "/", -1},
-        {"3/a,0[1]", SIO_ACK, "/a", 0},
-        {"4{\"message\":\"m\"}", SIO_CONNECT_ERROR, "/", -1},
-        {"4\"str\"", SIO_CONNECT_ERROR, "/", -1},
-        {"4/a,\"str\"", SIO_CONNECT_ERROR, "/a", -1},
-        {"2 [\"ws\"] ", SIO_EVENT, "/", -1}, /* JSON may have surrounding whitespace */
-        {"2[\"_placeholder\",{\"_placeholder\":false,\"num\":9}]", SIO_EVENT, "/", -1},
+        {"0", CD_SIO_CONNECT, "/", -1},
+        {"0{}", CD_SIO_CONNECT, "/", -1},
+        {"0/a,{\"x\":1}", CD_SIO_CONNECT, "/a", -1},
+        {"1", CD_SIO_DISCONNECT, "/", -1},
+        {"1/a,", CD_SIO_DISCONNECT, "/a", -1},
+        {"2[\"e\"]", CD_SIO_EVENT, "/", -1},
+        {"2[1]", CD_SIO_EVENT, "/", -1},
+        {"2[-2.5,\"x\"]", CD_SIO_EVENT, "/", -1},
+        {"2/a,3[\"e\",null]", CD_SIO_EVENT, "/a", 3},
+        {"2/a/b,0[\"e\"]", CD_SIO_EVENT, "/a/b", 0},
+        {"2[\"connection\"]", CD_SIO_EVENT, "/", -1}, /* reserved only server-to-server */
+        {"2[\"\"]", CD_SIO_EVENT, "/", -1},
+        {"3[]", CD_SIO_ACK, "/", -1},
+        {"3/a,0[1]", CD_SIO_ACK, "/a", 0},
+        {"4{\"message\":\"m\"}", CD_SIO_CONNECT_ERROR, "/", -1},
+        {"4\"str\"", CD_SIO_CONNECT_ERROR, "/", -1},
+        {"4/a,\"str\"", CD_SIO_CONNECT_ERROR, "/a", -1},
+        {"2 [\"ws\"] ", CD_SIO_EVENT, "/", -1}, /* JSON may have surrounding whitespace */
+        {"2[\"_placeholder\",{\"_placeholder\":false,\"num\":9}]", CD_SIO_EVENT, "/", -1},
     };
 
     for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
-        sio_packet_t *p = decode_ok(ok[i].s, NULL, 0);
+        cd_sio_packet_t *p = decode_ok(ok[i].s, NULL, 0);
         assert_int_equal(p->type, ok[i].t);
         assert_string_equal(p->nsp, ok[i].nsp);
         assert_int_equal(p->id, ok[i].id);
-        sio_packet_free(p);
+        cd_sio_packet_free(p);
     }
 }
 
 static void test_binary_types_valid(void **state)
 {
     const sio_bin_t bins[3] = {BIN(""), BIN("a"), BIN("\x00\x01")};
-    sio_packet_t *p;
+    cd_sio_packet_t *p;
 
     p = decode_ok("61-/a,1[" PH(0) "]", bins, 1);
-    assert_int_equal(p->type, SIO_BINARY_ACK);
+    assert_int_equal(p->type, CD_SIO_BINARY_ACK);
     assert_string_equal(p->nsp, "/a");
     assert_int_equal(p->id, 1);
     assert_int_equal(p->attach[0].len, 0);
     assert_non_null(p->attach[0].data);
-    sio_packet_free(p);
+    cd_sio_packet_free(p);
 
     /* placeholders nested anywhere, repeated, leading zeros in the count */
     assert_roundtrip("53-[\"e\",{\"a\":[" PH(2) "," PH(0) "]}," PH(1) "," PH(1) "]", bins, 3);
     p = decode_ok("503-[\"e\"," PH(2) "]", bins, 3);
     assert_int_equal(p->n_attach, 3);
-    sio_packet_free(p);
+    cd_sio_packet_free(p);
     /* buffers need not all be referenced */
     p = decode_ok("52-[\"e\"]", bins, 2);
-    sio_packet_free(p);
+    cd_sio_packet_free(p);
 }
 
 /* Binary messages are copied: the caller's buffer may change afterwards. */
 static void test_binary_copied(void **state)
 {
-    sio_decoder_t *d = *state;
+    cd_sio_decoder_t *d = *state;
     unsigned char buf[3] = {1, 2, 3};
-    sio_packet_t *p;
+    cd_sio_packet_t *p;
 
     assert_int_equal(feed(d, "51-[\"e\"," PH(0) "]", &p), SIO_OK);
     assert_int_equal(feed_bin(d, buf, 3, &p), SIO_OK);
     memset(buf, 0, sizeof(buf));
     assert_memory_equal(p->attach[0].data, "\x01\x02\x03", 3);
-    sio_packet_free(p);
+    cd_sio_packet_free(p);
 }
 
 /* One decoder handles many packets in a row. */
 static void test_decoder_sequence(void **state)
 {
-    sio_decoder_t *d = *state;
-    sio_packet_t *p;
+    cd_sio_decoder_t *d = *state;
+    cd_sio_packet_t *p;
 
     for (int i = 0; i < 3; i++) {
         assert_int_equal(feed(d, "2[\"a\"]", &p), SIO_OK);
         assert_non_null(p);
-        sio_packet_free(p);
+        cd_sio_packet_free(p);
         assert_int_equal(feed(d, "51-[\"b\"," PH(0) "]", &p), SIO_OK);
         assert_null(p);
         assert_int_equal(feed_bin(d, "z", 1, &p), SIO_OK);
         assert_non_null(p);
-        sio_packet_free(p);
+        cd_sio_packet_free(p);
     }
 }
 
@@ -535,11 +536,11 @@ static void test_rejects_reserved_names(void **state)
 static void test_rejects_nsp(void **state)
 {
     static const char nul_nsp[] = "2/ch\0at,[\"a\"]";
-    sio_decoder_t d;
-    sio_packet_t *p;
+    cd_sio_decoder_t d;
+    cd_sio_packet_t *p;
 
-    sio_decoder_init(&d);
-    assert_int_equal(sio_decode_text(&d, nul_nsp, sizeof(nul_nsp) - 1, &p), SIO_EPARSE);
+    cd_sio_decoder_init(&d);
+    assert_int_equal(cd_sio_decode_text(&d, nul_nsp, sizeof(nul_nsp) - 1, &p), SIO_EPARSE);
     assert_int_equal(d.failed, 1);
     /* without a comma the whole rest is the namespace, so the payload is missing */
     assert_rejects("2/chat[\"a\"]");
@@ -549,11 +550,11 @@ static void test_rejects_nsp(void **state)
 static void test_rejects_embedded_nul(void **state)
 {
     static const char s[] = "2[\"a\"]\0x";
-    sio_decoder_t d;
-    sio_packet_t *p;
+    cd_sio_decoder_t d;
+    cd_sio_packet_t *p;
 
-    sio_decoder_init(&d);
-    assert_int_equal(sio_decode_text(&d, s, sizeof(s) - 1, &p), SIO_EPARSE);
+    cd_sio_decoder_init(&d);
+    assert_int_equal(cd_sio_decode_text(&d, s, sizeof(s) - 1, &p), SIO_EPARSE);
 }
 
 static void test_rejects_placeholders(void **state)
@@ -573,8 +574,8 @@ static void test_rejects_placeholders(void **state)
 
 static void test_rejects_text_while_pending(void **state)
 {
-    sio_decoder_t *d = *state;
-    sio_packet_t *p;
+    cd_sio_decoder_t *d = *state;
+    cd_sio_packet_t *p;
 
     assert_int_equal(feed(d, "52-[\"e\"," PH(0) "," PH(1) "]", &p), SIO_OK);
     assert_int_equal(feed_bin(d, "a", 1, &p), SIO_OK);
@@ -587,24 +588,24 @@ static void test_rejects_text_while_pending(void **state)
 
 static void test_rejects_binary_without_header(void **state)
 {
-    sio_decoder_t *d = *state;
-    sio_packet_t *p = (sio_packet_t *)1;
+    cd_sio_decoder_t *d = *state;
+    cd_sio_packet_t *p = (cd_sio_packet_t *)1;
 
     assert_int_equal(feed_bin(d, "\x01", 1, &p), SIO_EPARSE);
     assert_null(p);
     assert_int_equal(d->failed, 1);
-    sio_decoder_reset(d);
+    cd_sio_decoder_reset(d);
     /* nor after a complete binary packet */
     assert_int_equal(feed(d, "51-[\"e\"," PH(0) "]", &p), SIO_OK);
     assert_int_equal(feed_bin(d, "\x01", 1, &p), SIO_OK);
-    sio_packet_free(p);
+    cd_sio_packet_free(p);
     assert_int_equal(feed_bin(d, "\x01", 1, &p), SIO_EPARSE);
 }
 
 static void test_failed_is_sticky(void **state)
 {
-    sio_decoder_t *d = *state;
-    sio_packet_t *p;
+    cd_sio_decoder_t *d = *state;
+    cd_sio_packet_t *p;
 
     assert_int_equal(feed(d, "2[]", &p), SIO_EPARSE);
     assert_int_equal(feed(d, "2[\"ok\"]", &p), SIO_EPARSE);
@@ -613,23 +614,23 @@ static void test_failed_is_sticky(void **state)
     assert_int_equal(feed_bin(d, "x", 1, &p), SIO_EPARSE);
     assert_null(p);
 
-    sio_decoder_reset(d);
+    cd_sio_decoder_reset(d);
     assert_int_equal(d->failed, 0);
     assert_int_equal(feed(d, "2[\"ok\"]", &p), SIO_OK);
     assert_non_null(p);
-    sio_packet_free(p);
+    cd_sio_packet_free(p);
 }
 
 /* Reset frees a packet still waiting for buffers (checked by ASan's leak check). */
 static void test_reset_drops_pending(void **state)
 {
-    sio_decoder_t *d = *state;
-    sio_packet_t *p;
+    cd_sio_decoder_t *d = *state;
+    cd_sio_packet_t *p;
 
     assert_int_equal(feed(d, "53-[\"e\"," PH(0) "]", &p), SIO_OK);
     assert_int_equal(feed_bin(d, "abc", 3, &p), SIO_OK);
     assert_non_null(d->pending);
-    sio_decoder_reset(d);
+    cd_sio_decoder_reset(d);
     assert_null(d->pending);
     assert_int_equal(d->failed, 0);
     assert_int_equal(d->max_attachments, 10);
@@ -640,8 +641,8 @@ static void test_reset_drops_pending(void **state)
 static void test_attachment_limit(void **state)
 {
     sio_bin_t bins[10];
-    sio_decoder_t *d = *state;
-    sio_packet_t *p;
+    cd_sio_decoder_t *d = *state;
+    cd_sio_packet_t *p;
 
     for (int i = 0; i < 10; i++) {
         bins[i].data = (unsigned char *)"0123456789" + i;
@@ -653,28 +654,28 @@ static void test_attachment_limit(void **state)
 
     d->max_attachments = 2;
     assert_int_equal(feed(d, "53-[\"e\"]", &p), SIO_EPARSE);
-    sio_decoder_reset(d);
+    cd_sio_decoder_reset(d);
     assert_int_equal(feed(d, "52-[\"e\"]", &p), SIO_OK);
     assert_null(p);
 }
 
 static void test_ack_id_limit(void **state)
 {
-    sio_packet_t *p = decode_ok("29007199254740992[\"a\"]", NULL, 0); /* 2^53 */
+    cd_sio_packet_t *p = decode_ok("29007199254740992[\"a\"]", NULL, 0); /* 2^53 */
 
     assert_int_equal(p->id, 9007199254740992LL);
     assert_encodes(p, "429007199254740992[\"a\"]", NULL, 0);
-    sio_packet_free(p);
+    cd_sio_packet_free(p);
     p = decode_ok("20000[\"a\"]", NULL, 0); /* leading zeros allowed, as in Node */
     assert_int_equal(p->id, 0);
-    sio_packet_free(p);
+    cd_sio_packet_free(p);
     assert_rejects("29007199254740993[\"a\"]");
 }
 
 static char *nested(const char *prefix, int depth, const char *suffix)
 {
     size_t pl = strlen(prefix), sl = strlen(suffix);
-    char *s = sio_malloc(pl + 2 * (size_t)depth + sl + 1);
+    char *s = base_malloc(pl + 2 * (size_t)depth + sl + 1);
     char *o = s;
 
     memcpy(o, prefix, pl);
@@ -693,16 +694,16 @@ static void test_deep_nesting(void **state)
     char *s = nested("2[\"deep\",", 900, "]");
 
     assert_roundtrip(s, NULL, 0);
-    sio_free(s);
+    base_free(s);
     s = nested("2[\"deep\",", 5000, "]");
     assert_rejects(s);
-    sio_free(s);
+    base_free(s);
     s = nested("51-[\"deep\",", 900, "]");
     {
         const sio_bin_t b = BIN("b");
         assert_roundtrip(s, &b, 1);
     }
-    sio_free(s);
+    base_free(s);
 }
 
 /* ---------------------------------------------------------------- encoder */
@@ -710,89 +711,89 @@ static void test_deep_nesting(void **state)
 static void test_encode_choices(void **state)
 {
     const sio_bin_t bins[2] = {BIN("\x00"), BIN("\xFF\xFE")};
-    sio_packet_t *p;
+    cd_sio_packet_t *p;
 
-    p = make(SIO_CONNECT, NULL, -1, NULL);
+    p = make(CD_SIO_CONNECT, NULL, -1, NULL);
     assert_encodes(p, "40", NULL, 0);
-    sio_packet_free(p);
-    p = make(SIO_DISCONNECT, "/chat", -1, NULL);
+    cd_sio_packet_free(p);
+    p = make(CD_SIO_DISCONNECT, "/chat", -1, NULL);
     assert_encodes(p, "41/chat,", NULL, 0);
-    sio_packet_free(p);
-    p = make(SIO_EVENT, "/", 0, "[\"a\"]"); /* id 0 is written */
+    cd_sio_packet_free(p);
+    p = make(CD_SIO_EVENT, "/", 0, "[\"a\"]"); /* id 0 is written */
     assert_encodes(p, "420[\"a\"]", NULL, 0);
-    sio_packet_free(p);
-    p = make(SIO_EVENT, NULL, -1, "[\"a\", {\"z\":1, \"a\":2}]"); /* compact, key order */
+    cd_sio_packet_free(p);
+    p = make(CD_SIO_EVENT, NULL, -1, "[\"a\", {\"z\":1, \"a\":2}]"); /* compact, key order */
     assert_encodes(p, "42[\"a\",{\"z\":1,\"a\":2}]", NULL, 0);
-    sio_packet_free(p);
-    p = make(SIO_CONNECT_ERROR, "/x", -1, "\"nope\"");
+    cd_sio_packet_free(p);
+    p = make(CD_SIO_CONNECT_ERROR, "/x", -1, "\"nope\"");
     assert_encodes(p, "44/x,\"nope\"", NULL, 0);
-    sio_packet_free(p);
+    cd_sio_packet_free(p);
 
     /* EVENT/ACK with buffers become 5/6; BINARY_* without buffers become 2/3 */
-    p = make(SIO_ACK, "/n", 12, "[" PH(0) "," PH(1) "]");
-    sio_packet_add_attachments(p, bins, 2);
+    p = make(CD_SIO_ACK, "/n", 12, "[" PH(0) "," PH(1) "]");
+    cd_sio_packet_add_attachments(p, bins, 2);
     assert_encodes(p, "462-/n,12[" PH(0) "," PH(1) "]", bins, 2);
-    sio_packet_free(p);
-    p = make(SIO_BINARY_EVENT, NULL, -1, "[\"e\"]");
+    cd_sio_packet_free(p);
+    p = make(CD_SIO_BINARY_EVENT, NULL, -1, "[\"e\"]");
     assert_encodes(p, "42[\"e\"]", NULL, 0);
-    sio_packet_free(p);
-    p = make(SIO_BINARY_ACK, NULL, 3, "[]");
+    cd_sio_packet_free(p);
+    p = make(CD_SIO_BINARY_ACK, NULL, 3, "[]");
     assert_encodes(p, "433[]", NULL, 0);
-    sio_packet_free(p);
+    cd_sio_packet_free(p);
 
     /* buffers on a type that cannot carry them are not sent */
-    p = make(SIO_CONNECT, NULL, -1, "{}");
-    sio_packet_add_attachments(p, bins, 1);
+    p = make(CD_SIO_CONNECT, NULL, -1, "{}");
+    cd_sio_packet_add_attachments(p, bins, 1);
     assert_encodes(p, "40{}", NULL, 0);
-    sio_packet_free(p);
+    cd_sio_packet_free(p);
 }
 
 /* 10+ buffers: the count has two digits. */
 static void test_encode_many_attachments(void **state)
 {
     sio_bin_t bins[12];
-    sio_packet_t *p = make(SIO_EVENT, NULL, -1, "[\"e\"," PH(11) "]");
+    cd_sio_packet_t *p = make(CD_SIO_EVENT, NULL, -1, "[\"e\"," PH(11) "]");
 
     for (int i = 0; i < 12; i++) {
         bins[i].data = (unsigned char *)"abcdefghijkl" + i;
         bins[i].len = 1;
     }
-    sio_packet_add_attachments(p, bins, 12);
+    cd_sio_packet_add_attachments(p, bins, 12);
     assert_encodes(p, "4512-[\"e\"," PH(11) "]", bins, 12);
-    sio_packet_free(p);
+    cd_sio_packet_free(p);
 }
 
 /* ---------------------------------------------------------------- packet ownership */
 
 static void test_packet_new_free(void **state)
 {
-    sio_packet_t *p = sio_packet_new(SIO_EVENT, NULL);
+    cd_sio_packet_t *p = cd_sio_packet_new(CD_SIO_EVENT, NULL);
 
     assert_string_equal(p->nsp, "/");
     assert_int_equal(p->id, -1);
     assert_null(p->data);
     assert_int_equal(p->n_attach, 0);
     assert_null(p->attach);
-    sio_packet_free(p);
-    sio_packet_free(NULL);
+    cd_sio_packet_free(p);
+    cd_sio_packet_free(NULL);
 
     /* a half-built packet (announced buffers not there yet) frees cleanly */
-    p = sio_packet_new(SIO_BINARY_EVENT, "/x");
+    p = cd_sio_packet_new(CD_SIO_BINARY_EVENT, "/x");
     p->n_attach = 3;
-    p->attach = sio_calloc(3, sizeof(*p->attach));
-    p->attach[0].data = sio_malloc(4);
+    p->attach = base_calloc(3, sizeof(*p->attach));
+    p->attach[0].data = base_malloc(4);
     p->attach[0].len = 4;
     p->n_have = 1;
-    sio_packet_free(p);
+    cd_sio_packet_free(p);
 }
 
 static void test_packet_dup_is_deep(void **state)
 {
     const sio_bin_t bins[2] = {BIN("one"), BIN("two!")};
-    sio_packet_t *p = make(SIO_EVENT, "/room", 42, "[\"e\",{\"k\":[1,2]}," PH(1) "]"), *q;
+    cd_sio_packet_t *p = make(CD_SIO_EVENT, "/room", 42, "[\"e\",{\"k\":[1,2]}," PH(1) "]"), *q;
 
-    sio_packet_add_attachments(p, bins, 2);
-    q = sio_packet_dup(p);
+    cd_sio_packet_add_attachments(p, bins, 2);
+    q = cd_sio_packet_dup(p);
     assert_ptr_not_equal(q->nsp, p->nsp);
     assert_ptr_not_equal(q->data, p->data);
     assert_ptr_not_equal(q->attach, p->attach);
@@ -801,58 +802,58 @@ static void test_packet_dup_is_deep(void **state)
     p->nsp[1] = 'X';
     cJSON_DeleteItemFromArray(p->data, 1);
     p->attach[1].data[0] = '?';
-    sio_packet_free(p);
+    cd_sio_packet_free(p);
 
-    assert_int_equal(q->type, SIO_EVENT);
+    assert_int_equal(q->type, CD_SIO_EVENT);
     assert_string_equal(q->nsp, "/room");
     assert_int_equal(q->id, 42);
     assert_json(q->data, "[\"e\",{\"k\":[1,2]}," PH(1) "]");
     assert_int_equal(q->n_attach, 2);
     assert_memory_equal(q->attach[0].data, "one", 3);
     assert_memory_equal(q->attach[1].data, "two!", 4);
-    sio_packet_free(q);
+    cd_sio_packet_free(q);
 
-    p = sio_packet_new(SIO_DISCONNECT, "/z");
-    q = sio_packet_dup(p);
+    p = cd_sio_packet_new(CD_SIO_DISCONNECT, "/z");
+    q = cd_sio_packet_dup(p);
     assert_string_equal(q->nsp, "/z");
     assert_null(q->data);
     assert_null(q->attach);
-    sio_packet_free(p);
-    sio_packet_free(q);
-    assert_null(sio_packet_dup(NULL));
+    cd_sio_packet_free(p);
+    cd_sio_packet_free(q);
+    assert_null(cd_sio_packet_dup(NULL));
 }
 
 /* dup of a packet the decoder still holds copies only the buffers received so far. */
 static void test_packet_dup_partial(void **state)
 {
-    sio_decoder_t *d = *state;
-    sio_packet_t *p, *q;
+    cd_sio_decoder_t *d = *state;
+    cd_sio_packet_t *p, *q;
 
     assert_int_equal(feed(d, "53-[\"e\"]", &p), SIO_OK);
     assert_int_equal(feed_bin(d, "ab", 2, &p), SIO_OK);
-    q = sio_packet_dup(d->pending);
+    q = cd_sio_packet_dup(d->pending);
     assert_int_equal(q->n_attach, 3);
     assert_int_equal(q->n_have, 1);
     assert_memory_equal(q->attach[0].data, "ab", 2);
     assert_null(q->attach[1].data);
-    sio_packet_free(q);
+    cd_sio_packet_free(q);
 }
 
 static void test_add_attachments(void **state)
 {
     unsigned char buf[2] = {7, 8};
     sio_bin_t b = {buf, 2};
-    sio_packet_t *p = sio_packet_new(SIO_EVENT, NULL);
+    cd_sio_packet_t *p = cd_sio_packet_new(CD_SIO_EVENT, NULL);
 
-    sio_packet_add_attachments(p, &b, 0);
+    cd_sio_packet_add_attachments(p, &b, 0);
     assert_int_equal(p->n_attach, 0);
-    sio_packet_add_attachments(p, &b, 1);
+    cd_sio_packet_add_attachments(p, &b, 1);
     buf[0] = 9;
-    sio_packet_add_attachments(p, &b, 1);
+    cd_sio_packet_add_attachments(p, &b, 1);
     assert_int_equal(p->n_attach, 2);
     assert_memory_equal(p->attach[0].data, "\x07\x08", 2);
     assert_memory_equal(p->attach[1].data, "\x09\x08", 2);
-    sio_packet_free(p);
+    cd_sio_packet_free(p);
 }
 
 static void test_event_reserved(void **state)
@@ -863,9 +864,9 @@ static void test_event_reserved(void **state)
                                      "connect ", "disconnected", "new_namespace"};
 
     for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++)
-        assert_true(sio_event_reserved(yes[i]));
+        assert_true(cd_sio_event_reserved(yes[i]));
     for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++)
-        assert_false(sio_event_reserved(no[i]));
+        assert_false(cd_sio_event_reserved(no[i]));
 }
 
 /* Many decode/encode/fail cycles; under ASan any leak fails the run at exit. */
@@ -876,13 +877,13 @@ static void test_no_leak_cycles(void **state)
         "52-[\"e\"," PH(1) "]",     "53-[\"e\"," PH(0) "]", "7",
         "2[\"connect\"]",           "3/n,9[null]",
     };
-    sio_decoder_t d;
+    cd_sio_decoder_t d;
 
-    sio_decoder_init(&d);
+    cd_sio_decoder_init(&d);
     for (int round = 0; round < 200; round++) {
         for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
-            sio_packet_t *p = NULL;
-            sio_frame_t *f[4];
+            cd_sio_packet_t *p = NULL;
+            base_frame_t *f[4];
             int rc = feed(&d, texts[i], &p);
             if (rc == SIO_OK && p == NULL) {
                 rc = feed_bin(&d, "q", 1, &p);
@@ -890,16 +891,16 @@ static void test_no_leak_cycles(void **state)
                     rc = feed_bin(&d, "r", 1, &p);
             }
             if (p != NULL) {
-                size_t n = sio_encode(p, f);
+                size_t n = cd_sio_encode(p, f);
                 while (n > 0)
-                    sio_frame_unref(f[--n]);
-                sio_packet_free(p);
+                    base_frame_unref(f[--n]);
+                cd_sio_packet_free(p);
             }
             if (rc != SIO_OK || round % 7 == 0)
-                sio_decoder_reset(&d);
+                cd_sio_decoder_reset(&d);
         }
     }
-    sio_decoder_reset(&d);
+    cd_sio_decoder_reset(&d);
 }
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)

@@ -26,7 +26,7 @@
 #define RDS_URL_MAX_DB 1000000    /* far above any real `databases` setting */
 #define RDS_URL_MAX_UNIX_PATH 107 /* sun_path less its NUL on Linux */
 
-/* A parsed URL. Strings are owned (sio_malloc) and released by rds_url_free. */
+/* A parsed URL. Strings are owned (base_malloc) and released by rds_url_free. */
 typedef struct rds_url {
     int is_unix; /* 1: path names a unix socket, host/port unused */
     char *host;  /* TCP host without brackets; never NULL for TCP */

@@ -3,7 +3,7 @@
  * Text form: type [attachments "-"] [nsp ","] [ack-id] [json]. A packet with
  * binary is sent as BINARY_EVENT/BINARY_ACK: each buffer is replaced in the JSON
  * by {"_placeholder":true,"num":k} and follows as its own Engine.IO binary message.
- * We keep the placeholders in the tree and the buffers beside it (sio_packet_t.attach):
+ * We keep the placeholders in the tree and the buffers beside it (cd_sio_packet_t.attach):
  * that is the wire model, it round-trips byte-exactly, and the adapters can turn it
  * into msgpack bin values without a second tree walk at decode time.
  *
@@ -11,57 +11,57 @@
  * bytes after the '4' for text, the raw bytes for binary). After an error it frees
  * its partial packet and stays failed: the caller closes the connection.
  */
-#ifndef SIO_PARSER_H
-#define SIO_PARSER_H
+#ifndef CD_SIO_H
+#define CD_SIO_H
 
 #include <stddef.h>
 #include <stdint.h>
 
 #include <cjson/cJSON.h>
 
-#include "sk_frame.h"
+#include "base_frame.h"
 #include "sockeye.h"
 
-typedef enum sio_ptype {
-    SIO_CONNECT = 0,
-    SIO_DISCONNECT = 1,
-    SIO_EVENT = 2,
-    SIO_ACK = 3,
-    SIO_CONNECT_ERROR = 4,
-    SIO_BINARY_EVENT = 5,
-    SIO_BINARY_ACK = 6,
-} sio_ptype_t;
+typedef enum cd_sio_ptype {
+    CD_SIO_CONNECT = 0,
+    CD_SIO_DISCONNECT = 1,
+    CD_SIO_EVENT = 2,
+    CD_SIO_ACK = 3,
+    CD_SIO_CONNECT_ERROR = 4,
+    CD_SIO_BINARY_EVENT = 5,
+    CD_SIO_BINARY_ACK = 6,
+} cd_sio_ptype_t;
 
 /* One Socket.IO packet. One per message; owned by whoever holds the pointer. */
-typedef struct sio_packet {
-    sio_ptype_t type;
+typedef struct cd_sio_packet {
+    cd_sio_ptype_t type;
     char *nsp;          /* owned, never NULL; "/" when absent on the wire */
     int64_t id;         /* ack id, -1 when absent */
     cJSON *data;        /* owned; NULL when the packet has no payload */
     size_t n_attach;    /* buffers announced (5/6) or carried (encoding) */
     size_t n_have;      /* buffers received so far (decoder only) */
     sio_bin_t *attach;  /* owned array of n_attach owned buffers */
-} sio_packet_t;
+} cd_sio_packet_t;
 
 /* Allocates an empty packet of type t in namespace nsp (copied; NULL = "/"), id -1. */
-sio_packet_t *sio_packet_new(sio_ptype_t t, const char *nsp);
+cd_sio_packet_t *cd_sio_packet_new(cd_sio_ptype_t t, const char *nsp);
 /* Frees the packet, its tree and its buffers. NULL is ignored. */
-void sio_packet_free(sio_packet_t *p);
+void cd_sio_packet_free(cd_sio_packet_t *p);
 /* Deep copy (tree and buffers). */
-sio_packet_t *sio_packet_dup(const sio_packet_t *p);
+cd_sio_packet_t *cd_sio_packet_dup(const cd_sio_packet_t *p);
 /* Appends copies of bufs to p->attach. */
-void sio_packet_add_attachments(sio_packet_t *p, const sio_bin_t *bufs, size_t n);
+void cd_sio_packet_add_attachments(cd_sio_packet_t *p, const sio_bin_t *bufs, size_t n);
 
 /* Decoder state. One per client connection. */
-typedef struct sio_decoder {
-    sio_packet_t *pending;  /* binary packet waiting for attachments */
+typedef struct cd_sio_decoder {
+    cd_sio_packet_t *pending;  /* binary packet waiting for attachments */
     size_t max_attachments; /* limit on the announced count (default 10) */
     int failed;             /* sticky: every call fails after an error */
-} sio_decoder_t;
+} cd_sio_decoder_t;
 
-void sio_decoder_init(sio_decoder_t *d);
+void cd_sio_decoder_init(cd_sio_decoder_t *d);
 /* Frees a pending packet; the decoder is reusable (not failed) afterwards. */
-void sio_decoder_reset(sio_decoder_t *d);
+void cd_sio_decoder_reset(cd_sio_decoder_t *d);
 
 /* Feeds one text message (Engine.IO data after the '4').
  * Returns SIO_OK with *out = complete packet (caller owns it), or SIO_OK with
@@ -69,21 +69,21 @@ void sio_decoder_reset(sio_decoder_t *d);
  * not a valid packet by the rules of the spec (unknown type, bad attachment count,
  * bad nsp, unparsable JSON, payload shape wrong for the type, reserved event name,
  * text while attachments are awaited). */
-int sio_decode_text(sio_decoder_t *d, const char *s, size_t len, sio_packet_t **out);
+int cd_sio_decode_text(cd_sio_decoder_t *d, const char *s, size_t len, cd_sio_packet_t **out);
 
 /* Feeds one binary message. SIO_OK with *out set when it completed the packet,
  * NULL while more are awaited; SIO_EPARSE when no binary packet is pending or a
  * placeholder number is out of range. */
-int sio_decode_binary(sio_decoder_t *d, const unsigned char *b, size_t len, sio_packet_t **out);
+int cd_sio_decode_binary(cd_sio_decoder_t *d, const unsigned char *b, size_t len, cd_sio_packet_t **out);
 
 /* Encodes p into frames: one text frame holding the whole Engine.IO packet
  * ("4" + Socket.IO text) followed by one binary frame per attachment. EVENT/ACK with
  * attachments are written as BINARY_EVENT/BINARY_ACK. frames must have room for
  * 1 + p->n_attach entries; returns the number written (each with refcnt 1). */
-size_t sio_encode(const sio_packet_t *p, sio_frame_t **frames);
+size_t cd_sio_encode(const cd_sio_packet_t *p, base_frame_t **frames);
 
 /* 1 if name is reserved (connect, connect_error, disconnect, disconnecting,
  * newListener, removeListener). */
-int sio_event_reserved(const char *name);
+int cd_sio_event_reserved(const char *name);
 
 #endif

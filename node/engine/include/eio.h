@@ -14,7 +14,7 @@
 #include <cjson/cJSON.h>
 #include <uv.h>
 
-#include "sk_frame.h"
+#include "base_frame.h"
 #include "sockeye.h"
 
 typedef struct eio_server eio_server_t;   /* one per listener */
@@ -74,7 +74,7 @@ void eio_server_free(eio_server_t *srv);
 /* Queues frame (takes its own reference). SIO_OK, SIO_ECLOSED when the session is
  * closing, SIO_EBUSY when it was volatile and dropped. A session whose queue passes
  * max_queue is closed ("transport error"); the send then returns SIO_ECLOSED. */
-int eio_session_send(eio_session_t *s, sio_frame_t *f, unsigned flags);
+int eio_session_send(eio_session_t *s, base_frame_t *f, unsigned flags);
 /* Starts closing (idempotent); on_close follows from the loop. */
 void eio_session_close(eio_session_t *s, const char *reason);
 

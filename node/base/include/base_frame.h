@@ -6,19 +6,19 @@
  * "2" for a ping ...); a binary frame is the raw attachment bytes. The polling
  * transport derives its payload encoding ("b" + base64) from the same frame.
  *
- * SIO_FRAME_PRE bytes of headroom precede the payload so the WebSocket layer can
+ * BASE_FRAME_PRE bytes of headroom precede the payload so the WebSocket layer can
  * write its header in place (libwebsockets' LWS_PRE); http.c checks at compile time
  * that it is large enough. Frames are touched only on the loop thread, so the
  * reference count is a plain integer.
  */
-#ifndef SIO_FRAME_H
-#define SIO_FRAME_H
+#ifndef BASE_FRAME_H
+#define BASE_FRAME_H
 
 #include <stddef.h>
 
-#define SIO_FRAME_PRE 32
+#define BASE_FRAME_PRE 32
 
-typedef struct sio_frame {
+typedef struct base_frame {
     unsigned refcnt;      /* owners: queues and the encoder until it hands it over */
     unsigned char binary; /* 1 = binary attachment, 0 = text Engine.IO packet */
     size_t len;           /* payload length, headroom excluded */
@@ -28,26 +28,26 @@ typedef struct sio_frame {
     unsigned char *z;      /* compressed bytes, headroom before them; NULL when not made */
     size_t z_len;          /* compressed length */
     unsigned char z_tried; /* 1 once compression was tried (z NULL: it does not pay) */
-    unsigned char buf[];   /* SIO_FRAME_PRE headroom, then len payload bytes, then a NUL */
-} sio_frame_t;
+    unsigned char buf[];   /* BASE_FRAME_PRE headroom, then len payload bytes, then a NUL */
+} base_frame_t;
 
 /* New frame with refcnt 1 and room for len payload bytes (uninitialised, NUL after). */
-sio_frame_t *sio_frame_new(size_t len, int binary);
+base_frame_t *base_frame_new(size_t len, int binary);
 /* New frame holding a copy of data. */
-sio_frame_t *sio_frame_from(const void *data, size_t len, int binary);
+base_frame_t *base_frame_from(const void *data, size_t len, int binary);
 
-static inline unsigned char *sio_frame_data(sio_frame_t *f)
+static inline unsigned char *base_frame_data(base_frame_t *f)
 {
-    return f->buf + SIO_FRAME_PRE;
+    return f->buf + BASE_FRAME_PRE;
 }
 
-static inline sio_frame_t *sio_frame_ref(sio_frame_t *f)
+static inline base_frame_t *base_frame_ref(base_frame_t *f)
 {
     f->refcnt++;
     return f;
 }
 
 /* Drops one reference; frees the frame when it was the last. NULL is ignored. */
-void sio_frame_unref(sio_frame_t *f);
+void base_frame_unref(base_frame_t *f);
 
 #endif

@@ -4,51 +4,51 @@
  * by name. Keys are copied in; values are opaque pointers the map never frees.
  * The struct is caller-allocated so it can be embedded (hot-path internal).
  */
-#ifndef SIO_MAP_H
-#define SIO_MAP_H
+#ifndef BASE_MAP_H
+#define BASE_MAP_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-typedef struct sio_map_entry {
-    char *key;    /* owned copy; NULL = empty slot; SIO_MAP_TOMB = deleted */
+typedef struct base_map_entry {
+    char *key;    /* owned copy; NULL = empty slot; BASE_MAP_TOMB = deleted */
     void *value;
     unsigned hash;
-} sio_map_entry_t;
+} base_map_entry_t;
 
-typedef struct sio_map {
-    sio_map_entry_t *slots;
+typedef struct base_map {
+    base_map_entry_t *slots;
     size_t cap;   /* power of two, 0 before the first insert */
     size_t size;  /* live entries */
     size_t used;  /* live + tombstones, drives the resize */
-} sio_map_t;
+} base_map_t;
 
-typedef struct sio_map_iter {
+typedef struct base_map_iter {
     size_t pos;
-} sio_map_iter_t;
+} base_map_iter_t;
 
-void sio_map_init(sio_map_t *m);
+void base_map_init(base_map_t *m);
 /* Frees keys and slots, not values. The map is empty and reusable afterwards. */
-void sio_map_clear(sio_map_t *m);
-void *sio_map_get(const sio_map_t *m, const char *key);
-int sio_map_has(const sio_map_t *m, const char *key);
+void base_map_clear(base_map_t *m);
+void *base_map_get(const base_map_t *m, const char *key);
+int base_map_has(const base_map_t *m, const char *key);
 /* Inserts or replaces; returns the previous value (NULL when the key was new). */
-void *sio_map_put(sio_map_t *m, const char *key, void *value);
+void *base_map_put(base_map_t *m, const char *key, void *value);
 /* Removes key; returns its value, or NULL when absent. */
-void *sio_map_del(sio_map_t *m, const char *key);
-static inline size_t sio_map_size(const sio_map_t *m)
+void *base_map_del(base_map_t *m, const char *key);
+static inline size_t base_map_size(const base_map_t *m)
 {
     return m->size;
 }
-/* Iteration: sio_map_iter_t it = {0}; while (sio_map_next(m, &it, &k, &v)) ...
+/* Iteration: base_map_iter_t it = {0}; while (base_map_next(m, &it, &k, &v)) ...
  * Deleting the entry just returned is allowed; inserting during iteration is not. */
-int sio_map_next(const sio_map_t *m, sio_map_iter_t *it, const char **key, void **value);
+int base_map_next(const base_map_t *m, base_map_iter_t *it, const char **key, void **value);
 
 /* Sets the hash key of every map in the process. Drawn from the kernel CSPRNG at the
  * first insert otherwise; call it only before any map holds a key (tests, fuzzers that
  * want a fixed layout): entries keep the hash they were stored with. */
-void sio_map_seed(const unsigned char key[16]);
+void base_map_seed(const unsigned char key[16]);
 /* SipHash-c-d of data under key (c = 1, d = 3 for the maps; 2-4 is the reference one). */
-uint64_t sio__siphash(const void *data, size_t len, const unsigned char key[16], int c, int d);
+uint64_t base__siphash(const void *data, size_t len, const unsigned char key[16], int c, int d);
 
 #endif

@@ -8,16 +8,16 @@
  * Per-client limits (max payload, queue high-water marks) keep a single client from
  * being the reason we run out.
  */
-#ifndef SIO_ALLOC_H
-#define SIO_ALLOC_H
+#ifndef BASE_ALLOC_H
+#define BASE_ALLOC_H
 
 #include <stddef.h>
 
-void *sio_malloc(size_t n);
-void *sio_calloc(size_t count, size_t size);
-void *sio_realloc(void *p, size_t n);
-char *sio_strdup(const char *s);
-char *sio_strndup(const char *s, size_t n);
-void sio_free(void *p);
+void *base_malloc(size_t n);
+void *base_calloc(size_t count, size_t size);
+void *base_realloc(void *p, size_t n);
+char *base_strdup(const char *s);
+char *base_strndup(const char *s, size_t n);
+void base_free(void *p);
 
 #endif
