@@ -10,7 +10,7 @@
 #include "adapter.h"
 
 #include "base_alloc.h"
-#include "sockeye.h"
+#include "sockeye_common.h"
 
 /* Frees the session, its strings, its rooms and its data tree. NULL is ignored. */
 void adp_session_free(adp_session_t *s)

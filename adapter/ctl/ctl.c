@@ -27,7 +27,7 @@
 
 #include "base_alloc.h"
 #include "rds_url.h"
-#include "sockeye.h"
+#include "sockeye_common.h"
 
 #define CTL_TIMEOUT_S 5
 #define CTL_MAX_KEYS 100000   /* keys listed per command at most */

@@ -16,7 +16,7 @@
 #include <cjson/cJSON.h>
 
 #include "rooms.h"
-#include "cd_sio.h"
+#include "cd_sio_packet.h"
 
 #define ADP_VOLATILE 1   /* may be dropped; never stored for recovery */
 #define ADP_LOCAL 2      /* this node only; never published */

@@ -41,7 +41,7 @@
 #include "adapter.h"
 #include "base_alloc.h"
 #include "base_list.h"
-#include "sockeye.h"
+#include "sockeye_common.h"
 
 #define MEM_DEFAULT_WINDOW_MS 120000u /* Node's maxDisconnectionDuration */
 #define MEM_DEFAULT_MAX_LOG 100000u

@@ -51,7 +51,7 @@
 #include "base_alloc.h"
 #include "base_list.h"
 #include "base_map.h"
-#include "sockeye.h"
+#include "sockeye_common.h"
 
 #define RDS_SUB_BATCH 128         /* names per re-issued SUBSCRIBE */
 #define RDS_KEEPALIVE_IDLE_S 15   /* TCP keepalive: first probe after 15 s idle, */

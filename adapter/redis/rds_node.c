@@ -29,7 +29,7 @@
 
 #include "base_alloc.h"
 #include "rds_private.h"
-#include "sockeye.h"
+#include "sockeye_common.h"
 
 #define RDS_HOLD_MAX 10000 /* live packets held for one restore before it gives up */
 #define RDS_FAIL_LOG_MS 5000

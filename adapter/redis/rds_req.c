@@ -24,7 +24,7 @@
 
 #include "base_alloc.h"
 #include "rds_private.h"
-#include "sockeye.h"
+#include "sockeye_common.h"
 
 typedef enum rds_rq_kind {
     RDS_RQ_COUNT, /* serverCount: NUMSUB only */

@@ -57,7 +57,7 @@
 #include "base_list.h"
 #include "base_map.h"
 #include "rds_wire.h"
-#include "sockeye.h"
+#include "sockeye_common.h"
 #include "sockeye_lua.h" /* generated: static const unsigned char sockeye_lua[] */
 
 #define RDS_DEFAULT_BATCH 100u

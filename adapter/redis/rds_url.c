@@ -14,7 +14,7 @@
 #include <strings.h>
 
 #include "base_alloc.h"
-#include "sockeye.h"
+#include "sockeye_common.h"
 
 /* ---------------------------------------------------------------- character classes */
 

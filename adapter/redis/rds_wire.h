@@ -35,7 +35,7 @@
 #include <cjson/cJSON.h>
 
 #include "adapter.h"
-#include "cd_sio.h"
+#include "cd_sio_packet.h"
 
 /* Deepest nesting of arrays/maps accepted in a msgpack message, envelope included (a
  * broadcast's event arguments start at depth 3). Deeper trees are refused both ways. */

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void sio__oom(size_t n)
+static void base__oom(size_t n)
 {
     fprintf(stderr, "sockeye: out of memory allocating %zu bytes\n", n);
     abort();
@@ -21,7 +21,7 @@ void *base_malloc(size_t n)
 {
     void *p = malloc(n ? n : 1);
     if (p == NULL)
-        sio__oom(n);
+        base__oom(n);
     return p;
 }
 
@@ -31,7 +31,7 @@ void *base_calloc(size_t count, size_t size)
 {
     void *p = calloc(count ? count : 1, size ? size : 1);
     if (p == NULL)
-        sio__oom(size != 0 && count > SIZE_MAX / size ? SIZE_MAX : count * size);
+        base__oom(size != 0 && count > SIZE_MAX / size ? SIZE_MAX : count * size);
     return p;
 }
 
@@ -41,7 +41,7 @@ void *base_realloc(void *p, size_t n)
 {
     void *q = realloc(p, n ? n : 1);
     if (q == NULL)
-        sio__oom(n);
+        base__oom(n);
     return q;
 }
 

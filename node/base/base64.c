@@ -10,12 +10,12 @@
 
 #include <stdint.h>
 
-static const char sio__b64_alpha[64] =
+static const char base__b64_alpha[64] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /* Value + 1 of each input byte, 0 when not in the alphabet ('=' included): the zero
  * default of the unlisted entries then means "invalid" without a range initializer. */
-static const uint8_t sio__b64_val[256] = {
+static const uint8_t base__b64_val[256] = {
     ['A'] = 1,  ['B'] = 2,  ['C'] = 3,  ['D'] = 4,  ['E'] = 5,  ['F'] = 6,  ['G'] = 7,  ['H'] = 8,
     ['I'] = 9,  ['J'] = 10, ['K'] = 11, ['L'] = 12, ['M'] = 13, ['N'] = 14, ['O'] = 15, ['P'] = 16,
     ['Q'] = 17, ['R'] = 18, ['S'] = 19, ['T'] = 20, ['U'] = 21, ['V'] = 22, ['W'] = 23, ['X'] = 24,
@@ -35,22 +35,22 @@ size_t base_b64_encode(const unsigned char *in, size_t n, char *out)
 
     for (; i + 3 <= n; i += 3) {
         uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-        *o++ = sio__b64_alpha[v >> 18];
-        *o++ = sio__b64_alpha[(v >> 12) & 63];
-        *o++ = sio__b64_alpha[(v >> 6) & 63];
-        *o++ = sio__b64_alpha[v & 63];
+        *o++ = base__b64_alpha[v >> 18];
+        *o++ = base__b64_alpha[(v >> 12) & 63];
+        *o++ = base__b64_alpha[(v >> 6) & 63];
+        *o++ = base__b64_alpha[v & 63];
     }
     if (n - i == 1) {
         uint32_t v = (uint32_t)in[i] << 16;
-        *o++ = sio__b64_alpha[v >> 18];
-        *o++ = sio__b64_alpha[(v >> 12) & 63];
+        *o++ = base__b64_alpha[v >> 18];
+        *o++ = base__b64_alpha[(v >> 12) & 63];
         *o++ = '=';
         *o++ = '=';
     } else if (n - i == 2) {
         uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
-        *o++ = sio__b64_alpha[v >> 18];
-        *o++ = sio__b64_alpha[(v >> 12) & 63];
-        *o++ = sio__b64_alpha[(v >> 6) & 63];
+        *o++ = base__b64_alpha[v >> 18];
+        *o++ = base__b64_alpha[(v >> 12) & 63];
+        *o++ = base__b64_alpha[(v >> 6) & 63];
         *o++ = '=';
     }
     return (size_t)(o - out);
@@ -68,8 +68,8 @@ int base_b64_decode(const char *in, size_t n, unsigned char *out, size_t *outlen
     if (n % 4 != 0)
         return -1;
     for (size_t i = 0; i < n; i += 4) {
-        unsigned a = sio__b64_val[s[i]], b = sio__b64_val[s[i + 1]];
-        unsigned c = sio__b64_val[s[i + 2]], d = sio__b64_val[s[i + 3]];
+        unsigned a = base__b64_val[s[i]], b = base__b64_val[s[i + 1]];
+        unsigned c = base__b64_val[s[i + 2]], d = base__b64_val[s[i + 3]];
 
         if (a && b && c && d) {
             uint32_t v = (a - 1) << 18 | (b - 1) << 12 | (c - 1) << 6 | (d - 1);

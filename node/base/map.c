@@ -21,45 +21,43 @@
 
 #include <stdint.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/rand.h>
-
 #include "base_alloc.h"
+#include "base_random.h"
 
 /* Address of a private byte: never equal to a key we allocated. */
-static char sio__map_tomb_byte;
-#define BASE_MAP_TOMB (&sio__map_tomb_byte)
+static char base__map_tomb_byte;
+#define BASE_MAP_TOMB (&base__map_tomb_byte)
 
 #define BASE_MAP_MIN_CAP 8
 
 /* ------------------------------------------------------------------ SipHash */
 
-#define SIO_ROTL64(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+#define BASE_ROTL64(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
 
-static void sio__sip_rounds(uint64_t v[4], int n)
+static void base__sip_rounds(uint64_t v[4], int n)
 {
     while (n-- > 0) {
         v[0] += v[1];
-        v[1] = SIO_ROTL64(v[1], 13);
+        v[1] = BASE_ROTL64(v[1], 13);
         v[1] ^= v[0];
-        v[0] = SIO_ROTL64(v[0], 32);
+        v[0] = BASE_ROTL64(v[0], 32);
         v[2] += v[3];
-        v[3] = SIO_ROTL64(v[3], 16);
+        v[3] = BASE_ROTL64(v[3], 16);
         v[3] ^= v[2];
         v[0] += v[3];
-        v[3] = SIO_ROTL64(v[3], 21);
+        v[3] = BASE_ROTL64(v[3], 21);
         v[3] ^= v[0];
         v[2] += v[1];
-        v[1] = SIO_ROTL64(v[1], 17);
+        v[1] = BASE_ROTL64(v[1], 17);
         v[1] ^= v[2];
-        v[2] = SIO_ROTL64(v[2], 32);
+        v[2] = BASE_ROTL64(v[2], 32);
     }
 }
 
-static uint64_t sio__le64(const unsigned char *p, size_t n)
+static uint64_t base__le64(const unsigned char *p, size_t n)
 {
     uint64_t w = 0;
     for (size_t i = 0; i < n; i++)
@@ -71,50 +69,43 @@ static uint64_t sio__le64(const unsigned char *p, size_t n)
 uint64_t base__siphash(const void *data, size_t len, const unsigned char key[16], int c, int d)
 {
     const unsigned char *p = data;
-    uint64_t k0 = sio__le64(key, 8), k1 = sio__le64(key + 8, 8), m;
+    uint64_t k0 = base__le64(key, 8), k1 = base__le64(key + 8, 8), m;
     uint64_t v[4] = {k0 ^ 0x736f6d6570736575ull, k1 ^ 0x646f72616e646f6dull,
                      k0 ^ 0x6c7967656e657261ull, k1 ^ 0x7465646279746573ull};
     size_t i = 0;
 
     for (; i + 8 <= len; i += 8) {
-        m = sio__le64(p + i, 8);
+        m = base__le64(p + i, 8);
         v[3] ^= m;
-        sio__sip_rounds(v, c);
+        base__sip_rounds(v, c);
         v[0] ^= m;
     }
-    m = sio__le64(p + i, len - i) | ((uint64_t)(len & 0xff) << 56);
+    m = base__le64(p + i, len - i) | ((uint64_t)(len & 0xff) << 56);
     v[3] ^= m;
-    sio__sip_rounds(v, c);
+    base__sip_rounds(v, c);
     v[0] ^= m;
     v[2] ^= 0xff;
-    sio__sip_rounds(v, d);
+    base__sip_rounds(v, d);
     return v[0] ^ v[1] ^ v[2] ^ v[3];
 }
 
-static unsigned char sio__map_key[16];
-static int sio__map_keyed;
+static unsigned char base__map_key[16];
+static int base__map_keyed;
 
 /* See map.h. */
 void base_map_seed(const unsigned char key[16])
 {
-    memcpy(sio__map_key, key, sizeof(sio__map_key));
-    sio__map_keyed = 1;
+    memcpy(base__map_key, key, sizeof(base__map_key));
+    base__map_keyed = 1;
 }
 
 /* The process key, drawn once. Without a CSPRNG at all (no getrandom, no OpenSSL seed)
  * the clock and pid still differ per process: worse, but never a fixed key. */
-static void sio__map_keygen(void)
+static void base__map_keygen(void)
 {
     unsigned char k[16];
-    size_t got = 0;
 
-    while (got < sizeof(k)) {
-        ssize_t n = getrandom(k + got, sizeof(k) - got, 0);
-        if (n <= 0)
-            break;
-        got += (size_t)n;
-    }
-    if (got < sizeof(k) && RAND_bytes(k, (int)sizeof(k)) != 1) {
+    if (base_random_bytes(k, sizeof(k)) != 0) {
         struct timespec ts;
         uint64_t mix;
         clock_gettime(CLOCK_REALTIME, &ts);
@@ -126,20 +117,20 @@ static void sio__map_keygen(void)
     base_map_seed(k);
 }
 
-static unsigned sio__map_hash(const char *key)
+static unsigned base__map_hash(const char *key)
 {
-    if (!sio__map_keyed)
-        sio__map_keygen();
-    return (unsigned)base__siphash(key, strlen(key), sio__map_key, 1, 3);
+    if (!base__map_keyed)
+        base__map_keygen();
+    return (unsigned)base__siphash(key, strlen(key), base__map_key, 1, 3);
 }
 
-static int sio__map_live(const base_map_entry_t *e)
+static int base__map_live(const base_map_entry_t *e)
 {
     return e->key != NULL && e->key != BASE_MAP_TOMB;
 }
 
 /* Slot index holding key, or (size_t)-1. */
-static size_t sio__map_find(const base_map_t *m, const char *key, unsigned h)
+static size_t base__map_find(const base_map_t *m, const char *key, unsigned h)
 {
     if (m->cap == 0)
         return (size_t)-1;
@@ -155,7 +146,7 @@ static size_t sio__map_find(const base_map_t *m, const char *key, unsigned h)
 }
 
 /* Moves every live entry into a fresh table of new_cap slots (keys are moved, not copied). */
-static void sio__map_rehash(base_map_t *m, size_t new_cap)
+static void base__map_rehash(base_map_t *m, size_t new_cap)
 {
     base_map_entry_t *old = m->slots;
     size_t old_cap = m->cap;
@@ -165,7 +156,7 @@ static void sio__map_rehash(base_map_t *m, size_t new_cap)
     m->cap = new_cap;
     m->used = m->size;
     for (size_t i = 0; i < old_cap; i++) {
-        if (!sio__map_live(&old[i]))
+        if (!base__map_live(&old[i]))
             continue;
         size_t j = old[i].hash & mask;
         while (m->slots[j].key != NULL)
@@ -188,7 +179,7 @@ void base_map_init(base_map_t *m)
 void base_map_clear(base_map_t *m)
 {
     for (size_t i = 0; i < m->cap; i++) {
-        if (sio__map_live(&m->slots[i]))
+        if (base__map_live(&m->slots[i]))
             base_free(m->slots[i].key);
     }
     base_free(m->slots);
@@ -199,13 +190,13 @@ void base_map_clear(base_map_t *m)
  * base_map_has to tell them apart). */
 void *base_map_get(const base_map_t *m, const char *key)
 {
-    size_t i = sio__map_find(m, key, sio__map_hash(key));
+    size_t i = base__map_find(m, key, base__map_hash(key));
     return i == (size_t)-1 ? NULL : m->slots[i].value;
 }
 
 int base_map_has(const base_map_t *m, const char *key)
 {
-    return sio__map_find(m, key, sio__map_hash(key)) != (size_t)-1;
+    return base__map_find(m, key, base__map_hash(key)) != (size_t)-1;
 }
 
 /* Inserts a copy of key or replaces the value of an existing key. Returns the value
@@ -213,8 +204,8 @@ int base_map_has(const base_map_t *m, const char *key)
  * per alloc.h). */
 void *base_map_put(base_map_t *m, const char *key, void *value)
 {
-    unsigned h = sio__map_hash(key);
-    size_t i = sio__map_find(m, key, h);
+    unsigned h = base__map_hash(key);
+    size_t i = base__map_find(m, key, h);
     if (i != (size_t)-1) {
         void *prev = m->slots[i].value;
         m->slots[i].value = value;
@@ -222,18 +213,18 @@ void *base_map_put(base_map_t *m, const char *key, void *value)
     }
 
     if (m->cap == 0) {
-        sio__map_rehash(m, BASE_MAP_MIN_CAP);
+        base__map_rehash(m, BASE_MAP_MIN_CAP);
     } else if ((m->used + 1) * 10 > m->cap * 7) {
         size_t cap = m->cap;
         if ((m->size + 1) * 2 > cap)
             cap *= 2;
-        sio__map_rehash(m, cap);
+        base__map_rehash(m, cap);
     }
 
     /* The key is absent: take the first tombstone or empty slot of its chain. */
     size_t mask = m->cap - 1;
     i = h & mask;
-    while (sio__map_live(&m->slots[i]))
+    while (base__map_live(&m->slots[i]))
         i = (i + 1) & mask;
     if (m->slots[i].key == NULL)
         m->used++;
@@ -248,8 +239,8 @@ void *base_map_put(base_map_t *m, const char *key, void *value)
  * entry just returned by base_map_next: no live entry moves. */
 void *base_map_del(base_map_t *m, const char *key)
 {
-    unsigned h = sio__map_hash(key);
-    size_t i = sio__map_find(m, key, h);
+    unsigned h = base__map_hash(key);
+    size_t i = base__map_find(m, key, h);
     if (i == (size_t)-1)
         return NULL;
 
@@ -279,7 +270,7 @@ int base_map_next(const base_map_t *m, base_map_iter_t *it, const char **key, vo
 {
     while (it->pos < m->cap) {
         const base_map_entry_t *e = &m->slots[it->pos++];
-        if (sio__map_live(e)) {
+        if (base__map_live(e)) {
             if (key)
                 *key = e->key;
             if (value)

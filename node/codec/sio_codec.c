@@ -1,4 +1,4 @@
-/* sio_parser.c -- Socket.IO v5 packet codec.
+/* sio_codec.c -- Socket.IO v5 packet codec (cd_sio.h).
  *
  * Decoding follows socket.io-parser 4.2 field by field (type, "N-" for binary types,
  * "/nsp," only when a '/' follows, a maximal digit run as ack id, then JSON) but is
@@ -23,126 +23,33 @@
 
 #include "base_alloc.h"
 
-#define SIO_ACK_ID_MAX 9007199254740992LL /* 2^53: the largest id a JS peer can count to */
-#define SIO_MAX_ATTACHMENTS_DEFAULT 10
+#define CD_SIO_ACK_ID_MAX 9007199254740992LL /* 2^53: the largest id a JS peer can count to */
+#define CD_SIO_MAX_ATTACHMENTS_DEFAULT 10
 
 /* ---------------------------------------------------------------- tables */
 
 enum {
-    SIO_SHAPE_ABSENT = 1 << 0,
-    SIO_SHAPE_OBJECT = 1 << 1,
-    SIO_SHAPE_ARRAY = 1 << 2,
-    SIO_SHAPE_STRING = 1 << 3,
+    CD_SIO_SHAPE_ABSENT = 1 << 0,
+    CD_SIO_SHAPE_OBJECT = 1 << 1,
+    CD_SIO_SHAPE_ARRAY = 1 << 2,
+    CD_SIO_SHAPE_STRING = 1 << 3,
 };
 
 /* What each packet type may carry (spec 2.2). event: the array needs a valid name first;
  * args: the payload holds user values, so placeholders in it must be checked. */
-static const struct sio__rule {
+static const struct cd__sio_rule {
     unsigned char shapes;
     unsigned char event;
     unsigned char args;
-} sio__rules[] = {
-    [CD_SIO_CONNECT] = {SIO_SHAPE_ABSENT | SIO_SHAPE_OBJECT, 0, 0},
-    [CD_SIO_DISCONNECT] = {SIO_SHAPE_ABSENT, 0, 0},
-    [CD_SIO_EVENT] = {SIO_SHAPE_ARRAY, 1, 1},
-    [CD_SIO_ACK] = {SIO_SHAPE_ARRAY, 0, 1},
-    [CD_SIO_CONNECT_ERROR] = {SIO_SHAPE_OBJECT | SIO_SHAPE_STRING, 0, 0},
-    [CD_SIO_BINARY_EVENT] = {SIO_SHAPE_ARRAY, 1, 1},
-    [CD_SIO_BINARY_ACK] = {SIO_SHAPE_ARRAY, 0, 1},
+} cd__sio_rules[] = {
+    [CD_SIO_CONNECT] = {CD_SIO_SHAPE_ABSENT | CD_SIO_SHAPE_OBJECT, 0, 0},
+    [CD_SIO_DISCONNECT] = {CD_SIO_SHAPE_ABSENT, 0, 0},
+    [CD_SIO_EVENT] = {CD_SIO_SHAPE_ARRAY, 1, 1},
+    [CD_SIO_ACK] = {CD_SIO_SHAPE_ARRAY, 0, 1},
+    [CD_SIO_CONNECT_ERROR] = {CD_SIO_SHAPE_OBJECT | CD_SIO_SHAPE_STRING, 0, 0},
+    [CD_SIO_BINARY_EVENT] = {CD_SIO_SHAPE_ARRAY, 1, 1},
+    [CD_SIO_BINARY_ACK] = {CD_SIO_SHAPE_ARRAY, 0, 1},
 };
-
-/* Event names the server itself emits on a socket; a client may not send them (2.6). */
-static const char *const sio__reserved[] = {
-    "connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener",
-};
-
-/* 1 if name is one of sio__reserved. */
-int cd_sio_event_reserved(const char *name)
-{
-    for (size_t i = 0; i < sizeof(sio__reserved) / sizeof(sio__reserved[0]); i++)
-        if (strcmp(name, sio__reserved[i]) == 0)
-            return 1;
-    return 0;
-}
-
-/* ---------------------------------------------------------------- packets */
-
-/* Allocates an empty packet (no data, no buffers, id -1). nsp is copied; NULL means "/".
- * Aborts on OOM like every allocation (alloc.h). */
-cd_sio_packet_t *cd_sio_packet_new(cd_sio_ptype_t t, const char *nsp)
-{
-    cd_sio_packet_t *p = base_calloc(1, sizeof(*p));
-
-    p->type = t;
-    p->nsp = base_strdup(nsp != NULL ? nsp : "/");
-    p->id = -1;
-    return p;
-}
-
-/* Frees p with its nsp, tree and every buffer present. Accepts NULL and packets the
- * decoder left half-filled (attach entries not yet received are NULL). */
-void cd_sio_packet_free(cd_sio_packet_t *p)
-{
-    if (p == NULL)
-        return;
-    if (p->attach != NULL)
-        for (size_t i = 0; i < p->n_attach; i++)
-            base_free(p->attach[i].data);
-    base_free(p->attach);
-    cJSON_Delete(p->data);
-    base_free(p->nsp);
-    base_free(p);
-}
-
-/* Copies one buffer; a zero-length buffer still gets its own (1-byte) allocation so
- * that data is never NULL for a present buffer. */
-static void sio__bin_copy(sio_bin_t *dst, const void *data, size_t len)
-{
-    dst->data = base_malloc(len);
-    dst->len = len;
-    if (len)
-        memcpy(dst->data, data, len);
-}
-
-/* Deep copy of p: nsp, tree (cJSON_Duplicate) and buffers. The copy is independent
- * of p; the caller owns it. Returns NULL only when p is NULL or cJSON cannot allocate. */
-cd_sio_packet_t *cd_sio_packet_dup(const cd_sio_packet_t *p)
-{
-    cd_sio_packet_t *q;
-
-    if (p == NULL)
-        return NULL;
-    q = cd_sio_packet_new(p->type, p->nsp);
-    q->id = p->id;
-    if (p->data != NULL) {
-        q->data = cJSON_Duplicate(p->data, 1);
-        if (q->data == NULL) {
-            cd_sio_packet_free(q);
-            return NULL;
-        }
-    }
-    q->n_attach = p->n_attach;
-    q->n_have = p->n_have;
-    if (p->n_attach > 0 && p->attach != NULL) {
-        q->attach = base_calloc(p->n_attach, sizeof(*q->attach));
-        for (size_t i = 0; i < p->n_attach; i++)
-            if (p->attach[i].data != NULL)
-                sio__bin_copy(&q->attach[i], p->attach[i].data, p->attach[i].len);
-    }
-    return q;
-}
-
-/* Appends copies of bufs[0..n) to p->attach and raises n_attach; the caller keeps bufs.
- * Meant for packets being built for cd_sio_encode. */
-void cd_sio_packet_add_attachments(cd_sio_packet_t *p, const sio_bin_t *bufs, size_t n)
-{
-    if (n == 0)
-        return;
-    p->attach = base_realloc(p->attach, (p->n_attach + n) * sizeof(*p->attach));
-    for (size_t i = 0; i < n; i++)
-        sio__bin_copy(&p->attach[p->n_attach + i], bufs[i].data, bufs[i].len);
-    p->n_attach += n;
-}
 
 /* ---------------------------------------------------------------- validation */
 
@@ -150,7 +57,7 @@ void cd_sio_packet_add_attachments(cd_sio_packet_t *p, const sio_bin_t *bufs, si
  * an integral "num" in [0, count). Other objects and arrays are searched; a placeholder
  * is a leaf (as in socket.io-parser's reconstruction). Depth is bounded by cJSON's
  * parse nesting limit for decoded trees. Returns 1 when all are valid. */
-static int sio__placeholders_ok(const cJSON *node, size_t count)
+static int cd__sio_placeholders_ok(const cJSON *node, size_t count)
 {
     const cJSON *c;
 
@@ -168,20 +75,20 @@ static int sio__placeholders_ok(const cJSON *node, size_t count)
         return 1;
     }
     for (c = node->child; c != NULL; c = c->next)
-        if (!sio__placeholders_ok(c, count))
+        if (!cd__sio_placeholders_ok(c, count))
             return 0;
     return 1;
 }
 
 /* Applies the per-type payload rule of spec 2.2 and the reserved-name rule of 2.6.
  * Placeholders are checked separately, once the buffer count is final. */
-static int sio__payload_ok(cd_sio_ptype_t t, const cJSON *data)
+static int cd__sio_payload_ok(cd_sio_ptype_t t, const cJSON *data)
 {
-    const struct sio__rule *r = &sio__rules[t];
-    unsigned shape = data == NULL           ? SIO_SHAPE_ABSENT
-                     : cJSON_IsObject(data) ? SIO_SHAPE_OBJECT
-                     : cJSON_IsArray(data)  ? SIO_SHAPE_ARRAY
-                     : cJSON_IsString(data) ? SIO_SHAPE_STRING
+    const struct cd__sio_rule *r = &cd__sio_rules[t];
+    unsigned shape = data == NULL           ? CD_SIO_SHAPE_ABSENT
+                     : cJSON_IsObject(data) ? CD_SIO_SHAPE_OBJECT
+                     : cJSON_IsArray(data)  ? CD_SIO_SHAPE_ARRAY
+                     : cJSON_IsString(data) ? CD_SIO_SHAPE_STRING
                                             : 0;
 
     if (!(r->shapes & shape))
@@ -205,7 +112,7 @@ static int sio__payload_ok(cd_sio_ptype_t t, const cJSON *data)
 void cd_sio_decoder_init(cd_sio_decoder_t *d)
 {
     d->pending = NULL;
-    d->max_attachments = SIO_MAX_ATTACHMENTS_DEFAULT;
+    d->max_attachments = CD_SIO_MAX_ATTACHMENTS_DEFAULT;
     d->failed = 0;
 }
 
@@ -218,7 +125,7 @@ void cd_sio_decoder_reset(cd_sio_decoder_t *d)
 }
 
 /* Puts d in its sticky failed state (freeing the partial packet) and returns the error. */
-static int sio__decoder_fail(cd_sio_decoder_t *d)
+static int cd__sio_decoder_fail(cd_sio_decoder_t *d)
 {
     cd_sio_packet_free(d->pending);
     d->pending = NULL;
@@ -226,12 +133,12 @@ static int sio__decoder_fail(cd_sio_decoder_t *d)
     return SIO_EPARSE;
 }
 
-static int sio__is_digit(char c)
+static int cd__sio_is_digit(char c)
 {
     return c >= '0' && c <= '9';
 }
 
-static int sio__is_json_ws(char c)
+static int cd__sio_is_json_ws(char c)
 {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
@@ -251,22 +158,22 @@ int cd_sio_decode_text(cd_sio_decoder_t *d, const char *s, size_t len, cd_sio_pa
 
     *out = NULL;
     if (d->failed || d->pending != NULL)
-        return sio__decoder_fail(d);
+        return cd__sio_decoder_fail(d);
     if (len == 0 || s[0] < '0' || s[0] > '6')
-        return sio__decoder_fail(d);
+        return cd__sio_decoder_fail(d);
     type = (cd_sio_ptype_t)(s[i++] - '0');
 
     if (type == CD_SIO_BINARY_EVENT || type == CD_SIO_BINARY_ACK) {
         size_t start = i;
-        for (; i < len && sio__is_digit(s[i]); i++) {
+        for (; i < len && cd__sio_is_digit(s[i]); i++) {
             if (count > (SIZE_MAX - 9) / 10)
-                return sio__decoder_fail(d);
+                return cd__sio_decoder_fail(d);
             count = count * 10 + (size_t)(s[i] - '0');
             if (count > d->max_attachments)
-                return sio__decoder_fail(d);
+                return cd__sio_decoder_fail(d);
         }
         if (i == start || i == len || s[i] != '-' || count == 0)
-            return sio__decoder_fail(d);
+            return cd__sio_decoder_fail(d);
         i++;
     }
 
@@ -276,16 +183,16 @@ int cd_sio_decode_text(cd_sio_decoder_t *d, const char *s, size_t len, cd_sio_pa
         nsp = s + i;
         nsp_len = end - i;
         if (memchr(nsp, '\0', nsp_len) != NULL)
-            return sio__decoder_fail(d);
+            return cd__sio_decoder_fail(d);
         i = comma != NULL ? end + 1 : len;
     }
 
-    if (i < len && sio__is_digit(s[i])) {
+    if (i < len && cd__sio_is_digit(s[i])) {
         id = 0;
-        for (; i < len && sio__is_digit(s[i]); i++) {
+        for (; i < len && cd__sio_is_digit(s[i]); i++) {
             id = id * 10 + (s[i] - '0');
-            if (id > SIO_ACK_ID_MAX)
-                return sio__decoder_fail(d);
+            if (id > CD_SIO_ACK_ID_MAX)
+                return cd__sio_decoder_fail(d);
         }
     }
 
@@ -293,15 +200,15 @@ int cd_sio_decode_text(cd_sio_decoder_t *d, const char *s, size_t len, cd_sio_pa
         const char *end = NULL;
         data = cJSON_ParseWithLengthOpts(s + i, len - i, &end, 0);
         if (data == NULL)
-            return sio__decoder_fail(d);
-        while (end < s + len && sio__is_json_ws(*end))
+            return cd__sio_decoder_fail(d);
+        while (end < s + len && cd__sio_is_json_ws(*end))
             end++;
         if (end != s + len)
             goto bad_data;
     }
-    if (!sio__payload_ok(type, data))
+    if (!cd__sio_payload_ok(type, data))
         goto bad_data;
-    if (count == 0 && sio__rules[type].args && !sio__placeholders_ok(data, 0))
+    if (count == 0 && cd__sio_rules[type].args && !cd__sio_placeholders_ok(data, 0))
         goto bad_data;
 
     p = base_calloc(1, sizeof(*p));
@@ -320,7 +227,7 @@ int cd_sio_decode_text(cd_sio_decoder_t *d, const char *s, size_t len, cd_sio_pa
 
 bad_data:
     cJSON_Delete(data);
-    return sio__decoder_fail(d);
+    return cd__sio_decoder_fail(d);
 }
 
 /* Stores one buffer of the pending binary packet (copied; b stays the caller's).
@@ -333,12 +240,12 @@ int cd_sio_decode_binary(cd_sio_decoder_t *d, const unsigned char *b, size_t len
 
     *out = NULL;
     if (d->failed || p == NULL)
-        return sio__decoder_fail(d);
-    sio__bin_copy(&p->attach[p->n_have++], b, len);
+        return cd__sio_decoder_fail(d);
+    cd_sio_bin_copy(&p->attach[p->n_have++], b, len);
     if (p->n_have < p->n_attach)
         return SIO_OK;
-    if (!sio__placeholders_ok(p->data, p->n_attach))
-        return sio__decoder_fail(d);
+    if (!cd__sio_placeholders_ok(p->data, p->n_attach))
+        return cd__sio_decoder_fail(d);
     d->pending = NULL;
     *out = p;
     return SIO_OK;
@@ -346,7 +253,7 @@ int cd_sio_decode_binary(cd_sio_decoder_t *d, const unsigned char *b, size_t len
 
 /* ---------------------------------------------------------------- encoder */
 
-static size_t sio__digits(uint64_t v)
+static size_t cd__sio_digits(uint64_t v)
 {
     size_t n = 1;
 
@@ -358,9 +265,9 @@ static size_t sio__digits(uint64_t v)
 }
 
 /* Writes v in decimal at o; returns the number of digits. */
-static size_t sio__put_u64(char *o, uint64_t v)
+static size_t cd__sio_put_u64(char *o, uint64_t v)
 {
-    size_t n = sio__digits(v);
+    size_t n = cd__sio_digits(v);
 
     for (size_t i = n; i-- > 0; v /= 10)
         o[i] = (char)('0' + v % 10);
@@ -380,7 +287,7 @@ size_t cd_sio_encode(const cd_sio_packet_t *p, base_frame_t **frames)
         [CD_SIO_ACK] = '3',        [CD_SIO_CONNECT_ERROR] = '4', [CD_SIO_BINARY_EVENT] = '2',
         [CD_SIO_BINARY_ACK] = '3',
     };
-    int args = sio__rules[p->type].args;
+    int args = cd__sio_rules[p->type].args;
     size_t n_bin = args ? p->n_attach : 0;
     int has_nsp = strcmp(p->nsp, "/") != 0;
     size_t nsp_len = has_nsp ? strlen(p->nsp) : 0;
@@ -395,15 +302,15 @@ size_t cd_sio_encode(const cd_sio_packet_t *p, base_frame_t **frames)
             return 0;
         json_len = strlen(json);
     }
-    hlen = 2 + (n_bin ? sio__digits(n_bin) + 1 : 0) + (has_nsp ? nsp_len + 1 : 0) +
-           (p->id >= 0 ? sio__digits((uint64_t)p->id) : 0);
+    hlen = 2 + (n_bin ? cd__sio_digits(n_bin) + 1 : 0) + (has_nsp ? nsp_len + 1 : 0) +
+           (p->id >= 0 ? cd__sio_digits((uint64_t)p->id) : 0);
 
     f = base_frame_new(hlen + json_len, 0);
     o = (char *)base_frame_data(f);
     *o++ = '4';
     if (n_bin) {
         *o++ = type_digit[p->type] == '2' ? '5' : '6';
-        o += sio__put_u64(o, n_bin);
+        o += cd__sio_put_u64(o, n_bin);
         *o++ = '-';
     } else {
         *o++ = type_digit[p->type];
@@ -414,7 +321,7 @@ size_t cd_sio_encode(const cd_sio_packet_t *p, base_frame_t **frames)
         *o++ = ',';
     }
     if (p->id >= 0)
-        o += sio__put_u64(o, (uint64_t)p->id);
+        o += cd__sio_put_u64(o, (uint64_t)p->id);
     if (json != NULL) {
         memcpy(o, json, json_len);
         cJSON_free(json);

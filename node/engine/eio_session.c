@@ -24,48 +24,10 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/random.h>
-
-#include <openssl/rand.h>
 
 #include "base_alloc.h"
+#include "base_random.h"
 #include "cd_eio.h"
-
-/* ---------------------------------------------------------------- ids */
-
-static const char eio__b64url[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-/* 15 random bytes as 20 base64url chars, the shape of Node's base64id. getrandom
- * is the kernel CSPRNG; OpenSSL's RAND_bytes covers a kernel without it. A failure
- * of both would make ids guessable, so it aborts rather than continue. */
-void eio_random_id(char out[21])
-{
-    unsigned char raw[15];
-    size_t got = 0;
-
-    while (got < sizeof(raw)) {
-        ssize_t n = getrandom(raw + got, sizeof(raw) - got, 0);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            break;
-        }
-        got += (size_t)n;
-    }
-    if (got < sizeof(raw) && RAND_bytes(raw, (int)sizeof(raw)) != 1) {
-        fprintf(stderr, "sockeye: no random source for session ids\n");
-        abort();
-    }
-    for (int i = 0; i < 5; i++) {
-        unsigned v = (unsigned)raw[3 * i] << 16 | (unsigned)raw[3 * i + 1] << 8 | raw[3 * i + 2];
-        out[4 * i] = eio__b64url[v >> 18 & 63];
-        out[4 * i + 1] = eio__b64url[v >> 12 & 63];
-        out[4 * i + 2] = eio__b64url[v >> 6 & 63];
-        out[4 * i + 3] = eio__b64url[v & 63];
-    }
-    out[20] = '\0';
-}
 
 /* ---------------------------------------------------------------- queue */
 
@@ -307,7 +269,7 @@ eio_session_t *eio__session_open(eio_server_t *srv, int transport, eio_handshake
     s->transport = transport;
     s->state = EIO_S_OPEN;
     do
-        eio_random_id(s->id);
+        base_random_id(s->id);
     while (base_map_has(&srv->by_id, s->id));
     base_map_put(&srv->by_id, s->id, s);
     s->in_map = 1;

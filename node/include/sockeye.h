@@ -35,27 +35,12 @@
 #include <cjson/cJSON.h>
 #include <uv.h>
 
+#include "sockeye_common.h" /* sio_err_t, sio_strerror, sio_bin_t */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* ---------------------------------------------------------------- errors */
-
-typedef enum sio_err {
-    SIO_OK = 0,
-    SIO_ENOMEM = -1,    /* allocation failed */
-    SIO_EINVAL = -2,    /* bad argument */
-    SIO_ECLOSED = -3,   /* the socket/server is closed or closing */
-    SIO_ETIMEDOUT = -4, /* an acknowledgement did not arrive in time */
-    SIO_EPARSE = -5,    /* malformed input */
-    SIO_ETOOBIG = -6,   /* over a configured size limit */
-    SIO_EIO = -7,       /* network / listen error */
-    SIO_ENOTFOUND = -8, /* no such namespace, session, room ... */
-    SIO_EBUSY = -9,     /* queue over its high-water mark */
-    SIO_EREDIS = -10,   /* Redis unreachable or refused the command */
-} sio_err_t;
-
-const char *sio_strerror(int err);
 
 /* ---------------------------------------------------------------- types */
 
@@ -65,11 +50,6 @@ typedef struct sio_socket sio_socket_t;       /* one per client per namespace */
 typedef struct sio_op sio_op_t;               /* one-shot broadcast builder */
 typedef struct sio_ack sio_ack_t;             /* a pending reply to a client's ack request */
 typedef struct sio_conn_error sio_conn_error_t; /* middleware refusal being built */
-
-typedef struct sio_bin {
-    unsigned char *data;
-    size_t len;
-} sio_bin_t;
 
 /* ---------------------------------------------------------------- configuration */
 

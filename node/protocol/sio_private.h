@@ -21,9 +21,11 @@
 #include <stdint.h>
 
 #include "adapter.h"
-#include "eio.h"
+#include "base_clock.h"
 #include "base_list.h"
 #include "base_map.h"
+#include "base_random.h"
+#include "eio.h"
 #include "rds_node.h"
 #include "cd_sio.h"
 #include "sockeye.h"
@@ -238,8 +240,6 @@ int sio__client_usable(const sio_client_t *c);
 int sio__client_send(sio_client_t *c, const cd_sio_packet_t *p, unsigned eio_flags);
 /* Queues already encoded frames (the caller keeps its references). */
 int sio__client_send_frames(sio_client_t *c, base_frame_t **frames, size_t n, unsigned eio_flags);
-/* Wall clock in ms (the adapters' clock). */
-uint64_t sio__now_ms(void);
 /* Replaces the adapter factory; namespaces without sockets get a new adapter now. */
 void sio__server_set_adapter_factory(sio_server_t *srv, sio_adapter_factory_t f, void *ud);
 

@@ -17,34 +17,6 @@
 #include "base_alloc.h"
 #include "sio_private.h"
 
-/* ---------------------------------------------------------------- errors */
-
-static const struct {
-    int err;
-    const char *msg;
-} sio__errors[] = {
-    {SIO_OK, "success"},
-    {SIO_ENOMEM, "out of memory"},
-    {SIO_EINVAL, "invalid argument"},
-    {SIO_ECLOSED, "socket or server closed"},
-    {SIO_ETIMEDOUT, "acknowledgement timed out"},
-    {SIO_EPARSE, "malformed input"},
-    {SIO_ETOOBIG, "over a size limit"},
-    {SIO_EIO, "network or listen error"},
-    {SIO_ENOTFOUND, "not found"},
-    {SIO_EBUSY, "queue over its high-water mark"},
-    {SIO_EREDIS, "redis unreachable or refused the command"},
-};
-
-/* Message for an sio_err_t; a static string, "unknown error" for other values. */
-const char *sio_strerror(int err)
-{
-    for (size_t i = 0; i < sizeof(sio__errors) / sizeof(sio__errors[0]); i++)
-        if (sio__errors[i].err == err)
-            return sio__errors[i].msg;
-    return "unknown error";
-}
-
 /* ---------------------------------------------------------------- configuration */
 
 /* Defaults of the reference server (socket.io 4.8 / engine.io 6.6), except the
@@ -79,13 +51,6 @@ static int sio__config_valid(const sio_config_t *c)
            c->max_payload > 0 &&
            (c->transports & (SIO_TRANSPORT_POLLING | SIO_TRANSPORT_WEBSOCKET)) != 0 &&
            c->max_queue > 0;
-}
-
-uint64_t sio__now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 /* ---------------------------------------------------------------- namespaces */
@@ -486,7 +451,7 @@ sio_server_t *sio_server_new(uv_loop_t *loop, const sio_config_t *cfg)
 static void sio__on_tick(uv_timer_t *t)
 {
     sio_server_t *srv = t->data;
-    uint64_t now = sio__now_ms();
+    uint64_t now = base_now_ms();
     base_map_iter_t it = {0};
     const char *k;
     void *v;

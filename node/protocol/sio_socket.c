@@ -38,14 +38,14 @@ static sio_socket_t *sio__socket_new(sio_client_t *c, sio_namespace_t *nsp)
 
     s->client = c;
     s->nsp = nsp;
-    eio_random_id(id);
+    base_random_id(id);
     s->id = base_strdup(id);
     if (nsp->srv->cfg.recovery) {
-        eio_random_id(id);
+        base_random_id(id);
         s->pid = base_strdup(id);
     }
     s->data = cJSON_CreateObject();
-    s->issued = sio__now_ms();
+    s->issued = base_now_ms();
     s->state = SIO_SOCK_CONNECTING;
     base_map_init(&s->handlers);
     base_list_init(&s->acks_out);
@@ -429,10 +429,10 @@ int sio_socket_decline_recovery(sio_socket_t *s)
     s->recovered = 0;
     s->has_floor = 0;
     sio__socket_leave_all(s); /* what a middleware joined under the old id */
-    eio_random_id(id);
+    base_random_id(id);
     base_free(s->id);
     s->id = base_strdup(id);
-    eio_random_id(id);
+    base_random_id(id);
     base_free(s->pid);
     s->pid = base_strdup(id);
     cJSON_Delete(s->data);

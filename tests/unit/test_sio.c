@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "base_alloc.h"
+#include "base_random.h"
 #include "eio.h"
 #include "sio_private.h"
 
@@ -177,19 +178,13 @@ void eio_session_set_data(eio_session_t *s, void *data)
     s->data = data;
 }
 
-void eio_random_id(char out[21])
-{
-    static unsigned n;
-    snprintf(out, 21, "id%018u", ++n);
-}
-
 /* ---------------------------------------------------------------- test helpers */
 
 static eio_session_t *fake_open(void)
 {
     eio_session_t *s = calloc(1, sizeof(*s));
     s->srv = g_eio;
-    eio_random_id(s->id);
+    base_random_id(s->id);
     g_eio->sessions[g_eio->n++] = s;
     g_eio->cb.on_open(g_eio->cb.ud, s);
     return s;

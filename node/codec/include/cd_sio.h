@@ -1,4 +1,4 @@
-/* sio_parser.h -- Socket.IO v5 packet codec, free of I/O.
+/* cd_sio.h -- Socket.IO v5 packet codec, free of I/O.
  *
  * Text form: type [attachments "-"] [nsp ","] [ack-id] [json]. A packet with
  * binary is sent as BINARY_EVENT/BINARY_ACK: each buffer is replaced in the JSON
@@ -20,37 +20,7 @@
 #include <cjson/cJSON.h>
 
 #include "base_frame.h"
-#include "sockeye.h"
-
-typedef enum cd_sio_ptype {
-    CD_SIO_CONNECT = 0,
-    CD_SIO_DISCONNECT = 1,
-    CD_SIO_EVENT = 2,
-    CD_SIO_ACK = 3,
-    CD_SIO_CONNECT_ERROR = 4,
-    CD_SIO_BINARY_EVENT = 5,
-    CD_SIO_BINARY_ACK = 6,
-} cd_sio_ptype_t;
-
-/* One Socket.IO packet. One per message; owned by whoever holds the pointer. */
-typedef struct cd_sio_packet {
-    cd_sio_ptype_t type;
-    char *nsp;          /* owned, never NULL; "/" when absent on the wire */
-    int64_t id;         /* ack id, -1 when absent */
-    cJSON *data;        /* owned; NULL when the packet has no payload */
-    size_t n_attach;    /* buffers announced (5/6) or carried (encoding) */
-    size_t n_have;      /* buffers received so far (decoder only) */
-    sio_bin_t *attach;  /* owned array of n_attach owned buffers */
-} cd_sio_packet_t;
-
-/* Allocates an empty packet of type t in namespace nsp (copied; NULL = "/"), id -1. */
-cd_sio_packet_t *cd_sio_packet_new(cd_sio_ptype_t t, const char *nsp);
-/* Frees the packet, its tree and its buffers. NULL is ignored. */
-void cd_sio_packet_free(cd_sio_packet_t *p);
-/* Deep copy (tree and buffers). */
-cd_sio_packet_t *cd_sio_packet_dup(const cd_sio_packet_t *p);
-/* Appends copies of bufs to p->attach. */
-void cd_sio_packet_add_attachments(cd_sio_packet_t *p, const sio_bin_t *bufs, size_t n);
+#include "cd_sio_packet.h"
 
 /* Decoder state. One per client connection. */
 typedef struct cd_sio_decoder {
@@ -81,9 +51,5 @@ int cd_sio_decode_binary(cd_sio_decoder_t *d, const unsigned char *b, size_t len
  * attachments are written as BINARY_EVENT/BINARY_ACK. frames must have room for
  * 1 + p->n_attach entries; returns the number written (each with refcnt 1). */
 size_t cd_sio_encode(const cd_sio_packet_t *p, base_frame_t **frames);
-
-/* 1 if name is reserved (connect, connect_error, disconnect, disconnecting,
- * newListener, removeListener). */
-int cd_sio_event_reserved(const char *name);
 
 #endif

@@ -92,7 +92,4 @@ const cJSON *eio_session_headers(const eio_session_t *s);
 void *eio_session_data(const eio_session_t *s);
 void eio_session_set_data(eio_session_t *s, void *data);
 
-/* 20 random chars of the base64url alphabet (ids of sessions, sockets, pids). */
-void eio_random_id(char out[21]);
-
 #endif
