@@ -57,6 +57,31 @@ void adp_leave_all(adp_adapter_t *a, const char *sid)
     adp_rooms_del_all(&a->rooms, sid);
 }
 
+/* Targets of opts on this node, each once (rooms.h for the rule). */
+void adp_each(const adp_adapter_t *a, const adp_opts_t *opts, adp_rooms_fn fn, void *ud)
+{
+    adp_rooms_each(&a->rooms, opts->rooms, opts->n_rooms, opts->except, opts->n_except, fn, ud);
+}
+
+int adp_is_member(const adp_adapter_t *a, const char *sid, const char *room)
+{
+    return adp_rooms_is_member(&a->rooms, sid, room);
+}
+
+size_t adp_socket_rooms(const adp_adapter_t *a, const char *sid, const char **out, size_t max)
+{
+    return adp_rooms_of(&a->rooms, sid, out, max);
+}
+
+void adp_each_room(const adp_adapter_t *a, void (*fn)(void *ud, const char *room), void *ud)
+{
+    base_map_iter_t it = {0};
+    const char *k;
+
+    while (base_map_next(&a->rooms.rooms, &it, &k, NULL))
+        fn(ud, k);
+}
+
 /* ---------------------------------------------------------------- offsets */
 
 int adp_offset_parse(const char *s, uint64_t *ms, uint64_t *seq)

@@ -209,19 +209,36 @@ struct adp_adapter {
 int adp_join(adp_adapter_t *a, const char *sid, void *sock, const char *room);
 void adp_leave(adp_adapter_t *a, const char *sid, const char *room);
 void adp_leave_all(adp_adapter_t *a, const char *sid);
+/* What the host asks of the local index, so that it never reads a->rooms itself (which
+ * index an adapter keeps is the adapter's business). adp_each calls fn once per local
+ * socket matching opts' targets (fn must not change membership: collect, then act);
+ * adp_socket_rooms fills out with up to max of sid's rooms and returns how many there
+ * are; adp_each_room calls fn with every local room name. */
+void adp_each(const adp_adapter_t *a, const adp_opts_t *opts, adp_rooms_fn fn, void *ud);
+int adp_is_member(const adp_adapter_t *a, const char *sid, const char *room);
+size_t adp_socket_rooms(const adp_adapter_t *a, const char *sid, const char **out, size_t max);
+void adp_each_room(const adp_adapter_t *a, void (*fn)(void *ud, const char *room), void *ud);
 
-/* ------------------------------------------------ the in-memory adapter */
+/* ------------------------------------------------ providers */
 
-typedef struct mem_config {
-    int recovery;                  /* keep a packet log and sessions */
-    uint64_t recovery_window_ms;   /* maxDisconnectionDuration */
-    uint64_t detect_ms;            /* pingInterval + 2 x pingTimeout: how long a dead
-                                      connection can pass for alive (log retention) */
-    size_t max_log;                /* packets kept at most (oldest dropped first) */
-    uint64_t (*now_ms)(void);      /* wall clock in ms; NULL = real time */
-} mem_config_t;
-
-adp_adapter_t *mem_adapter_new(const char *nsp, const adp_host_t *host,
-                              const mem_config_t *cfg);
+/* Where a server's namespaces get their adapters. Registered with the protocol by
+ * whoever picks the adapter (the embedding entry points: the memory adapter, or a Redis
+ * node's), so that the protocol names no implementation and an implementation needs no
+ * protocol: both see only this interface. One per server. */
+typedef struct adp_provider {
+    void *ud;
+    /* The adapter of namespace nsp, calling back into host (copied). Never NULL: OOM
+     * aborts. */
+    adp_adapter_t *(*create)(void *ud, const char *nsp, const adp_host_t *host);
+    /* The server listens at address ("host:port"), e.g. for a node registry. May be
+     * NULL. */
+    void (*listening)(void *ud, const char *address);
+    /* The server is closing and every client is gone: release what the adapters share
+     * (connections), then call done(arg) exactly once, from the loop. NULL when there is
+     * nothing to close. */
+    void (*close)(void *ud, void (*done)(void *arg), void *arg);
+    /* Frees ud, after every adapter made by create was destroyed. May be NULL. */
+    void (*free)(void *ud);
+} adp_provider_t;
 
 #endif

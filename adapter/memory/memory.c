@@ -38,9 +38,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "adapter.h"
 #include "base_alloc.h"
 #include "base_list.h"
+#include "mem.h"
 #include "sockeye_common.h"
 
 #define MEM_DEFAULT_WINDOW_MS 120000u /* Node's maxDisconnectionDuration */
@@ -571,4 +571,28 @@ adp_adapter_t *mem_adapter_new(const char *nsp, const adp_host_t *host, const me
     base_map_init(&m->sessions);
     base_map_init(&m->live);
     return &m->base;
+}
+
+/* ---------------------------------------------------------------- provider */
+
+static adp_adapter_t *mem__provider_create(void *ud, const char *nsp, const adp_host_t *host)
+{
+    return mem_adapter_new(nsp, host, ud);
+}
+
+static void mem__provider_free(void *ud)
+{
+    base_free(ud);
+}
+
+/* See mem.h. */
+void mem_provider(const mem_config_t *cfg, adp_provider_t *out)
+{
+    mem_config_t *copy = base_malloc(sizeof(*copy));
+
+    *copy = *cfg;
+    memset(out, 0, sizeof(*out));
+    out->ud = copy;
+    out->create = mem__provider_create;
+    out->free = mem__provider_free;
 }

@@ -839,9 +839,8 @@ static const adp_vtable_t rds__vt = {
 
 /* See redis.h. The subscriptions are recorded on the subscriber connection, which
  * re-issues them after every reconnect. */
-adp_adapter_t *rds_adapter_new(void *ud, const char *nsp, const adp_host_t *host)
+adp_adapter_t *rds_adapter_new(rds_node_t *r, const char *nsp, const adp_host_t *host)
 {
-    rds_node_t *r = ud;
     rds_rnsp_t *a = base_calloc(1, sizeof(*a));
 
     a->base.vt = &rds__vt;

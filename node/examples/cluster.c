@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include <sockeye.h>
+#include <sockeye_redis.h>
 
 static sio_server_t *server;
 static uv_signal_t sigterm, sigint;

@@ -74,8 +74,8 @@ typedef enum app_kind {
 
 typedef struct app_stats {
     uint64_t handled[APP_KIND_COUNT]; /* events received, per kind */
-    uint64_t refused;                     /* relays, joins and leaves refused */
-    uint64_t unauthorized;                /* connections refused for their token */
+    uint64_t refused;                 /* relays, joins and leaves refused */
+    uint64_t unauthorized;            /* connections refused for their token */
 } app_stats_t;
 
 typedef struct app app_t; /* one per server */

@@ -18,7 +18,7 @@
 #include <openssl/crypto.h>
 
 #include "base_alloc.h"
-#include "rds_url.h"
+#include "sockeye_redis.h"
 
 typedef enum cfg_type {
     CFG_INT,    /* int, decimal, within [min, max] */
@@ -552,13 +552,9 @@ static int check_regex(const char *v, char *err, size_t errlen)
 /* A URL we would misread is refused here, before anything starts. */
 static int check_redis_url(const char *v, char *err, size_t errlen)
 {
-    rds_url_t u = {0}; /* fresh: rds_url_parse fills it */
     char why[120];
-    int rc;
 
-    rc = rds_url_parse(&u, v, why, sizeof(why));
-    rds_url_free(&u);
-    if (rc != SIO_OK) {
+    if (sio_redis_url_check(v, why, sizeof(why)) != SIO_OK) {
         errf(err, errlen, "bad Redis URL: %s", why);
         return -1;
     }

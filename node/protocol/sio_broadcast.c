@@ -23,36 +23,6 @@
 #include "base_alloc.h"
 #include "sio_private.h"
 
-/* ---------------------------------------------------------------- packets */
-
-void sio__append_args(cJSON *arr, cJSON *args)
-{
-    if (args == NULL)
-        return;
-    if (!cJSON_IsArray(args)) {
-        cJSON_AddItemToArray(arr, args);
-        return;
-    }
-    cJSON *it;
-    while ((it = args->child) != NULL) {
-        cJSON_DetachItemViaPointer(args, it);
-        cJSON_AddItemToArray(arr, it);
-    }
-    cJSON_Delete(args);
-}
-
-cd_sio_packet_t *sio__event_packet(const char *nsp, const char *event, cJSON *args,
-                                   const sio_bin_t *bins, size_t nbins)
-{
-    cd_sio_packet_t *p = cd_sio_packet_new(CD_SIO_EVENT, nsp);
-    p->data = cJSON_CreateArray();
-    cJSON_AddItemToArray(p->data, cJSON_CreateString(event));
-    sio__append_args(p->data, args);
-    if (nbins > 0)
-        cd_sio_packet_add_attachments(p, bins, nbins);
-    return p;
-}
-
 /* ---------------------------------------------------------------- deliver */
 
 /* One per deliver call. */
@@ -110,8 +80,7 @@ void sio__deliver(void *ud, const cd_sio_packet_t *pkt, const adp_opts_t *opts)
         ctx.id = pkt->id;
     }
     if (ctx.n > 0)
-        adp_rooms_each(&nsp->adapter->rooms, opts->rooms, opts->n_rooms, opts->except,
-                       opts->n_except, sio__deliver_one, &ctx);
+        adp_each(nsp->adapter, opts, sio__deliver_one, &ctx);
     for (size_t i = 0; i < ctx.n; i++)
         base_frame_unref(frames[i]);
     if (frames != stack)
@@ -245,113 +214,6 @@ int sio_emit(sio_op_t *op, const char *event, cJSON *args, const sio_bin_t *bins
     return rc;
 }
 
-/* See sio_private.h. Never NULL (OOM aborts). */
-sio_bcast_t *sio__bcast_new(sio_namespace_t *nsp)
-{
-    sio_bcast_t *bc = base_calloc(1, sizeof(*bc));
-
-    bc->srv = nsp->srv;
-    bc->nsp = nsp;
-    bc->responses = cJSON_CreateArray();
-    base_list_init(&bc->entries);
-    bc->refs = 1;
-    bc->servers_known = 1; /* this node alone until the adapter says otherwise */
-    bc->servers = 1;
-    bc->servers_seen = 1;
-    return bc;
-}
-
-/* See sio_private.h; frees bc at the last reference. */
-void sio__bcast_unref(sio_bcast_t *bc)
-{
-    if (--bc->refs > 0)
-        return;
-    cJSON_Delete(bc->responses);
-    base_free(bc->reply_id);
-    base_free(bc);
-}
-
-static void sio__bcast_timer_closed(uv_handle_t *h)
-{
-    sio_bcast_t *bc = h->data;
-    sio_server_t *srv = bc->srv;
-    sio__bcast_unref(bc);
-    sio__server_handle_gone(srv);
-}
-
-/* Ends bc once: unregisters what is still waiting on sockets, runs the callback. */
-void sio__bcast_finish(sio_bcast_t *bc, int err)
-{
-    if (bc->done)
-        return;
-    bc->done = 1;
-    while (!base_list_empty(&bc->entries))
-        sio__pending_free(BASE_CONTAINER_OF(bc->entries.next, sio_pending_t, bc_node));
-    if (bc->cb != NULL)
-        bc->cb(err, bc->responses, bc->ud);
-    if (bc->timed) {
-        bc->timed = 0;
-        uv_timer_stop(&bc->timer);
-        uv_close((uv_handle_t *)&bc->timer, sio__bcast_timer_closed);
-    }
-    sio__bcast_unref(bc);
-}
-
-static void sio__bcast_timeout(uv_timer_t *t)
-{
-    sio__bcast_finish(t->data, SIO_ETIMEDOUT);
-}
-
-/* See sio_private.h; a no-op for 0, a finished bc, or one already armed. */
-void sio__bcast_arm(sio_bcast_t *bc, uint64_t ms)
-{
-    sio_server_t *srv = bc->srv;
-
-    if (ms == 0 || bc->done || bc->timed)
-        return;
-    uv_timer_init(srv->loop, &bc->timer);
-    bc->timer.data = bc;
-    bc->timed = 1;
-    bc->refs++;
-    srv->n_handles++;
-    uv_timer_start(&bc->timer, sio__bcast_timeout, ms, 0);
-}
-
-/* See sio_private.h. */
-void sio__bcast_check(sio_bcast_t *bc)
-{
-    if (!bc->done && bc->servers_known && bc->servers_seen >= bc->servers &&
-        bc->answered >= bc->expected)
-        sio__bcast_finish(bc, bc->err);
-}
-
-/* A local target answered: kept in the responses, or (another node asked) sent back
- * through the adapter with its first argument only. */
-void sio__bcast_answer(sio_bcast_t *bc, cJSON *args, const sio_bin_t *bins, size_t nbins)
-{
-    if (bc->done)
-        return;
-    bc->answered++;
-    if (bc->reply_id != NULL) {
-        /* Another node asked: only the first argument crosses (Node's wire). */
-        adp_adapter_t *a = bc->nsp->adapter;
-        if (a->vt->broadcast_ack_reply != NULL)
-            a->vt->broadcast_ack_reply(a, bc->reply_id, args != NULL ? args->child : NULL, bins,
-                                       nbins);
-    } else {
-        cJSON_AddItemToArray(bc->responses, cJSON_Duplicate(args, 1));
-    }
-    sio__bcast_check(bc);
-}
-
-/* A local target closed before answering: one answer fewer to wait for. */
-void sio__bcast_target_gone(sio_bcast_t *bc)
-{
-    if (bc->expected > 0)
-        bc->expected--;
-    sio__bcast_check(bc);
-}
-
 /* ---- the adapter's report on the other nodes (adp_ack_events_t, ud = bc) */
 
 static void sio__bc_on_servers(void *ud, int err, size_t n)
@@ -468,7 +330,7 @@ int sio_emit_ack(sio_op_t *op, const char *event, cJSON *args, const sio_bin_t *
 /* ---------------------------------------------------------------- room operations */
 
 /* One per room operation: the matching sockets, collected before any is touched
- * (the rooms index must not change under adp_rooms_each). */
+ * (the rooms index must not change under adp_each). */
 typedef struct sio_collect {
     sio_socket_t **v;
     size_t n, cap;
@@ -496,8 +358,7 @@ void sio__local_apply(sio_namespace_t *nsp, adp_apply_t what, const adp_opts_t *
 {
     sio_collect_t c = {0};
 
-    adp_rooms_each(&nsp->adapter->rooms, opts->rooms, opts->n_rooms, opts->except, opts->n_except,
-                   sio__collect_one, &c);
+    adp_each(nsp->adapter, opts, sio__collect_one, &c);
     for (size_t i = 0; i < c.n; i++) {
         sio_socket_t *s = c.v[i];
         for (size_t k = 0; what != ADP_APPLY_DISCONNECT && k < n_rooms; k++) {

@@ -1,4 +1,4 @@
-/* sio_cluster.c -- the cluster side of the protocol layer: Redis set-up, the
+/* sio_cluster.c -- the cluster side of the protocol layer: the
  * cluster-wide calls of sockeye.h (fetch sockets, all rooms, server count,
  * server-side emit), and the adapter host callbacks through which other nodes act on
  * this node's sockets.
@@ -14,7 +14,6 @@
 #include <time.h>
 
 #include "base_alloc.h"
-#include "rds_url.h"
 #include "sio_private.h"
 
 /* ---------------------------------------------------------------- describing a socket */
@@ -105,8 +104,7 @@ static cJSON *sio__local_fetch(sio_namespace_t *nsp, const adp_opts_t *opts)
 {
     sio_fetch_acc_t acc = {cJSON_CreateArray()};
 
-    adp_rooms_each(&nsp->adapter->rooms, opts->rooms, opts->n_rooms, opts->except, opts->n_except,
-                   sio__describe_one, &acc);
+    adp_each(nsp->adapter, opts, sio__describe_one, &acc);
     return acc.arr;
 }
 
@@ -210,98 +208,6 @@ void sio__server_acks_free(sio_namespace_t *nsp)
     }
 }
 
-/* ---------------------------------------------------------------- Redis set-up */
-
-void sio_redis_config_init(sio_redis_config_t *cfg)
-{
-    memset(cfg, 0, sizeof(*cfg));
-    cfg->key_prefix = "sockeye";
-    cfg->channel_prefix = "socket.io";
-    cfg->request_timeout_ms = 5000;
-}
-
-static size_t sio__connections(void *ud)
-{
-    return sio_server_client_count(ud);
-}
-
-static void sio__redis_started(void *ud, int err, const char *reason)
-{
-    sio_server_t *srv = ud;
-
-    if (srv->redis_cb != NULL)
-        srv->redis_cb(srv, err, reason, srv->redis_ud);
-}
-
-/* Creates the node's Redis context, gives every namespace the Redis adapter and
- * starts connecting (see sockeye.h). */
-int sio_server_use_redis(sio_server_t *srv, const sio_redis_config_t *cfg, sio_redis_cb cb,
-                         void *ud)
-{
-    sio_redis_config_t def;
-    rds_url_t url = {0}; /* fresh: rds_url_parse fills it */
-    char err[256];
-
-    if (srv == NULL || srv->redis != NULL || srv->closing || srv->n_clients > 0)
-        return SIO_EINVAL;
-    if (cfg == NULL) {
-        sio_redis_config_init(&def);
-        cfg = &def;
-    }
-    if (rds_url_parse(&url, cfg->url, err, sizeof(err)) != SIO_OK) {
-        rds_url_free(&url);
-        return SIO_EINVAL;
-    }
-    rds_node_config_t rc = {
-        .url = &url,
-        .key_prefix = cfg->key_prefix,
-        .channel_prefix = cfg->channel_prefix,
-        .request_timeout_ms = cfg->request_timeout_ms,
-        .recovery = srv->cfg.recovery,
-        .recovery_window_ms = srv->cfg.recovery_window_ms,
-        .detect_ms = (uint64_t)srv->cfg.ping_interval_ms + 2u * (uint64_t)srv->cfg.ping_timeout_ms,
-        .on_log = cfg->on_log,
-        .log_ud = cfg->log_ud,
-        .connections = sio__connections,
-        .conn_ud = srv,
-    };
-    srv->redis = rds_node_new(srv->loop, &rc);
-    rds_url_free(&url);
-    if (srv->redis == NULL)
-        return SIO_EINVAL;
-    srv->redis_cb = cb;
-    srv->redis_ud = ud;
-    sio__server_set_adapter_factory(srv, rds_adapter_new, srv->redis);
-    if (srv->eio != NULL) {
-        char addr[300];
-        snprintf(addr, sizeof(addr), "%s:%d", srv->cfg.host, sio_server_port(srv));
-        rds_node_set_address(srv->redis, addr);
-    }
-    return rds_node_start(srv->redis, sio__redis_started, srv);
-}
-
-/* See sockeye.h. */
-void sio_server_redis_stats(const sio_server_t *srv, sio_redis_stats_t *out)
-{
-    rds_node_stats_t st;
-
-    memset(out, 0, sizeof(*out));
-    out->uid = "";
-    if (srv == NULL || srv->redis == NULL)
-        return;
-    rds_node_get_stats(srv->redis, &st);
-    out->enabled = 1;
-    out->command_up = st.command_up;
-    out->subscriber_up = st.subscriber_up;
-    out->up = st.command_up && st.subscriber_up;
-    out->reconnects = st.reconnects;
-    out->publish_failures = st.publish_failures;
-    out->request_timeouts = st.request_timeouts;
-    out->messages_in = st.messages_in;
-    out->messages_out = st.messages_out;
-    out->uid = rds_node_uid(srv->redis);
-}
-
 /* ---------------------------------------------------------------- fetch sockets */
 
 typedef struct sio_fetch_req {
@@ -361,8 +267,10 @@ typedef struct sio_rooms_req {
     void *ud;
 } sio_rooms_req_t;
 
-static void sio__rooms_add(sio_rooms_req_t *rr, const char *name)
+static void sio__rooms_add(void *ud, const char *name)
 {
+    sio_rooms_req_t *rr = ud;
+
     if (base_map_has(&rr->seen, name))
         return;
     base_map_put(&rr->seen, name, rr);
@@ -386,9 +294,6 @@ static void sio__rooms_done(void *ud, int err, cJSON *list)
 /* See sockeye.h. SIO_EINVAL for a NULL nsp or cb. */
 int sio_all_rooms(sio_namespace_t *nsp, sio_rooms_cb cb, void *ud)
 {
-    base_map_iter_t it = {0};
-    const char *k;
-
     if (nsp == NULL || cb == NULL)
         return SIO_EINVAL;
     adp_adapter_t *a = nsp->adapter;
@@ -397,8 +302,7 @@ int sio_all_rooms(sio_namespace_t *nsp, sio_rooms_cb cb, void *ud)
     rr->rooms = cJSON_CreateArray();
     rr->cb = cb;
     rr->ud = ud;
-    while (base_map_next(&a->rooms.rooms, &it, &k, NULL))
-        sio__rooms_add(rr, k);
+    adp_each_room(a, sio__rooms_add, rr);
     int rc = a->vt->remote_all_rooms != NULL ? a->vt->remote_all_rooms(a, sio__rooms_done, rr)
                                              : SIO_ENOTFOUND;
     if (rc != SIO_OK)

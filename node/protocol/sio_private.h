@@ -26,18 +26,13 @@
 #include "base_map.h"
 #include "base_random.h"
 #include "eio.h"
-#include "rds_node.h"
 #include "cd_sio.h"
+#include "sio_provider.h"
 #include "sockeye.h"
 
 typedef struct sio_client sio_client_t;
 typedef struct sio_pending sio_pending_t;
 typedef struct sio_bcast sio_bcast_t;
-
-/* Builds the adapter of a namespace; NULL falls back to the memory adapter. Lets a
- * program (main.c with Redis) choose the adapter without the public API knowing
- * about adapters. */
-typedef adp_adapter_t *(*sio_adapter_factory_t)(void *ud, const char *nsp, const adp_host_t *host);
 
 /* A dynamic-namespace pattern. One per sio_server_of_pattern call. */
 typedef struct sio_pattern {
@@ -67,12 +62,11 @@ struct sio_server {
     void *close_arg;
     sio_http_cb http_cb;
     void *http_ud;
-    sio_adapter_factory_t adapter_factory;
-    void *adapter_ud;
-    rds_node_t *redis; /* the cluster context (sio_server_use_redis), NULL without */
-    int redis_closing;  /* its close started (after the engine's) */
-    sio_redis_cb redis_cb;
-    void *redis_ud;
+    /* Where every namespace's adapter comes from (the memory adapter, or a cluster's
+     * when sio_server_use_redis swapped it): registered by the embedding entry points
+     * (node/embed), so that this layer names no adapter implementation. */
+    adp_provider_t provider;
+    int provider_closing; /* its close started (after the engine's) */
 };
 
 typedef struct sio_middleware {
@@ -223,44 +217,84 @@ struct sio_conn_error {
     cJSON *data;
 };
 
-/* ------------------------------------------------------------ sio_server.c */
+/* ------------------------------------------------------------ sio_client.c */
 
-/* The namespace called name, creating it when a dynamic pattern matches; NULL when
- * neither a namespace nor a pattern knows the name. */
-sio_namespace_t *sio__server_lookup_nsp(sio_server_t *srv, const char *name);
-/* One of our uv handles finished closing (n_handles bookkeeping, close_cb). */
-void sio__server_handle_gone(sio_server_t *srv);
-/* Starts closing the client's Engine.IO session with reason (idempotent). */
-void sio__client_close(sio_client_t *c, const char *reason);
-/* sio_socket_disconnect(s, 1): DISCONNECT on every namespace, then the engine close. */
-void sio__client_disconnect_all(sio_client_t *c);
 /* 1 when the client can still take frames. */
 int sio__client_usable(const sio_client_t *c);
+/* Starts closing the client's Engine.IO session with reason (idempotent). */
+void sio__client_close(sio_client_t *c, const char *reason);
 /* Encodes p and queues it on c. SIO_ECLOSED when c is closing. */
 int sio__client_send(sio_client_t *c, const cd_sio_packet_t *p, unsigned eio_flags);
 /* Queues already encoded frames (the caller keeps its references). */
 int sio__client_send_frames(sio_client_t *c, base_frame_t **frames, size_t n, unsigned eio_flags);
-/* Replaces the adapter factory; namespaces without sockets get a new adapter now. */
-void sio__server_set_adapter_factory(sio_server_t *srv, sio_adapter_factory_t f, void *ud);
+/* CONNECT_ERROR {message, data} for namespace nsp on c (data consumed). */
+void sio__send_connect_error(sio_client_t *c, const char *nsp, const char *message, cJSON *data);
+/* One of our uv handles (or the adapter provider) finished closing: n_handles
+ * bookkeeping, then the next closing step. */
+void sio__server_handle_gone(sio_server_t *srv);
+/* The closing steps that can run now: the provider's close once the engine is gone,
+ * the close callback once nothing of ours is left. */
+void sio__server_maybe_closed(sio_server_t *srv);
+
+/* ------------------------------------------------------------ sio_event.c */
+
+/* EVENT packet [event, args...] in nsp with copies of bins. Consumes args. */
+cd_sio_packet_t *sio__event_packet(const char *nsp, const char *event, cJSON *args,
+                                   const sio_bin_t *bins, size_t nbins);
+/* Appends args (an array's items, or one value) to arr. Consumes args. */
+void sio__append_args(cJSON *arr, cJSON *args);
+/* An event's name as Node reads it: the string, or a number printed as JavaScript would
+ * ("%.17g" into num); NULL for anything else (the packet is dropped). */
+const char *sio__event_name(const cJSON *name, char num[32]);
+
+/* ------------------------------------------------------------ sio_lifetime.c */
+
+/* A new CONNECTING socket of c in nsp (fresh id, and pid when recovery is on),
+ * registered in c->sockets. Never NULL (OOM aborts). */
+sio_socket_t *sio__socket_new(sio_client_t *c, sio_namespace_t *nsp);
+void sio__socket_hold(sio_socket_t *s);
+/* Drops a hold; frees s when it is closed and this was the last hold. */
+void sio__socket_release(sio_socket_t *s);
+
+/* ------------------------------------------------------------ sio_ack.c */
+
+/* Registers a server->client ack entry on s (bc != NULL: part of a broadcast). */
+sio_pending_t *sio__pending_add(sio_socket_t *s, int64_t id, sio_ack_cb cb, void *ud,
+                                sio_bcast_t *bc, unsigned timeout_ms);
+/* Unlinks p from its socket and broadcast and frees it (after its timer closed). */
+void sio__pending_free(sio_pending_t *p);
+/* s's pending request with ack id, or NULL. */
+sio_pending_t *sio__pending_find(sio_socket_t *s, int64_t id);
+/* Every pending request of s ends now with SIO_ECLOSED (s's socket is going away). */
+void sio__pending_fail_all(sio_socket_t *s);
+/* New broadcast-with-ack bookkeeping (refs 1, not timed). */
+sio_bcast_t *sio__bcast_new(sio_namespace_t *nsp);
+/* Drops one reference of bc (sio_bcast_t.refs). */
+void sio__bcast_unref(sio_bcast_t *bc);
+/* Ends bc once with err (cb or nothing for a responder), unregistering its targets. */
+void sio__bcast_finish(sio_bcast_t *bc, int err);
+/* Arms bc's timeout (ms > 0). */
+void sio__bcast_arm(sio_bcast_t *bc, uint64_t ms);
+/* Finishes bc when every server reported and every target answered. */
+void sio__bcast_check(sio_bcast_t *bc);
+/* A target of bc answered (args and its buffers borrowed) or went away. */
+void sio__bcast_answer(sio_bcast_t *bc, cJSON *args, const sio_bin_t *bins, size_t nbins);
+void sio__bcast_target_gone(sio_bcast_t *bc);
 
 /* ------------------------------------------------------------ sio_socket.c */
 
-/* Handles a CONNECT for a namespace this client has not joined. Consumes p. */
-void sio__socket_connect(sio_client_t *c, cd_sio_packet_t *p);
+/* Handles a CONNECT from c for nsp, a namespace c has not joined. Consumes p. */
+void sio__socket_connect(sio_client_t *c, sio_namespace_t *nsp, cd_sio_packet_t *p);
 /* Handles a non-CONNECT packet for a connected socket. Consumes p. */
 void sio__socket_packet(sio_socket_t *s, cd_sio_packet_t *p);
 /* Closes s (idempotent): leaves rooms, fails pending acks, runs the disconnect
  * callback when it was connected. send_disconnect writes DISCONNECT first. s may be
  * freed on return unless the caller holds it. */
 void sio__socket_close(sio_socket_t *s, const char *reason, int send_disconnect);
-void sio__socket_hold(sio_socket_t *s);
-/* Drops a hold; frees s when it is closed and this was the last hold. */
-void sio__socket_release(sio_socket_t *s);
-/* Registers a server->client ack entry on s (bc != NULL: part of a broadcast). */
-sio_pending_t *sio__pending_add(sio_socket_t *s, int64_t id, sio_ack_cb cb, void *ud,
-                                sio_bcast_t *bc, unsigned timeout_ms);
-/* Unlinks p from its socket and broadcast and frees it (after its timer closed). */
-void sio__pending_free(sio_pending_t *p);
+/* Closes every socket of c with reason (each held across its close). */
+void sio__client_close_sockets(sio_client_t *c, const char *reason, int send_disconnect);
+/* sio_socket_disconnect(s, 1): DISCONNECT on every namespace, then the engine close. */
+void sio__client_disconnect_all(sio_client_t *c);
 /* Joins through adp_join (index first, then the adapter's hook). */
 int sio__adapter_join(sio_namespace_t *nsp, sio_socket_t *s, const char *room);
 /* What the adapter's session hooks get: s's session, borrowing s's strings and rooms
@@ -268,38 +302,15 @@ int sio__adapter_join(sio_namespace_t *nsp, sio_socket_t *s, const char *room);
  * frees with sio__session_done). */
 void sio__socket_session(sio_socket_t *s, adp_session_t *sess, const char **stack, size_t n_stack);
 void sio__session_done(adp_session_t *sess, const char **stack);
-/* An event's name as Node reads it: the string, or a number printed as JavaScript would
- * ("%.17g" into num); NULL for anything else (the packet is dropped). */
-const char *sio__event_name(const cJSON *name, char num[32]);
 /* How long ago s's client was last known to have read everything sent to it: 1 and
  * *age_ms, or 0 when not known since s was admitted (restored, no ping answered since
  * its replay). */
 int sio__socket_read_age(const sio_socket_t *s, uint64_t *age_ms);
-/* {id, handshake, rooms, data}: a socket as fetchSockets describes it (new tree). */
-cJSON *sio__socket_describe(sio_socket_t *s);
 
 /* ------------------------------------------------------------ sio_broadcast.c */
 
 /* The adapter host callback: encode once, queue on every local target. */
 void sio__deliver(void *ud, const cd_sio_packet_t *pkt, const adp_opts_t *opts);
-/* EVENT packet [event, args...] in nsp with copies of bins. Consumes args. */
-cd_sio_packet_t *sio__event_packet(const char *nsp, const char *event, cJSON *args,
-                                const sio_bin_t *bins, size_t nbins);
-/* Appends args (an array's items, or one value) to arr. Consumes args. */
-void sio__append_args(cJSON *arr, cJSON *args);
-/* A target of bc answered (args and its buffers borrowed) or went away. */
-void sio__bcast_answer(sio_bcast_t *bc, cJSON *args, const sio_bin_t *bins, size_t nbins);
-void sio__bcast_target_gone(sio_bcast_t *bc);
-/* Drops one reference of bc (sio_bcast_t.refs). */
-void sio__bcast_unref(sio_bcast_t *bc);
-/* Ends bc once with err (cb or nothing for a responder), unregistering its targets. */
-void sio__bcast_finish(sio_bcast_t *bc, int err);
-/* New broadcast-with-ack bookkeeping (refs 1, not timed). */
-sio_bcast_t *sio__bcast_new(sio_namespace_t *nsp);
-/* Arms bc's timeout (ms > 0). */
-void sio__bcast_arm(sio_bcast_t *bc, uint64_t ms);
-/* Finishes bc when every server reported and every target answered. */
-void sio__bcast_check(sio_bcast_t *bc);
 /* join/leave/disconnect on this node's sockets matching opts (room operations and
  * the adapter's apply callback). */
 void sio__local_apply(sio_namespace_t *nsp, adp_apply_t what, const adp_opts_t *opts,
@@ -307,6 +318,8 @@ void sio__local_apply(sio_namespace_t *nsp, adp_apply_t what, const adp_opts_t *
 
 /* ------------------------------------------------------------ sio_cluster.c */
 
+/* {id, handshake, rooms, data}: a socket as fetchSockets describes it (new tree). */
+cJSON *sio__socket_describe(sio_socket_t *s);
 /* The adapter host of nsp: deliver plus the callbacks serving other nodes. */
 void sio__host_init(sio_namespace_t *nsp, adp_host_t *host);
 /* Frees nsp's unanswered server acks (namespace teardown). */

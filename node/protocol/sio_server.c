@@ -58,23 +58,9 @@ static int sio__config_valid(const sio_config_t *c)
 static adp_adapter_t *sio__adapter_new(sio_server_t *srv, sio_namespace_t *nsp)
 {
     adp_host_t host;
-    adp_adapter_t *a = NULL;
 
     sio__host_init(nsp, &host);
-    if (srv->adapter_factory != NULL)
-        a = srv->adapter_factory(srv->adapter_ud, nsp->name, &host);
-    if (a == NULL) {
-        mem_config_t mc = {
-            .recovery = srv->cfg.recovery,
-            .recovery_window_ms = srv->cfg.recovery_window_ms,
-            .detect_ms =
-                (uint64_t)srv->cfg.ping_interval_ms + 2u * (uint64_t)srv->cfg.ping_timeout_ms,
-            .max_log = 100000,
-            .now_ms = NULL,
-        };
-        a = mem_adapter_new(nsp->name, &host, &mc);
-    }
-    return a;
+    return srv->provider.create(srv->provider.ud, nsp->name, &host);
 }
 
 static sio_namespace_t *sio__nsp_new(sio_server_t *srv, const char *name)
@@ -133,7 +119,9 @@ int sio_server_of_pattern(sio_server_t *srv, const char *regex, sio_nsp_init_cb 
     return SIO_OK;
 }
 
-sio_namespace_t *sio__server_lookup_nsp(sio_server_t *srv, const char *name)
+/* The namespace called name, creating it when a dynamic pattern matches; NULL when
+ * neither a namespace nor a pattern knows the name. */
+static sio_namespace_t *sio__server_lookup_nsp(sio_server_t *srv, const char *name)
 {
     sio_namespace_t *nsp = base_map_get(&srv->nsps, name);
     base_list_t *it, *tmp;
@@ -153,24 +141,58 @@ sio_namespace_t *sio__server_lookup_nsp(sio_server_t *srv, const char *name)
     return NULL;
 }
 
-void sio__server_set_adapter_factory(sio_server_t *srv, sio_adapter_factory_t f, void *ud)
+/* See sio_provider.h. The old provider is freed once none of its adapters is left, which
+ * holds at once: without clients no namespace has a socket, so every adapter is new. */
+int sio__server_set_provider(sio_server_t *srv, const adp_provider_t *p)
 {
     base_map_iter_t it = {0};
     const char *k;
     void *v;
+    adp_provider_t old;
 
-    srv->adapter_factory = f;
-    srv->adapter_ud = ud;
+    if (p == NULL || p->create == NULL || !sio__server_provider_settable(srv))
+        return SIO_EINVAL;
+    old = srv->provider;
+    srv->provider = *p;
     while (base_map_next(&srv->nsps, &it, &k, &v)) {
         sio_namespace_t *nsp = v;
-        if (base_map_size(&nsp->sockets) != 0)
-            continue;
         adp_adapter_t *a = sio__adapter_new(srv, nsp);
-        if (a == NULL)
-            continue;
         nsp->adapter->vt->destroy(nsp->adapter);
         nsp->adapter = a;
     }
+    if (old.free != NULL)
+        old.free(old.ud);
+    if (srv->eio != NULL && srv->provider.listening != NULL) {
+        char addr[300];
+        snprintf(addr, sizeof(addr), "%s:%d", srv->cfg.host, sio_server_port(srv));
+        srv->provider.listening(srv->provider.ud, addr);
+    }
+    return SIO_OK;
+}
+
+/* See sio_provider.h. Without clients no namespace has a socket, so no adapter holds
+ * state that a swap would lose. */
+int sio__server_provider_settable(const sio_server_t *srv)
+{
+    return srv != NULL && !srv->closing && srv->n_clients == 0;
+}
+
+/* See sio_provider.h. */
+const adp_provider_t *sio__server_provider(const sio_server_t *srv)
+{
+    return &srv->provider;
+}
+
+/* See sio_provider.h. */
+const sio_config_t *sio__server_config(const sio_server_t *srv)
+{
+    return &srv->cfg;
+}
+
+/* See sio_provider.h. */
+uv_loop_t *sio__server_loop(const sio_server_t *srv)
+{
+    return srv->loop;
 }
 
 const char *sio_nsp_name(const sio_namespace_t *nsp)
@@ -220,83 +242,6 @@ size_t sio_nsp_socket_count(const sio_namespace_t *nsp)
 }
 
 /* ---------------------------------------------------------------- clients */
-
-int sio__client_usable(const sio_client_t *c)
-{
-    return c != NULL && c->eio != NULL && !c->closing;
-}
-
-void sio__client_close(sio_client_t *c, const char *reason)
-{
-    if (!sio__client_usable(c))
-        return;
-    c->closing = 1;
-    eio_session_close(c->eio, reason);
-}
-
-int sio__client_send_frames(sio_client_t *c, base_frame_t **frames, size_t n, unsigned eio_flags)
-{
-    if (!sio__client_usable(c))
-        return SIO_ECLOSED;
-    for (size_t i = 0; i < n; i++) {
-        /* A dropped volatile text frame drops its attachments too: alone they
-         * would desynchronise the client's decoder. */
-        int rc = eio_session_send(c->eio, frames[i], eio_flags);
-        if (rc != SIO_OK)
-            return rc;
-    }
-    return SIO_OK;
-}
-
-int sio__client_send(sio_client_t *c, const cd_sio_packet_t *p, unsigned eio_flags)
-{
-    base_frame_t *stack[8];
-    base_frame_t **frames = stack;
-    size_t want = 1 + p->n_attach;
-    int rc;
-
-    if (!sio__client_usable(c))
-        return SIO_ECLOSED;
-    if (want > sizeof(stack) / sizeof(stack[0]))
-        frames = base_malloc(want * sizeof(*frames));
-    size_t n = cd_sio_encode(p, frames);
-    rc = n > 0 ? sio__client_send_frames(c, frames, n, eio_flags) : SIO_EINVAL;
-    for (size_t i = 0; i < n; i++)
-        base_frame_unref(frames[i]);
-    if (frames != stack)
-        base_free(frames);
-    return rc;
-}
-
-/* Closes every socket of c with reason, holding each across its close because a
- * disconnect callback may close the others. */
-static void sio__client_close_sockets(sio_client_t *c, const char *reason, int send_disconnect)
-{
-    size_t n = base_map_size(&c->sockets), i = 0;
-    sio_socket_t **all;
-    base_map_iter_t it = {0};
-    const char *k;
-    void *v;
-
-    if (n == 0)
-        return;
-    all = base_malloc(n * sizeof(*all));
-    while (i < n && base_map_next(&c->sockets, &it, &k, &v)) {
-        all[i] = v;
-        sio__socket_hold(all[i++]);
-    }
-    for (size_t j = 0; j < i; j++) {
-        sio__socket_close(all[j], reason, send_disconnect);
-        sio__socket_release(all[j]);
-    }
-    base_free(all);
-}
-
-void sio__client_disconnect_all(sio_client_t *c)
-{
-    sio__client_close_sockets(c, "server namespace disconnect", 1);
-    sio__client_close(c, "forced close");
-}
 
 static void sio__on_connect_timeout(uv_timer_t *t)
 {
@@ -353,7 +298,13 @@ static void sio__client_dispatch(sio_client_t *c, cd_sio_packet_t *p)
     sio_socket_t *s = base_map_get(&c->sockets, p->nsp);
 
     if (p->type == CD_SIO_CONNECT && s == NULL) {
-        sio__socket_connect(c, p);
+        sio_namespace_t *nsp = sio__server_lookup_nsp(c->srv, p->nsp);
+        if (nsp == NULL) {
+            sio__send_connect_error(c, p->nsp, "Invalid namespace", NULL);
+            cd_sio_packet_free(p);
+            return;
+        }
+        sio__socket_connect(c, nsp, p);
         return;
     }
     if (s != NULL && s->state == SIO_SOCK_CONNECTED && p->type != CD_SIO_CONNECT &&
@@ -413,23 +364,26 @@ static void sio__on_http(const sio_http_req_t *req, sio_http_res_t *res, void *u
 
 /* ---------------------------------------------------------------- server */
 
-/* Creates a server with namespace "/". cfg is copied (its strings too); NULL cfg
- * means the defaults. NULL when cfg is invalid. Nothing touches the loop until
- * sio_server_listen, so a server that never listened may be freed directly. */
-sio_server_t *sio_server_new(uv_loop_t *loop, const sio_config_t *cfg)
+/* See sio_provider.h. cfg is copied (its strings too); NULL cfg means the defaults.
+ * Nothing touches the loop until sio_server_listen, so a server that never listened
+ * may be freed directly. */
+sio_server_t *sio__server_create(uv_loop_t *loop, const sio_config_t *cfg,
+                                 const adp_provider_t *provider)
 {
     sio_config_t def;
     sio_server_t *srv;
 
-    if (loop == NULL)
-        return NULL;
     if (cfg == NULL) {
         sio_config_init(&def);
         cfg = &def;
     }
-    if (!sio__config_valid(cfg))
+    if (loop == NULL || provider == NULL || provider->create == NULL || !sio__config_valid(cfg)) {
+        if (provider != NULL && provider->free != NULL)
+            provider->free(provider->ud);
         return NULL;
+    }
     srv = base_calloc(1, sizeof(*srv));
+    srv->provider = *provider;
     srv->loop = loop;
     srv->cfg = *cfg;
     srv->host = base_strdup(cfg->host);
@@ -499,10 +453,10 @@ int sio_server_listen(sio_server_t *srv)
     int rc = eio_server_listen(srv->eio);
     if (rc != SIO_OK)
         return rc;
-    if (srv->redis != NULL) {
+    if (srv->provider.listening != NULL) {
         char addr[300];
         snprintf(addr, sizeof(addr), "%s:%d", srv->cfg.host, sio_server_port(srv));
-        rds_node_set_address(srv->redis, addr);
+        srv->provider.listening(srv->provider.ud, addr);
     }
     uv_timer_init(srv->loop, &srv->tick);
     srv->tick.data = srv;
@@ -527,33 +481,6 @@ void sio_server_on_http(sio_server_t *srv, sio_http_cb cb, void *ud)
 {
     srv->http_cb = cb;
     srv->http_ud = ud;
-}
-
-static void sio__redis_closed(void *arg)
-{
-    sio__server_handle_gone(arg);
-}
-
-static void sio__server_maybe_closed(sio_server_t *srv)
-{
-    /* Redis goes last among the I/O: the clients' closes just wrote their sessions. */
-    if (srv->closing && srv->eio_closed && srv->redis != NULL && !srv->redis_closing) {
-        srv->redis_closing = 1;
-        srv->n_handles++;
-        rds_node_close(srv->redis, sio__redis_closed, srv);
-        return;
-    }
-    if (srv->closing && srv->eio_closed && srv->n_handles == 0 && !srv->close_fired) {
-        srv->close_fired = 1;
-        if (srv->close_cb != NULL)
-            srv->close_cb(srv->close_arg);
-    }
-}
-
-void sio__server_handle_gone(sio_server_t *srv)
-{
-    srv->n_handles--;
-    sio__server_maybe_closed(srv);
 }
 
 static void sio__tick_closed(uv_handle_t *h)
@@ -605,7 +532,8 @@ void sio_server_free(sio_server_t *srv)
     while (base_map_next(&srv->nsps, &it, &k, &v))
         sio__nsp_free(v);
     base_map_clear(&srv->nsps);
-    rds_node_free(srv->redis); /* after its adapters */
+    if (srv->provider.free != NULL) /* after its adapters */
+        srv->provider.free(srv->provider.ud);
     BASE_LIST_FOREACH_SAFE(li, tmp, &srv->patterns)
     {
         sio_pattern_t *p = BASE_CONTAINER_OF(li, sio_pattern_t, node);

@@ -29,159 +29,6 @@ static int sio__reason_recoverable(const char *reason)
     return 0;
 }
 
-/* ---------------------------------------------------------------- lifetime */
-
-static sio_socket_t *sio__socket_new(sio_client_t *c, sio_namespace_t *nsp)
-{
-    sio_socket_t *s = base_calloc(1, sizeof(*s));
-    char id[21];
-
-    s->client = c;
-    s->nsp = nsp;
-    base_random_id(id);
-    s->id = base_strdup(id);
-    if (nsp->srv->cfg.recovery) {
-        base_random_id(id);
-        s->pid = base_strdup(id);
-    }
-    s->data = cJSON_CreateObject();
-    s->issued = base_now_ms();
-    s->state = SIO_SOCK_CONNECTING;
-    base_map_init(&s->handlers);
-    base_list_init(&s->acks_out);
-    base_list_init(&s->acks_in);
-    base_map_put(&c->sockets, nsp->name, s);
-    return s;
-}
-
-static void sio__socket_free(sio_socket_t *s)
-{
-    base_map_iter_t it = {0};
-    const char *k;
-    void *v;
-    base_list_t *li, *tmp;
-
-    while (base_map_next(&s->handlers, &it, &k, &v))
-        base_free(v);
-    base_map_clear(&s->handlers);
-    BASE_LIST_FOREACH_SAFE(li, tmp, &s->acks_in)
-    {
-        sio_ack_t *a = BASE_CONTAINER_OF(li, sio_ack_t, node);
-        base_list_remove(&a->node);
-        base_free(a);
-    }
-    cJSON_Delete(s->auth);
-    cJSON_Delete(s->data);
-    base_free(s->id);
-    base_free(s->pid);
-    base_free(s);
-}
-
-void sio__socket_hold(sio_socket_t *s)
-{
-    s->holds++;
-}
-
-void sio__socket_release(sio_socket_t *s)
-{
-    if (--s->holds == 0 && s->state == SIO_SOCK_CLOSED)
-        sio__socket_free(s);
-}
-
-/* ---------------------------------------------------------------- pending acks */
-
-static void sio__pending_closed(uv_handle_t *h)
-{
-    sio_pending_t *p = h->data;
-    sio_server_t *srv = p->srv;
-    base_free(p);
-    sio__server_handle_gone(srv);
-}
-
-static void sio__pending_timeout(uv_timer_t *t)
-{
-    sio_pending_t *p = t->data;
-    sio_socket_t *s = p->s;
-    sio_ack_cb cb = p->cb;
-    void *ud = p->ud;
-
-    sio__socket_hold(s);
-    sio__pending_free(p);
-    if (cb != NULL)
-        cb(s, SIO_ETIMEDOUT, NULL, NULL, 0, ud);
-    sio__socket_release(s);
-}
-
-sio_pending_t *sio__pending_add(sio_socket_t *s, int64_t id, sio_ack_cb cb, void *ud,
-                                sio_bcast_t *bc, unsigned timeout_ms)
-{
-    sio_pending_t *p = base_calloc(1, sizeof(*p));
-    sio_server_t *srv = s->nsp->srv;
-
-    p->srv = srv;
-    p->s = s;
-    p->id = id;
-    p->cb = cb;
-    p->ud = ud;
-    p->bc = bc;
-    base_list_push_back(&s->acks_out, &p->node);
-    if (bc != NULL)
-        base_list_push_back(&bc->entries, &p->bc_node);
-    else
-        base_list_init(&p->bc_node);
-    if (timeout_ms > 0) {
-        uv_timer_init(srv->loop, &p->timer);
-        p->timer.data = p;
-        p->timed = 1;
-        srv->n_handles++;
-        uv_timer_start(&p->timer, sio__pending_timeout, timeout_ms, 0);
-    }
-    return p;
-}
-
-void sio__pending_free(sio_pending_t *p)
-{
-    base_list_remove(&p->node);
-    base_list_remove(&p->bc_node);
-    p->bc = NULL;
-    if (p->timed) {
-        uv_timer_stop(&p->timer);
-        uv_close((uv_handle_t *)&p->timer, sio__pending_closed);
-    } else {
-        base_free(p);
-    }
-}
-
-static sio_pending_t *sio__pending_find(sio_socket_t *s, int64_t id)
-{
-    base_list_t *li, *tmp;
-    BASE_LIST_FOREACH_SAFE(li, tmp, &s->acks_out)
-    {
-        sio_pending_t *p = BASE_CONTAINER_OF(li, sio_pending_t, node);
-        if (p->id == id)
-            return p;
-    }
-    return NULL;
-}
-
-/* Every pending request of s ends now with SIO_ECLOSED (s == NULL in the callback:
- * the socket is on its way out). */
-static void sio__pending_fail_all(sio_socket_t *s)
-{
-    while (!base_list_empty(&s->acks_out)) {
-        sio_pending_t *p = BASE_CONTAINER_OF(s->acks_out.next, sio_pending_t, node);
-        sio_bcast_t *bc = p->bc;
-        sio_ack_cb cb = p->cb;
-        void *ud = p->ud;
-
-        sio__pending_free(p);
-        if (bc != NULL)
-            sio__bcast_target_gone(bc);
-        else if (cb != NULL)
-            cb(NULL, SIO_ECLOSED, NULL, NULL, 0, ud);
-    }
-}
-
 /* ---------------------------------------------------------------- rooms */
 
 static void sio__socket_session_changed(sio_socket_t *s);
@@ -199,7 +46,7 @@ int sio_socket_join(sio_socket_t *s, const char *room)
         return SIO_EINVAL;
     if (s->state == SIO_SOCK_CLOSED)
         return SIO_ECLOSED;
-    int was = adp_rooms_is_member(&s->nsp->adapter->rooms, s->id, room);
+    int was = adp_is_member(s->nsp->adapter, s->id, room);
     int rc = sio__adapter_join(s->nsp, s, room);
     if (!was)
         sio__socket_session_changed(s);
@@ -213,7 +60,7 @@ int sio_socket_leave(sio_socket_t *s, const char *room)
         return SIO_EINVAL;
     if (s->state == SIO_SOCK_CLOSED)
         return SIO_ECLOSED;
-    if (!adp_rooms_is_member(&s->nsp->adapter->rooms, s->id, room))
+    if (!adp_is_member(s->nsp->adapter, s->id, room))
         return SIO_OK;
     adp_leave(s->nsp->adapter, s->id, room);
     sio__socket_session_changed(s);
@@ -224,14 +71,14 @@ int sio_socket_in_room(const sio_socket_t *s, const char *room)
 {
     if (s == NULL || room == NULL || s->state == SIO_SOCK_CLOSED)
         return 0;
-    return adp_rooms_is_member(&s->nsp->adapter->rooms, s->id, room);
+    return adp_is_member(s->nsp->adapter, s->id, room);
 }
 
 size_t sio_socket_room_count(const sio_socket_t *s)
 {
     if (s == NULL || s->state == SIO_SOCK_CLOSED)
         return 0;
-    return adp_rooms_of(&s->nsp->adapter->rooms, s->id, NULL, 0);
+    return adp_socket_rooms(s->nsp->adapter, s->id, NULL, 0);
 }
 
 static void sio__socket_leave_all(sio_socket_t *s)
@@ -245,11 +92,11 @@ void sio__socket_session(sio_socket_t *s, adp_session_t *sess, const char **stac
 {
     adp_adapter_t *a = s->nsp->adapter;
     const char **rooms = stack;
-    size_t n = adp_rooms_of(&a->rooms, s->id, stack, n_stack);
+    size_t n = adp_socket_rooms(a, s->id, stack, n_stack);
 
     if (n > n_stack) {
         rooms = base_malloc(n * sizeof(*rooms));
-        n = adp_rooms_of(&a->rooms, s->id, rooms, n);
+        n = adp_socket_rooms(a, s->id, rooms, n);
     }
     sess->sid = s->id;
     sess->pid = s->pid;
@@ -372,21 +219,37 @@ void sio_socket_disconnect(sio_socket_t *s, int close)
         sio__socket_close(s, "server namespace disconnect", 1);
 }
 
-/* ---------------------------------------------------------------- connect */
-
-static void sio__send_connect_error(sio_client_t *c, const char *nsp, const char *message,
-                                    cJSON *data)
+/* Closes every socket of c with reason, holding each across its close because a
+ * disconnect callback may close the others. */
+void sio__client_close_sockets(sio_client_t *c, const char *reason, int send_disconnect)
 {
-    cd_sio_packet_t *p = cd_sio_packet_new(CD_SIO_CONNECT_ERROR, nsp);
-    cJSON *o = cJSON_CreateObject();
+    size_t n = base_map_size(&c->sockets), i = 0;
+    sio_socket_t **all;
+    base_map_iter_t it = {0};
+    const char *k;
+    void *v;
 
-    cJSON_AddStringToObject(o, "message", message);
-    if (data != NULL)
-        cJSON_AddItemToObject(o, "data", data);
-    p->data = o;
-    sio__client_send(c, p, 0);
-    cd_sio_packet_free(p);
+    if (n == 0)
+        return;
+    all = base_malloc(n * sizeof(*all));
+    while (i < n && base_map_next(&c->sockets, &it, &k, &v)) {
+        all[i] = v;
+        sio__socket_hold(all[i++]);
+    }
+    for (size_t j = 0; j < i; j++) {
+        sio__socket_close(all[j], reason, send_disconnect);
+        sio__socket_release(all[j]);
+    }
+    base_free(all);
 }
+
+void sio__client_disconnect_all(sio_client_t *c)
+{
+    sio__client_close_sockets(c, "server namespace disconnect", 1);
+    sio__client_close(c, "forced close");
+}
+
+/* ---------------------------------------------------------------- connect */
 
 /* A recovered socket that will not be admitted (a middleware refused it: an expired
  * token, say) took its session over for this attempt. Give it back as it was restored
@@ -578,17 +441,11 @@ static void sio__on_restore(void *ud, int err, adp_session_t *sess, cd_sio_packe
     sio__socket_release(s);
 }
 
-void sio__socket_connect(sio_client_t *c, cd_sio_packet_t *p)
+void sio__socket_connect(sio_client_t *c, sio_namespace_t *nsp, cd_sio_packet_t *p)
 {
     sio_server_t *srv = c->srv;
-    sio_namespace_t *nsp = sio__server_lookup_nsp(srv, p->nsp);
     char *pid = NULL, *offset = NULL;
 
-    if (nsp == NULL) {
-        sio__send_connect_error(c, p->nsp, "Invalid namespace", NULL);
-        cd_sio_packet_free(p);
-        return;
-    }
     sio_socket_t *s = sio__socket_new(c, nsp);
     if (cJSON_IsObject(p->data)) {
         s->auth = p->data;
@@ -640,18 +497,6 @@ static int sio__ack_in_pending(const sio_socket_t *s, int64_t id)
         if (BASE_CONTAINER_OF(li, sio_ack_t, node)->id == id)
             return 1;
     return 0;
-}
-
-/* See sio_private.h. */
-const char *sio__event_name(const cJSON *name, char num[32])
-{
-    if (cJSON_IsString(name))
-        return name->valuestring;
-    if (cJSON_IsNumber(name)) {
-        snprintf(num, 32, "%.17g", name->valuedouble);
-        return num;
-    }
-    return NULL;
 }
 
 static void sio__socket_event(sio_socket_t *s, cd_sio_packet_t *p)
@@ -974,13 +819,4 @@ void *sio_socket_userdata(const sio_socket_t *s)
 void sio_socket_set_userdata(sio_socket_t *s, void *p)
 {
     s->userdata = p;
-}
-
-/* {"_placeholder":true,"num":num}. */
-cJSON *sio_placeholder(int num)
-{
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddTrueToObject(o, "_placeholder");
-    cJSON_AddNumberToObject(o, "num", num);
-    return o;
 }

@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "adapter.h"
+#include "mem.h"
 #include "base_alloc.h"
 
 #define WINDOW 1000u

@@ -1,4 +1,4 @@
-/* redis.h -- the Redis adapter: one node of a cluster, wire-compatible with
+/* rds_node.h -- the Redis adapter: one node of a cluster, wire-compatible with
  * @socket.io/redis-adapter 8.x (spec redis-wire.md §1, adapter/REDIS.md).
  *
  * Two levels, as in Node (one pub/sub client pair shared by every namespace's adapter):
@@ -7,7 +7,8 @@
  *     resubscribe), the recovery storage (rds_streams_t) when recovery is on, the node
  *     registry record refreshed every few seconds, and the table of requests this node
  *     is waiting answers for;
- *   - one adapter per namespace (rds_adapter_new, an sio adapter factory), which
+ *   - one adapter per namespace (rds_adapter_new; node/embed makes it the server's
+ *     adapter provider), which
  *     subscribes that namespace's channels and implements adp_vtable_t.
  * Everything runs on the loop given to rds_node_new; nothing here blocks.
  */
@@ -80,7 +81,7 @@ void rds_node_free(rds_node_t *r);
 /* The adapter of namespace nsp on this node: an sio_adapter_factory_t (ud = the
  * rds_node_t). Subscribes K#N#*, K-request#N#, K-response#N# and K-response#N#<uid>#
  * now (or at connect). Never NULL (OOM aborts). */
-adp_adapter_t *rds_adapter_new(void *r, const char *nsp, const adp_host_t *host);
+adp_adapter_t *rds_adapter_new(rds_node_t *r, const char *nsp, const adp_host_t *host);
 
 /* This node's uid: 6 characters of [A-Za-z0-9_-], as Node's uid2(6). */
 const char *rds_node_uid(const rds_node_t *r);
