@@ -72,7 +72,7 @@ size_t eio_server_session_count(const eio_server_t *srv)
     return srv->n;
 }
 
-static void fake_deliver_close(eio_session_t *s)
+static inline void fake_deliver_close(eio_session_t *s)
 {
     if (s->closed)
         return;
@@ -176,7 +176,7 @@ void eio_session_set_data(eio_session_t *s, void *data)
 
 /* ---------------------------------------------------------------- test helpers */
 
-static eio_session_t *fake_open(void)
+static inline eio_session_t *fake_open(void)
 {
     eio_session_t *s = calloc(1, sizeof(*s));
     s->srv = g_eio;
@@ -186,20 +186,20 @@ static eio_session_t *fake_open(void)
     return s;
 }
 
-static void fake_text(eio_session_t *s, const char *text)
+static inline void fake_text(eio_session_t *s, const char *text)
 {
     if (!s->closing)
         s->srv->cb.on_message(s->srv->cb.ud, s, text, strlen(text), 0);
 }
 
-static void fake_bin(eio_session_t *s, const void *b, size_t n)
+static inline void fake_bin(eio_session_t *s, const void *b, size_t n)
 {
     if (!s->closing)
         s->srv->cb.on_message(s->srv->cb.ud, s, b, n, 1);
 }
 
 /* The engine reports a close (as from the loop). */
-static void fake_close(eio_session_t *s, const char *reason)
+static inline void fake_close(eio_session_t *s, const char *reason)
 {
     if (!s->closing)
         snprintf(s->reason, sizeof(s->reason), "%s", reason);
@@ -208,14 +208,14 @@ static void fake_close(eio_session_t *s, const char *reason)
 }
 
 /* Delivers the on_close of a session the protocol asked to close. */
-static void fake_flush(eio_session_t *s)
+static inline void fake_flush(eio_session_t *s)
 {
     if (s->closing)
         fake_deliver_close(s);
 }
 
 /* Next frame queued on s as a string ("<binary n>" prefix for binary), or NULL. */
-static const char *fake_next(eio_session_t *s)
+static inline const char *fake_next(eio_session_t *s)
 {
     static char buf[4096];
     if (s->next_read >= s->n_frames)
@@ -232,7 +232,7 @@ static const char *fake_next(eio_session_t *s)
     return buf;
 }
 
-static base_frame_t *fake_last_frame(eio_session_t *s)
+static inline base_frame_t *fake_last_frame(eio_session_t *s)
 {
     return s->n_frames ? s->frames[s->n_frames - 1] : NULL;
 }
@@ -247,7 +247,7 @@ static base_frame_t *fake_last_frame(eio_session_t *s)
 
 /* Runs the loop until pred() or rounds exhausted (each round blocks at most on the
  * nearest timer, so this is bounded by the timers the test armed). */
-static void run_until(int (*pred)(void *), void *arg, int rounds)
+static inline void run_until(int (*pred)(void *), void *arg, int rounds)
 {
     for (int i = 0; i < rounds && !pred(arg); i++)
         uv_run(uv_default_loop(), UV_RUN_ONCE);
