@@ -10,6 +10,9 @@
  *                                               outcome: the votes that did arrive)
  *
  * usage: example-acks [--host 127.0.0.1] [--port 3000]   (port 0 = any free port)
+ *
+ * Shows: sio_ack (client->server), sio_socket_emit_ack with a timeout (server->client),
+ * sio_emit_ack on a broadcast (every answer, or what came before the timeout).
  */
 #include <stdio.h>
 #include <stdlib.h>

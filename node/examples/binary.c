@@ -9,6 +9,8 @@
  *   "reverse"(buf, ack)     -> ack(<buf's bytes reversed>)
  *
  * usage: example-binary [--host 127.0.0.1] [--port 3000]   (port 0 = any free port)
+ *
+ * Shows: binary arguments both ways with sio_placeholder and bins, nested anywhere.
  */
 #include <stdio.h>
 #include <stdlib.h>

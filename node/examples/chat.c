@@ -7,6 +7,9 @@
  * The room hears "joined"({name}) when someone arrives and "left"({name}) when they go.
  *
  * usage: example-chat [--host 127.0.0.1] [--port 3000]   (port 0 = any free port)
+ *
+ * Shows: rooms (sio_socket_join), socket.to(room).emit (sio_op_from + sio_to), handshake
+ * auth and query, disconnect callbacks.
  */
 #include <stdio.h>
 #include <stdlib.h>

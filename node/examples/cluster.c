@@ -22,6 +22,9 @@
  *
  * usage: example-cluster [--host 127.0.0.1] [--port 3000] [--redis URL] [--name NAME]
  *                        [--request-timeout MS] [--recovery on|off]
+ *
+ * Shows: sockeye_redis.h (sio_server_use_redis) and every cluster call of sockeye.h:
+ * fetch sockets, room operations, server-side emit with acks, all rooms, server count.
  */
 #include <signal.h>
 #include <stdio.h>

@@ -9,6 +9,8 @@
  * connection, answers "message" with "message-back" (same args, binary included)
  * and acks "message-with-ack" with the same args. Namespace "/custom": emits "auth".
  * Prints "listening on HOST:PORT" once bound; exits cleanly on SIGTERM/SIGINT.
+ *
+ * Shows: the smallest server that passes the official protocol suite (sockeye.h only).
  */
 #include <signal.h>
 #include <stdio.h>

@@ -5,9 +5,8 @@
  * every message (text or binary) goes back unchanged on its session.
  *
  *   example-eio_echo [--host 127.0.0.1] [--port 3000] [--deflate] [--max-queue N]
- *                    [--max-queue-bytes N] [--cors ORIGINS] [--cors-credentials] [--upgrade-timeout
- * MS]
- *                    [--test-hooks]
+ *                    [--max-queue-bytes N] [--cors ORIGINS] [--cors-credentials]
+ *                    [--upgrade-timeout MS] [--test-hooks]
  *
  * Prints "listening on HOST:PORT" once bound (--port 0 picks a free port) and exits
  * 0 on SIGINT/SIGTERM after closing every handle (uv_loop_close must succeed).
@@ -20,6 +19,9 @@
  * "__info" answers the handshake facts as JSON; GET /healthz outside the engine
  * path answers "ok" (the on_http hook). On exit it prints the number of sessions
  * opened and closed ("sessions opened=N closed=M") on stderr.
+ *
+ * Shows: the engine alone (eio.h, the engine layer's public header): sessions, whole
+ * messages and closes, without Socket.IO on top.
  */
 #include <signal.h>
 #include <stdio.h>

@@ -9,6 +9,9 @@
  * On "/admin": "stats"(ack) -> ack({"/": n, "/admin": n, ...}) socket counts.
  *
  * usage: example-namespaces [--host 127.0.0.1] [--port 3000]   (port 0 = any free port)
+ *
+ * Shows: sio_server_of, sio_server_of_pattern (dynamic namespaces), sio_nsp_use
+ * (a middleware refusing with sio_conn_error_set).
  */
 #include <stdio.h>
 #include <stdlib.h>
