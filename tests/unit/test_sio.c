@@ -423,7 +423,7 @@ static void test_disconnects(void **state)
     sio_socket_disconnect(f->last, 1);
     const char *a = fake_next(e);
     assert_non_null(a);
-    char first[32];
+    char first[4096];
     snprintf(first, sizeof(first), "%s", a);
     const char *b = fake_next(e);
     assert_non_null(b);
