@@ -43,18 +43,16 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include <zlib.h>
-
 #include "base_alloc.h"
 #include "base_base64.h"
+#include "cd_deflate.h"
 #include "cd_eio.h"
-
-#define EIO_WS_HDR_MAX 10 /* longest WebSocket header of a server frame */
+#include "cd_ws.h"
 
 /* A frame's headroom takes the WebSocket header we write in place (eio__ws_write);
  * LWS_PRE is what lws_write itself may need there. */
 _Static_assert(LWS_PRE <= BASE_FRAME_PRE, "frames need LWS_PRE bytes of headroom for lws_write");
-_Static_assert(EIO_WS_HDR_MAX <= BASE_FRAME_PRE, "frames need room for a WebSocket header");
+_Static_assert(CD_WS_HDR_MAX <= BASE_FRAME_PRE, "frames need room for a WebSocket header");
 
 #define EIO_HDR_ROOM 2048   /* status line + headers of one answer */
 #define EIO_ORIGIN_MAX 512  /* longer Origin / request-headers values are not echoed */
@@ -883,75 +881,6 @@ static void eio__ws_message(eio_server_t *srv, struct lws *wsi, eio_conn_t *c,
     }
 }
 
-/* Grows the reassembly buffer of c by at least one byte, up to max_payload + 1 (one
- * byte past the limit is how an oversized message is noticed). */
-static void eio__msg_grow(eio_server_t *srv, eio_conn_t *c, size_t need)
-{
-    size_t cap = c->msg_cap ? c->msg_cap : 4096;
-
-    while (cap < need)
-        cap *= 2;
-    if (cap > srv->cfg.max_payload + 1)
-        cap = srv->cfg.max_payload + 1;
-    c->msg = base_realloc(c->msg, cap);
-    c->msg_cap = cap;
-}
-
-/* Inflates one chunk of a compressed message into c->msg; after the last chunk
- * (final) also the 00 00 ff ff the sender stripped. The stream keeps its window
- * across messages (the client may use context takeover). Returns 0, -1 on corrupt
- * data, -2 when the output passes max_payload (a deflate bomb stops right there). */
-static int eio__inflate(eio_server_t *srv, eio_conn_t *c, const unsigned char *in, size_t len,
-                        int final)
-{
-    static const unsigned char trailer[4] = {0, 0, 0xff, 0xff};
-    z_stream *z = c->zrx;
-
-    if (z == NULL) {
-        z = base_calloc(1, sizeof(*z));
-        if (inflateInit2(z, -15) != Z_OK) {
-            base_free(z);
-            return -1;
-        }
-        c->zrx = z;
-    }
-    for (int pass = 0; pass < 2; pass++) {
-        if (pass == 0) {
-            z->next_in = (Bytef *)in;
-            z->avail_in = (uInt)len;
-        } else if (final) {
-            z->next_in = (Bytef *)trailer;
-            z->avail_in = sizeof(trailer);
-        } else {
-            break;
-        }
-        for (;;) {
-            int rc;
-
-            if (c->msg_len == c->msg_cap) {
-                if (c->msg_cap > srv->cfg.max_payload)
-                    return -2;
-                eio__msg_grow(srv, c, c->msg_len + 1);
-            }
-            z->next_out = c->msg + c->msg_len;
-            z->avail_out = (uInt)(c->msg_cap - c->msg_len);
-            rc = inflate(z, pass ? Z_SYNC_FLUSH : Z_NO_FLUSH);
-            c->msg_len = (size_t)(z->next_out - c->msg);
-            if (c->msg_len > srv->cfg.max_payload)
-                return -2;
-            if (rc == Z_STREAM_END) /* a sender that ends with BFINAL starts afresh */
-                inflateReset(z);
-            else if (rc == Z_BUF_ERROR && z->avail_out > 0)
-                break; /* wants more input */
-            else if (rc != Z_OK && rc != Z_BUF_ERROR)
-                return -1;
-            if (z->avail_in == 0 && z->avail_out > 0)
-                break;
-        }
-    }
-    return 0;
-}
-
 /* A WebSocket message the session cannot accept: over max_payload (1009, as the
  * reference's ws) or not inflatable (1007). */
 static int eio__ws_reject(struct lws *wsi, eio_conn_t *c, unsigned short code)
@@ -976,35 +905,37 @@ static int eio__on_ws_rx(eio_server_t *srv, struct lws *wsi, eio_conn_t *c, cons
     if (c == NULL)
         return -1;
     if (first) {
-        c->msg_len = 0;
+        c->msg.len = 0;
         c->msg_binary = (unsigned char)lws_frame_is_binary(wsi);
         c->msg_deflated = c->pmd && (lws_get_reserved_bits(wsi) & 0x40);
     }
     if (c->msg_deflated) {
-        int rc = eio__inflate(srv, c, in, len, final);
-        if (rc == -2)
+        /* the stream keeps its window across messages (the client may use context
+         * takeover); the limit stops a deflate bomb as soon as it passes max_payload */
+        int rc = cd_inflate_msg(&c->zrx, in, len, final, &c->msg, srv->cfg.max_payload);
+        if (rc == CD_INFLATE_TOO_BIG)
             return eio__ws_reject(wsi, c, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE);
-        if (rc < 0)
+        if (rc != CD_INFLATE_OK)
             return eio__ws_reject(wsi, c, LWS_CLOSE_STATUS_INVALID_PAYLOAD);
-    } else if (c->msg_len + len > srv->cfg.max_payload) {
+    } else if (c->msg.len + len > srv->cfg.max_payload) {
         return eio__ws_reject(wsi, c, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE);
     } else if (!(first && final)) {
-        if (c->msg_len + len > c->msg_cap)
-            eio__msg_grow(srv, c, c->msg_len + len);
+        if (c->msg.len + len > c->msg.cap)
+            cd_msgbuf_grow(&c->msg, c->msg.len + len, srv->cfg.max_payload);
         if (len > 0)
-            memcpy(c->msg + c->msg_len, in, len);
-        c->msg_len += len;
+            memcpy(c->msg.p + c->msg.len, in, len);
+        c->msg.len += len;
     }
     if (final) {
         if (first && !c->msg_deflated) /* whole message in one piece: no copy */
             eio__ws_message(srv, wsi, c, in, len, c->msg_binary);
         else
-            eio__ws_message(srv, wsi, c, c->msg, c->msg_len, c->msg_binary);
-        c->msg_len = 0;
-        if (c->msg_cap > 65536) { /* keep a small buffer, give big ones back */
-            base_free(c->msg);
-            c->msg = NULL;
-            c->msg_cap = 0;
+            eio__ws_message(srv, wsi, c, c->msg.p, c->msg.len, c->msg_binary);
+        c->msg.len = 0;
+        if (c->msg.cap > 65536) { /* keep a small buffer, give big ones back */
+            base_free(c->msg.p);
+            c->msg.p = NULL;
+            c->msg.cap = 0;
         }
     }
     if (c->close_code) {
@@ -1036,86 +967,14 @@ static int eio__ws_close_now(struct lws *wsi, unsigned short code)
     return -1;
 }
 
-/* Writes the WebSocket header of a FIN data frame so that it ends at end; returns
- * its length (2, 4 or 10 bytes). Server frames are never masked. */
-static size_t eio__ws_header(unsigned char *end, int binary, int deflated, size_t len)
-{
-    unsigned char b0 = (unsigned char)(0x80 | (deflated ? 0x40 : 0) | (binary ? 2 : 1));
-
-    if (len < 126) {
-        end[-2] = b0;
-        end[-1] = (unsigned char)len;
-        return 2;
-    }
-    if (len <= 0xffff) {
-        end[-4] = b0;
-        end[-3] = 126;
-        end[-2] = (unsigned char)(len >> 8);
-        end[-1] = (unsigned char)len;
-        return 4;
-    }
-    end[-10] = b0;
-    end[-9] = 127;
-    for (int i = 0; i < 8; i++)
-        end[-8 + i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
-    return 10;
-}
-
-/* RFC 7692 compression of one message with the server's single deflate stream,
- * reset after every message (no context takeover: always valid for the peer,
- * and one stream serves every connection instead of one per connection). Returns
- * a buffer with EIO_WS_HDR_MAX bytes of room before the *outlen compressed bytes,
- * or NULL when compressing does not pay (then the frame goes out as it is). */
-static unsigned char *eio__deflate(eio_server_t *srv, const unsigned char *in, size_t len,
-                                   size_t *outlen)
-{
-    z_stream *z = srv->zs;
-    unsigned char *buf;
-    size_t cap;
-    int rc;
-
-    if (z == NULL) {
-        z = base_calloc(1, sizeof(*z));
-        if (deflateInit2(z, 1, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
-            base_free(z);
-            return NULL;
-        }
-        srv->zs = z;
-    }
-    cap = deflateBound(z, (uLong)len) + 16; /* + the sync flush marker */
-    buf = base_malloc(EIO_WS_HDR_MAX + cap);
-    z->next_in = (Bytef *)in;
-    z->avail_in = (uInt)len;
-    z->next_out = buf + EIO_WS_HDR_MAX;
-    z->avail_out = (uInt)cap;
-    rc = deflate(z, Z_SYNC_FLUSH);
-    *outlen = cap - z->avail_out;
-    deflateReset(z);
-    /* the stream must have ended on the 00 00 ff ff marker, which RFC 7692 drops */
-    if (rc != Z_OK || z->avail_in != 0 || *outlen < 4 || *outlen - 4 >= len ||
-        memcmp(buf + EIO_WS_HDR_MAX + *outlen - 4, "\0\0\xff\xff", 4) != 0) {
-        base_free(buf);
-        return NULL;
-    }
-    *outlen -= 4;
-    return buf;
-}
-
-static void eio__deflate_end(eio_server_t *srv)
-{
-    if (srv->zs != NULL) {
-        deflateEnd(srv->zs);
-        base_free(srv->zs);
-        srv->zs = NULL;
-    }
-}
-
 /* The bytes of one data frame as it goes to connection c: WebSocket header and
  * payload, contiguous, inside memory the frame owns (*len set). The header goes
  * into the headroom before the payload or before the frame's compressed form;
  * every recipient writes the same bytes there, and only on the loop thread. A
  * broadcast is compressed once: the deflate is the same for every connection, so
- * the first compressing recipient keeps the result on the frame (f->z). */
+ * the first compressing recipient keeps the result on the frame (f->z). The server's
+ * one deflate stream serves every connection: cd_deflate_msg starts each message from
+ * a fresh window, which any client can inflate. */
 static unsigned char *eio__ws_bytes(eio_server_t *srv, const eio_conn_t *c, base_frame_t *f,
                                     unsigned flags, size_t *len)
 {
@@ -1125,15 +984,15 @@ static unsigned char *eio__ws_bytes(eio_server_t *srv, const eio_conn_t *c, base
     if (c->pmd && !(flags & EIO_SEND_NOCOMPRESS) && f->len >= EIO_DEFLATE_MIN) {
         if (!f->z_tried) {
             f->z_tried = 1;
-            f->z = eio__deflate(srv, data, f->len, &f->z_len);
+            f->z = cd_deflate_msg(&srv->zs, data, f->len, CD_WS_HDR_MAX, &f->z_len);
         }
         if (f->z != NULL) {
-            h = eio__ws_header(f->z + EIO_WS_HDR_MAX, f->binary, 1, f->z_len);
+            h = cd_ws_header(f->z + CD_WS_HDR_MAX, f->binary, 1, f->z_len);
             *len = h + f->z_len;
-            return f->z + EIO_WS_HDR_MAX - h;
+            return f->z + CD_WS_HDR_MAX - h;
         }
     }
-    h = eio__ws_header(data, f->binary, 0, f->len);
+    h = cd_ws_header(data, f->binary, 0, f->len);
     *len = h + f->len;
     return data - h;
 }
@@ -1382,14 +1241,10 @@ static void eio__conn_gone(struct lws *wsi, eio_conn_t *c)
     base_free(c->body);
     c->body = NULL;
     c->body_len = c->body_cap = 0;
-    base_free(c->msg);
-    c->msg = NULL;
-    c->msg_len = c->msg_cap = 0;
-    if (c->zrx != NULL) {
-        inflateEnd(c->zrx);
-        base_free(c->zrx);
-        c->zrx = NULL;
-    }
+    base_free(c->msg.p);
+    c->msg.p = NULL;
+    c->msg.len = c->msg.cap = 0;
+    cd_inflate_end(&c->zrx);
     s = c->s;
     if (s == NULL)
         return;
@@ -1767,7 +1622,7 @@ int eio_server_listen(eio_server_t *srv)
 
 static void eio__close_handles(eio_server_t *srv)
 {
-    eio__deflate_end(srv);
+    cd_deflate_end(&srv->zs);
     srv->phase = EIO_SRV_HANDLES;
     uv_close((uv_handle_t *)&srv->pending_idle, eio__on_srv_handle_closed);
     uv_close((uv_handle_t *)&srv->drain_timer, eio__on_srv_handle_closed);

@@ -32,10 +32,11 @@
 
 #include <libwebsockets.h>
 
-#include "eio.h"
-#include "cd_eio.h"
 #include "base_list.h"
 #include "base_map.h"
+#include "cd_deflate.h"
+#include "cd_eio.h"
+#include "eio.h"
 
 #define EIO_ID_LEN 20
 #define EIO_MAX_LISTENERS 8
@@ -87,12 +88,11 @@ typedef struct eio_conn {
     unsigned short close_code; /* WebSocket: close with this code at the next WRITEABLE */
     char *body;                /* POST body collected so far (base_malloc) */
     size_t body_len, body_cap;
-    unsigned char *msg; /* WebSocket message being reassembled / inflated */
-    size_t msg_len, msg_cap;
+    cd_msgbuf_t msg; /* WebSocket message being reassembled / inflated */
     unsigned char msg_binary;
     unsigned char pmd;          /* permessage-deflate negotiated (http.c: eio__pmd_ext) */
     unsigned char msg_deflated; /* the message being received is compressed */
-    void *zrx;                  /* inflate stream (z_stream) of this connection, lazily */
+    cd_inflate_t zrx;           /* inflate stream of this connection, made on first use */
     unsigned char want_write;   /* WebSocket: WRITEABLE asked for; the queue waits for it */
     unsigned char peer_closed;  /* WebSocket: the client's close frame came; lws answers it */
 } eio_conn_t;
@@ -157,22 +157,22 @@ struct eio_server {
     struct lws_vhost *vh;
     eio_listener_t listeners[EIO_MAX_LISTENERS];
     int n_listeners;
-    base_list_t sessions;     /* eio_session_t.link, every not-DEAD session */
-    base_list_t pending;      /* eio_session_t.pending, on_close not yet delivered */
-    base_map_t by_id;         /* sid -> eio_session_t*, sessions a request may reach */
+    base_list_t sessions;    /* eio_session_t.link, every not-DEAD session */
+    base_list_t pending;     /* eio_session_t.pending, on_close not yet delivered */
+    base_map_t by_id;        /* sid -> eio_session_t*, sessions a request may reach */
     size_t n_open;           /* sessions the application knows (on_open .. on_close) */
     uv_idle_t pending_idle;  /* delivers on_close from the loop */
     uv_timer_t drain_timer;  /* bounds the shutdown drain */
     uv_timer_t accept_timer; /* pauses accepting while out of file descriptors */
     uv_idle_t reap_idle;     /* waits for lws' own handles after lws_context_destroy */
-    base_list_t writes;       /* eio_session_t.wlink: WebSockets to flush before the loop sleeps */
+    base_list_t writes;      /* eio_session_t.wlink: WebSockets to flush before the loop sleeps */
     uv_prepare_t flush_prep; /* runs the flush (http.c) while writes is not empty */
     int lws_kick;            /* an lws timeout was set outside lws: wake lws (http.c) */
     int handles_ready;       /* the handles above are initialised */
     int n_handles;           /* our uv handles not yet closed (incl. session timers) */
     uint64_t reap_deadline;
     base_frame_t *ping; /* the shared "2" frame */
-    void *zs;          /* shared deflate stream (z_stream), NULL until first use */
+    cd_deflate_t zs;    /* shared deflate stream, made on first use */
     void (*close_cb)(void *arg);
     void *close_arg;
 };
