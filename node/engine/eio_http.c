@@ -62,6 +62,20 @@ _Static_assert(CD_WS_HDR_MAX <= BASE_FRAME_PRE, "frames need room for a WebSocke
 #define EIO_SID_MAX 64
 #define EIO_DEFLATE_MIN 1024 /* smaller WebSocket messages go uncompressed (ws' threshold) */
 
+/* The engine names WebSocket close codes by their RFC numbers (cd_ws.h) so that the
+ * session state machine needs nothing of lws; lws uses the same numbers. */
+_Static_assert((int)CD_WS_CLOSE_NORMAL == (int)LWS_CLOSE_STATUS_NORMAL &&
+                   (int)CD_WS_CLOSE_GOINGAWAY == (int)LWS_CLOSE_STATUS_GOINGAWAY &&
+                   (int)CD_WS_CLOSE_PROTOCOL_ERR == (int)LWS_CLOSE_STATUS_PROTOCOL_ERR &&
+                   (int)CD_WS_CLOSE_INVALID_PAYLOAD == (int)LWS_CLOSE_STATUS_INVALID_PAYLOAD &&
+                   (int)CD_WS_CLOSE_POLICY_VIOLATION == (int)LWS_CLOSE_STATUS_POLICY_VIOLATION &&
+                   (int)CD_WS_CLOSE_MESSAGE_TOO_LARGE == (int)LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE &&
+                   (int)CD_WS_CLOSE_UNEXPECTED_CONDITION ==
+                       (int)LWS_CLOSE_STATUS_UNEXPECTED_CONDITION,
+               "RFC 6455 close codes");
+
+static void eio__wake_probe_ack(struct lws *wsi);
+
 /* ---------------------------------------------------------------- protocol errors */
 
 /* The reference's error codes and messages (engine.io Server.errorMessages). */
@@ -1361,7 +1375,7 @@ static void eio__close_deadline(eio_server_t *srv, struct lws *wsi)
     eio__lws_kick(srv);
 }
 
-void eio__wake(eio_session_t *s)
+static void eio__wake(eio_session_t *s)
 {
     struct lws *wsi = s->transport == SIO_TRANSPORT_WEBSOCKET ? s->ws : s->get;
     eio_server_t *srv = s->srv;
@@ -1390,19 +1404,17 @@ void eio__wake(eio_session_t *s)
     lws_callback_on_writable(wsi);
 }
 
-void eio__wake_close(struct lws *wsi, unsigned short code)
+static void eio__wake_close(eio_server_t *srv, struct lws *wsi, unsigned short code)
 {
     eio_conn_t *c = lws_wsi_user(wsi);
-    struct lws_context *ctx = lws_get_context(wsi);
 
     if (c != NULL)
         c->close_code = code;
-    if (ctx != NULL && lws_context_user(ctx) != NULL)
-        eio__close_deadline(lws_context_user(ctx), wsi);
+    eio__close_deadline(srv, wsi);
     lws_callback_on_writable(wsi);
 }
 
-void eio__wake_probe_ack(struct lws *wsi)
+static void eio__wake_probe_ack(struct lws *wsi)
 {
     eio_conn_t *c = lws_wsi_user(wsi);
 
@@ -1411,7 +1423,7 @@ void eio__wake_probe_ack(struct lws *wsi)
     lws_callback_on_writable(wsi);
 }
 
-void eio__wake_noop(struct lws *wsi)
+static void eio__wake_noop(struct lws *wsi)
 {
     eio_conn_t *c = lws_wsi_user(wsi);
 
@@ -1555,17 +1567,16 @@ static void eio__on_listener_closed(uv_handle_t *h)
 
 static void eio__handles_init(eio_server_t *srv)
 {
-    uv_idle_init(srv->loop, &srv->pending_idle);
+    eio__sessions_handles_init(srv);
     uv_timer_init(srv->loop, &srv->drain_timer);
     uv_idle_init(srv->loop, &srv->reap_idle);
     uv_timer_init(srv->loop, &srv->accept_timer);
     uv_prepare_init(srv->loop, &srv->flush_prep);
     srv->flush_prep.data = srv;
-    srv->pending_idle.data = srv;
     srv->drain_timer.data = srv;
     srv->reap_idle.data = srv;
     srv->accept_timer.data = srv;
-    srv->n_handles += 5;
+    srv->n_handles += 4;
     srv->handles_ready = 1;
 }
 
@@ -1624,7 +1635,7 @@ static void eio__close_handles(eio_server_t *srv)
 {
     cd_deflate_end(&srv->zs);
     srv->phase = EIO_SRV_HANDLES;
-    uv_close((uv_handle_t *)&srv->pending_idle, eio__on_srv_handle_closed);
+    eio__sessions_handles_close(srv);
     uv_close((uv_handle_t *)&srv->drain_timer, eio__on_srv_handle_closed);
     uv_close((uv_handle_t *)&srv->reap_idle, eio__on_srv_handle_closed);
     uv_close((uv_handle_t *)&srv->accept_timer, eio__on_srv_handle_closed);
@@ -1679,7 +1690,7 @@ static void eio__on_drain_end(uv_timer_t *t)
     }
 }
 
-void eio__shutdown_step(eio_server_t *srv)
+static void eio__shutdown_step(eio_server_t *srv)
 {
     switch (srv->phase) {
     case EIO_SRV_DRAINING:
@@ -1716,4 +1727,25 @@ void eio_server_close(eio_server_t *srv, void (*cb)(void *arg), void *arg)
     uv_timer_start(&srv->drain_timer, eio__on_drain_end, EIO_DRAIN_MS, 0);
     eio__sessions_shutdown(srv);
     eio__shutdown_step(srv);
+}
+
+/* ---------------------------------------------------------------- the transport */
+
+static eio_conn_t *eio__conn_of(struct lws *wsi)
+{
+    return lws_wsi_user(wsi);
+}
+
+/* What the session state machine (eio_session.c) calls to reach the network. */
+static const eio_transport_t eio__lws_transport = {
+    .wake = eio__wake,
+    .wake_close = eio__wake_close,
+    .wake_noop = eio__wake_noop,
+    .shutdown_step = eio__shutdown_step,
+    .conn_of = eio__conn_of,
+};
+
+eio_server_t *eio_server_new(uv_loop_t *loop, const eio_config_t *cfg, const eio_callbacks_t *cb)
+{
+    return eio__server_new(loop, cfg, cb, &eio__lws_transport);
 }

@@ -140,6 +140,28 @@ enum eio_srv_phase {
     EIO_SRV_CLOSED,   /* close callback delivered */
 };
 
+/* What the session state machine (eio_session.c) asks of the connections that carry
+ * it, registered with the server (eio__server_new) as hiredis' adapters register
+ * ac->ev.addWrite: eio_http.c registers the libwebsockets transport, a unit test a fake.
+ * The session never calls lws itself, so nothing is written to the network from inside
+ * an eio_* call: the hooks only ask for a write, and the transport writes later.
+ * None of them may call into the application or free a session. */
+typedef struct eio_transport {
+    /* s has output for the connection that should carry it (its held GET, its
+     * WebSocket); no-op when it has none. */
+    void (*wake)(eio_session_t *s);
+    /* Closes connection wsi of srv with a WebSocket close code at its next chance to
+     * write, or drops it if that chance does not come within pingInterval + pingTimeout. */
+    void (*wake_close)(eio_server_t *srv, struct lws *wsi, unsigned short code);
+    /* Releases the held GET wsi with noop "6" (the session is upgrading). */
+    void (*wake_noop)(struct lws *wsi);
+    /* One step of the shutdown sequence; called whenever something it waits on
+     * finished (a session freed, a handle closed, the pending on_close delivered). */
+    void (*shutdown_step)(eio_server_t *srv);
+    /* The engine's state of connection wsi, NULL when it has none. */
+    eio_conn_t *(*conn_of)(struct lws *wsi);
+} eio_transport_t;
+
 typedef struct eio_listener {
     uv_poll_t poll;
     int fd;
@@ -147,7 +169,8 @@ typedef struct eio_listener {
 
 struct eio_server {
     uv_loop_t *loop;
-    eio_config_t cfg; /* copy; strings point at the owned copies below */
+    const eio_transport_t *tr; /* the network side (eio_transport_t) */
+    eio_config_t cfg;          /* copy; strings point at the owned copies below */
     char *host, *path, *cors;
     size_t path_len; /* path without its trailing '/' */
     eio_callbacks_t cb;
@@ -162,6 +185,7 @@ struct eio_server {
     base_map_t by_id;        /* sid -> eio_session_t*, sessions a request may reach */
     size_t n_open;           /* sessions the application knows (on_open .. on_close) */
     uv_idle_t pending_idle;  /* delivers on_close from the loop */
+    int pending_ready;       /* pending_idle is initialised */
     uv_timer_t drain_timer;  /* bounds the shutdown drain */
     uv_timer_t accept_timer; /* pauses accepting while out of file descriptors */
     uv_idle_t reap_idle;     /* waits for lws' own handles after lws_context_destroy */
@@ -177,7 +201,16 @@ struct eio_server {
     void *close_arg;
 };
 
-/* ---------------------------------------------------------------- eio.c */
+/* ---------------------------------------------------------------- eio_session.c */
+
+/* The server object without a transport (see eio_session.c). */
+eio_server_t *eio__server_new(uv_loop_t *loop, const eio_config_t *cfg, const eio_callbacks_t *cb,
+                              const eio_transport_t *tr);
+/* Initialises the loop handle that delivers on_close (counted in srv->n_handles);
+ * before it, closes wait for it to be initialised. */
+void eio__sessions_handles_init(eio_server_t *srv);
+/* Closes that handle; eio__handle_closed follows from the loop. */
+void eio__sessions_handles_close(eio_server_t *srv);
 
 /* Creates an OPEN session on transport, registers it under a fresh sid, queues the
  * open packet, attaches the connection that asked (wsi/c: the handshake GET or the
@@ -222,24 +255,5 @@ void eio__sessions_force_free(eio_server_t *srv);
 void eio__handle_closed(eio_server_t *srv);
 /* Loop time in ms, refreshed (requests compare against deadlines). */
 uint64_t eio__now(eio_server_t *srv);
-
-/* ---------------------------------------------------------------- http.c */
-
-/* s has output for the connection that should carry it: a held GET gets a WRITEABLE
- * callback; an open session's WebSocket is put on srv->writes and flushed straight
- * into its socket before the loop next sleeps (the WebSocket of a closing session
- * goes through WRITEABLE, bounded as by eio__wake_close). No-op when there is no
- * such connection. */
-void eio__wake(eio_session_t *s);
-/* Asks the connection to close with a WebSocket close code at its next WRITEABLE;
- * lws drops it if that does not come within pingInterval + pingTimeout. */
-void eio__wake_close(struct lws *wsi, unsigned short code);
-/* Asks a probe WebSocket to send "3probe". */
-void eio__wake_probe_ack(struct lws *wsi);
-/* Releases a held GET with noop "6" (the session is upgrading). */
-void eio__wake_noop(struct lws *wsi);
-/* One step of the shutdown sequence; called again whenever something it waits on
- * finished. */
-void eio__shutdown_step(eio_server_t *srv);
 
 #endif
