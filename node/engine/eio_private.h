@@ -1,10 +1,16 @@
-/* eio_private.h -- the engine's insides, shared by eio.c (sessions) and http.c (lws).
+/* eio_private.h -- the engine's insides, shared by all its files; nothing of lws.
  *
- * Split: eio.c owns the Engine.IO session state machine -- send queue, heartbeats,
- * packet handling, the close protocol and the deferred on_close -- and touches
- * libwebsockets only through the eio__wake_* calls below. http.c owns the lws
- * context on the caller's loop, our own listening sockets, request routing, the HTTP
- * answers, WebSocket framing and the shutdown sequence.
+ * Split: eio_session.c owns the Engine.IO session state machine -- send queue,
+ * heartbeats, packet handling, the close protocol and the deferred on_close -- and
+ * reaches the network only through the transport registered with the server
+ * (eio_transport_t). eio_req.c reads requests from their strings. Both are free of
+ * libwebsockets, so the unit tests drive them without a socket. The lws transport is
+ * the files that include eio_lws.h: eio_server.c (context, callback dispatch, listen,
+ * shutdown), eio_listen.c (our listening sockets), eio_handshake.c (reading a request),
+ * eio_route.c (where it goes), eio_reply.c (HTTP answers), eio_polling.c (GET/POST),
+ * eio_ws.c (WebSocket upgrade and receiving), eio_ws_send.c (WebSocket sending).
+ * Each file uses only files listed before it (eio_server.c uses the others), never the
+ * other way round.
  *
  * Three tiers of state, as in the lws examples:
  *   eio_server_t   one per listener;
@@ -30,16 +36,21 @@
 
 #include <stdint.h>
 
-#include <libwebsockets.h>
-
 #include "base_list.h"
 #include "base_map.h"
 #include "cd_deflate.h"
 #include "cd_eio.h"
 #include "eio.h"
 
+/* The transport's connection type, opaque here: the session only keeps and compares
+ * pointers to it, and asks the transport for the engine's state of one (conn_of). */
+struct lws;
+struct lws_context;
+struct lws_vhost;
+
 #define EIO_ID_LEN 20
 #define EIO_MAX_LISTENERS 8
+#define EIO_SID_MAX 64 /* longer sid arguments match no session */
 
 enum eio_state { EIO_S_OPEN, EIO_S_CLOSING, EIO_S_CLOSED, EIO_S_DEAD };
 
@@ -78,7 +89,7 @@ typedef struct eio_queue {
 } eio_queue_t;
 
 /* One per lws connection (lws allocates and zeroes it: the protocol's per-session
- * user data). What it owns is released by eio__conn_gone (http.c). */
+ * user data). What it owns is released by eio__conn_gone (eio_server.c). */
 typedef struct eio_conn {
     eio_session_t *s;          /* session served, NULL when none / detached */
     int role;                  /* enum eio_role */
@@ -90,7 +101,7 @@ typedef struct eio_conn {
     size_t body_len, body_cap;
     cd_msgbuf_t msg; /* WebSocket message being reassembled / inflated */
     unsigned char msg_binary;
-    unsigned char pmd;          /* permessage-deflate negotiated (http.c: eio__pmd_ext) */
+    unsigned char pmd;          /* permessage-deflate negotiated (eio_ws.c: eio__on_extension) */
     unsigned char msg_deflated; /* the message being received is compressed */
     cd_inflate_t zrx;           /* inflate stream of this connection, made on first use */
     unsigned char want_write;   /* WebSocket: WRITEABLE asked for; the queue waits for it */
@@ -125,7 +136,7 @@ struct eio_session {
     void *data;
 };
 
-/* Handshake facts collected by http.c and moved into a new session. */
+/* Handshake facts collected by eio_handshake.c and moved into a new session. */
 typedef struct eio_handshake {
     char *address, *url, *query; /* ownership moves to the session */
     cJSON *headers;
@@ -142,7 +153,7 @@ enum eio_srv_phase {
 
 /* What the session state machine (eio_session.c) asks of the connections that carry
  * it, registered with the server (eio__server_new) as hiredis' adapters register
- * ac->ev.addWrite: eio_http.c registers the libwebsockets transport, a unit test a fake.
+ * ac->ev.addWrite: eio_server.c registers the libwebsockets transport, a unit test a fake.
  * The session never calls lws itself, so nothing is written to the network from inside
  * an eio_* call: the hooks only ask for a write, and the transport writes later.
  * None of them may call into the application or free a session. */
@@ -190,8 +201,8 @@ struct eio_server {
     uv_timer_t accept_timer; /* pauses accepting while out of file descriptors */
     uv_idle_t reap_idle;     /* waits for lws' own handles after lws_context_destroy */
     base_list_t writes;      /* eio_session_t.wlink: WebSockets to flush before the loop sleeps */
-    uv_prepare_t flush_prep; /* runs the flush (http.c) while writes is not empty */
-    int lws_kick;            /* an lws timeout was set outside lws: wake lws (http.c) */
+    uv_prepare_t flush_prep; /* runs the flush (eio_ws_send.c) while writes is not empty */
+    int lws_kick;            /* an lws timeout was set outside lws: wake lws (eio_ws_send.c) */
     int handles_ready;       /* the handles above are initialised */
     int n_handles;           /* our uv handles not yet closed (incl. session timers) */
     uint64_t reap_deadline;
@@ -200,6 +211,45 @@ struct eio_server {
     void (*close_cb)(void *arg);
     void *close_arg;
 };
+
+/* What the engine needs from one request line (eio_req.c, eio_handshake.c). */
+typedef struct eio_req {
+    int method;    /* LWSHUMETH_*, -1 when lws saw none */
+    int transport; /* SIO_TRANSPORT_*, 0 = missing or unknown */
+    int eio_ok;    /* EIO=4 */
+    int has_sid;
+    char sid[EIO_SID_MAX + 1];
+    char *query; /* re-encoded query string (base_malloc), "" when none */
+} eio_req_t;
+
+/* A growing NUL-terminated string (base_malloc); zero-initialise. */
+typedef struct eio_buf {
+    char *p;
+    size_t len, cap;
+} eio_buf_t;
+
+/* ---------------------------------------------------------------- eio_req.c */
+
+/* Appends n bytes of s to b. */
+void eio__buf_put(eio_buf_t *b, const char *s, size_t n);
+/* Appends n bytes of s percent-encoded (uppercase hex), leaving alone the unreserved
+ * characters and those in keep: what a query or path decoder would misread is encoded. */
+void eio__buf_encode(eio_buf_t *b, const char *s, size_t n, const char *keep);
+/* Takes what the engine needs from one decoded query fragment (n bytes, "key=value" or
+ * "key"): EIO, transport and sid; any other fragment leaves r as it is. */
+void eio__req_arg(eio_req_t *r, const char *frag, size_t n);
+/* Appends one decoded query fragment to the query string q, re-encoded so that decoding
+ * q gives the fragment back; an empty fragment adds nothing. */
+void eio__query_append(eio_buf_t *q, const char *frag, size_t n);
+/* Is path under base (base_len bytes without its trailing '/'): "/x/..." or exactly
+ * "/x"; a base of "/" takes every path. 0 for a NULL path. */
+int eio__path_match(const char *base, size_t base_len, const char *path);
+/* Is origin (olen bytes) one of the comma-separated entries of list (blanks around an
+ * entry ignored, compared byte for byte)? */
+int eio__origin_listed(const char *list, const char *origin, size_t olen);
+/* 0 when origin holds a control character other than tab (Node refuses such a
+ * header); 1 otherwise, NULL included. */
+int eio__origin_chars_ok(const char *origin);
 
 /* ---------------------------------------------------------------- eio_session.c */
 

@@ -1,12 +1,13 @@
-/* eio.c -- Engine.IO v4 sessions: queues, heartbeats, packets, the close protocol.
+/* eio_session.c -- Engine.IO v4 sessions: queues, heartbeats, packets, the close protocol.
  *
  * Why the session is separate from any connection: with long-polling a client is a
  * series of short HTTP requests, and during an upgrade it is two connections at
  * once. So the session (sid) is the unit the application sees, and connections
- * attach to it for a while (eio_private.h). This file never calls lws except through
- * the eio__wake_* hooks of http.c, which have the queue written later (from a
- * WRITEABLE callback, or by http.c's flush before the loop sleeps); nothing is
- * written to the network from inside an eio_* call.
+ * attach to it for a while (eio_private.h). This file never calls lws: it asks the
+ * transport registered with the server (eio_transport_t) to write later (from a
+ * WRITEABLE callback, or by eio_ws_send.c's flush before the loop sleeps); nothing is
+ * written to the network from inside an eio_* call. So a fake transport drives it in
+ * the unit tests (tests/unit/test_eio_session.c).
  *
  * Why on_close is deferred: the application must never be re-entered from inside
  * one of its own eio_* calls (eio_session_send may close on a full queue), and a
@@ -21,7 +22,6 @@
  */
 #include "eio_private.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -91,7 +91,7 @@ void eio__queue_clear(eio_queue_t *q)
 
 /* ---------------------------------------------------------------- server object */
 
-/* The server object without a transport: what eio_server_new (eio_http.c) builds on,
+/* The server object without a transport: what eio_server_new (eio_server.c) builds on,
  * and what a test builds with a fake transport. cfg and cb are copied, the strings in cfg
  * too; a zero number in cfg means the reference's default. NULL when an argument is
  * missing or the port is out of range; nothing is touched on the loop. */
@@ -612,7 +612,7 @@ int eio_session_send(eio_session_t *s, base_frame_t *f, unsigned flags)
         int writable;
         if (s->transport == SIO_TRANSPORT_WEBSOCKET) {
             /* Frames queued during this loop iteration still go out before it sleeps
-             * (http.c's flush), so "cannot take it now" means the kernel pushed back
+             * (eio_ws_send.c's flush), so "cannot take it now" means the kernel pushed back
              * and the queue waits for WRITEABLE. Testing for an empty queue instead
              * dropped a volatile packet sent right after an ack to the same client. */
             eio_conn_t *c = s->ws != NULL ? s->srv->tr->conn_of(s->ws) : NULL;
