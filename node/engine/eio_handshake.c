@@ -27,26 +27,47 @@ static const enum lws_token_indexes eio__kept_headers[] = {
 };
 static const char *const eio__kept_custom[] = {"x-forwarded-proto:", "x-forwarded-host:"};
 
-void eio__req_parse(struct lws *wsi, eio_req_t *r)
+/* Hands each query fragment of wsi, as lws decoded it, to whichever of r (the
+ * arguments), q (the query string) and pairs (the decoded query) is not NULL. */
+static void eio__walk_query(struct lws *wsi, eio_req_t *r, eio_buf_t *q, eio_query_t *pairs)
 {
     int total = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS);
-    char *frag = base_malloc((size_t)(total > 0 ? total : 0) + 1);
-    eio_buf_t q = {0};
+    char *frag;
+
+    if (total <= 0)
+        return;
+    frag = base_malloc((size_t)total + 1);
+    for (int i = 0;; i++) {
+        int n = lws_hdr_copy_fragment(wsi, frag, total + 1, WSI_TOKEN_HTTP_URI_ARGS, i);
+
+        if (n < 0)
+            break;
+        if (r != NULL)
+            eio__req_arg(r, frag, (size_t)n);
+        if (q != NULL)
+            eio__query_append(q, frag, (size_t)n);
+        if (pairs != NULL)
+            eio__query_add(pairs, frag, (size_t)n);
+    }
+    base_free(frag);
+}
+
+void eio__req_parse(struct lws *wsi, eio_req_t *r)
+{
     char *uri;
     int ulen;
 
     memset(r, 0, sizeof(*r));
     r->method = lws_http_get_uri_and_method(wsi, &uri, &ulen);
-    for (int i = 0; total > 0; i++) {
-        int n = lws_hdr_copy_fragment(wsi, frag, total + 1, WSI_TOKEN_HTTP_URI_ARGS, i);
+    eio__walk_query(wsi, r, NULL, NULL);
+}
 
-        if (n < 0)
-            break;
-        eio__req_arg(r, frag, (size_t)n);
-        eio__query_append(&q, frag, (size_t)n);
-    }
-    base_free(frag);
-    r->query = q.p != NULL ? q.p : base_strdup("");
+char *eio__req_query(struct lws *wsi, eio_query_t *pairs)
+{
+    eio_buf_t q = {0};
+
+    eio__walk_query(wsi, NULL, &q, pairs);
+    return q.p != NULL ? q.p : base_strdup("");
 }
 
 /* Copies a header (all its fragments) into a fresh string, NULL when absent. */
@@ -65,25 +86,27 @@ static char *eio__hdr_dup(struct lws *wsi, enum lws_token_indexes tok)
     return v;
 }
 
-void eio__handshake_facts(struct lws *wsi, const char *path, eio_req_t *r, eio_handshake_t *hs)
+void eio__handshake_facts(struct lws *wsi, const char *path, eio_handshake_t *hs)
 {
     char peer[128];
     eio_buf_t url = {0};
     cJSON *h = cJSON_CreateObject();
 
+    memset(hs, 0, sizeof(*hs));
     peer[0] = '\0';
     lws_get_peer_simple(wsi, peer, sizeof(peer));
     peer[sizeof(peer) - 1] = '\0';
     hs->address = base_strdup(peer);
 
+    /* the query is decoded here, once: the session hands out the pairs, and keeps the
+     * string only for eio_session_query / eio_session_url */
+    hs->query = eio__req_query(wsi, &hs->pairs);
     eio__buf_encode(&url, path, strlen(path), "/,:@!$'()*+;=");
-    if (r->query[0]) {
+    if (hs->query[0]) {
         eio__buf_put(&url, "?", 1);
-        eio__buf_put(&url, r->query, strlen(r->query));
+        eio__buf_put(&url, hs->query, strlen(hs->query));
     }
     hs->url = url.p;
-    hs->query = r->query;
-    r->query = NULL;
 
     for (size_t i = 0; i < sizeof(eio__kept_headers) / sizeof(eio__kept_headers[0]); i++) {
         const char *name = (const char *)lws_token_to_string(eio__kept_headers[i]);

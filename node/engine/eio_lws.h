@@ -14,11 +14,15 @@
 
 /* ---------------------------------------------------------------- eio_handshake.c */
 
-/* Fills r from the request line of wsi; r->query is owned by the caller. */
+/* Fills r from the request line of wsi (method and the Engine.IO arguments). */
 void eio__req_parse(struct lws *wsi, eio_req_t *r);
+/* The query of wsi's request, re-encoded so that decoding it gives lws' view back
+ * (base_malloc, "" when none); when pairs is not NULL, also adds its decoded pairs. */
+char *eio__req_query(struct lws *wsi, eio_query_t *pairs);
 /* Collects what the session keeps about its handshake request (peer address, url at
- * path, query, selected headers) into hs; r->query moves into hs. */
-void eio__handshake_facts(struct lws *wsi, const char *path, eio_req_t *r, eio_handshake_t *hs);
+ * path, the query as string and decoded, selected headers) into hs, which it
+ * overwrites; the caller owns the result (eio__session_open takes it over). */
+void eio__handshake_facts(struct lws *wsi, const char *path, eio_handshake_t *hs);
 /* The reference's verify(): returns an EIO_ERR_* code or -1 when the request may
  * proceed, with *sp set to the session it names (NULL without sid). */
 int eio__verify(eio_server_t *srv, struct lws *wsi, const eio_req_t *r, int upgrade,

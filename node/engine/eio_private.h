@@ -108,6 +108,15 @@ typedef struct eio_conn {
     unsigned char peer_closed;  /* WebSocket: the client's close frame came; lws answers it */
 } eio_conn_t;
 
+/* The handshake query decoded once (eio_req.c): key/value pairs in the order the keys
+ * first appeared; a key that comes again is ignored. Zero-initialise. */
+typedef struct eio_query {
+    char **kv;      /* key 0, value 0, key 1, value 1, ... (owned) */
+    size_t n;       /* pairs held */
+    size_t cap;     /* pairs kv has room for */
+    base_map_t idx; /* key -> its value in kv, for lookups */
+} eio_query_t;
+
 struct eio_session {
     base_list_t link;    /* srv->sessions while not DEAD */
     base_list_t pending; /* srv->pending while on_close waits for the loop */
@@ -132,6 +141,7 @@ struct eio_session {
     uv_timer_t upg_timer;        /* upgrade timeout while a probe is open */
     int n_handles;               /* of the two timers, not yet closed */
     char *address, *url, *query; /* handshake facts (owned) */
+    eio_query_t pairs;           /* the query, decoded */
     cJSON *headers;
     void *data;
 };
@@ -139,6 +149,7 @@ struct eio_session {
 /* Handshake facts collected by eio_handshake.c and moved into a new session. */
 typedef struct eio_handshake {
     char *address, *url, *query; /* ownership moves to the session */
+    eio_query_t pairs;
     cJSON *headers;
 } eio_handshake_t;
 
@@ -219,7 +230,6 @@ typedef struct eio_req {
     int eio_ok;    /* EIO=4 */
     int has_sid;
     char sid[EIO_SID_MAX + 1];
-    char *query; /* re-encoded query string (base_malloc), "" when none */
 } eio_req_t;
 
 /* A growing NUL-terminated string (base_malloc); zero-initialise. */
@@ -241,6 +251,15 @@ void eio__req_arg(eio_req_t *r, const char *frag, size_t n);
 /* Appends one decoded query fragment to the query string q, re-encoded so that decoding
  * q gives the fragment back; an empty fragment adds nothing. */
 void eio__query_append(eio_buf_t *q, const char *frag, size_t n);
+/* Adds one decoded query fragment (n bytes) to q, with the rules the protocol applied
+ * to the query string before the engine decoded it: the key is what comes before the
+ * first '=', the value what follows ("" without '='); a fragment with an empty key adds
+ * nothing, nor does a key q already holds; key and value end at a NUL byte, if any. */
+void eio__query_add(eio_query_t *q, const char *frag, size_t n);
+/* The value of key, NULL when q does not hold it. */
+const char *eio__query_get(const eio_query_t *q, const char *key);
+/* Frees what q holds; q is empty and usable again. */
+void eio__query_free(eio_query_t *q);
 /* Is path under base (base_len bytes without its trailing '/'): "/x/..." or exactly
  * "/x"; a base of "/" takes every path. 0 for a NULL path. */
 int eio__path_match(const char *base, size_t base_len, const char *path);

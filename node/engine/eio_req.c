@@ -88,6 +88,45 @@ void eio__query_append(eio_buf_t *q, const char *frag, size_t n)
     }
 }
 
+void eio__query_add(eio_query_t *q, const char *frag, size_t n)
+{
+    const char *eq = memchr(frag, '=', n);
+    size_t klen = eq != NULL ? (size_t)(eq - frag) : n;
+    char *key, *val;
+
+    if (klen == 0)
+        return;
+    /* a NUL from %00 ends the string, as it did for the protocol's C strings */
+    key = base_strndup(frag, klen);
+    if (base_map_has(&q->idx, key)) {
+        base_free(key);
+        return;
+    }
+    val = eq != NULL ? base_strndup(eq + 1, n - klen - 1) : base_strdup("");
+    if (q->n == q->cap) {
+        q->cap = q->cap ? q->cap * 2 : 8;
+        q->kv = base_realloc(q->kv, q->cap * 2 * sizeof(*q->kv));
+    }
+    q->kv[2 * q->n] = key;
+    q->kv[2 * q->n + 1] = val;
+    q->n++;
+    base_map_put(&q->idx, key, val);
+}
+
+const char *eio__query_get(const eio_query_t *q, const char *key)
+{
+    return base_map_get(&q->idx, key);
+}
+
+void eio__query_free(eio_query_t *q)
+{
+    for (size_t i = 0; i < 2 * q->n; i++)
+        base_free(q->kv[i]);
+    base_free(q->kv);
+    base_map_clear(&q->idx);
+    memset(q, 0, sizeof(*q));
+}
+
 int eio__path_match(const char *base, size_t base_len, const char *path)
 {
     if (path == NULL)

@@ -18,14 +18,16 @@ static int eio__plain_http(eio_server_t *srv, struct lws *wsi, const char *path)
     eio_req_t r;
     sio_http_req_t req;
     sio_http_res_t res = {0};
+    char *query;
     int rc;
 
     eio__req_parse(wsi, &r);
+    query = eio__req_query(wsi, NULL);
     req.method = r.method >= 0 && r.method < (int)(sizeof(eio__methods) / sizeof(eio__methods[0]))
                      ? eio__methods[r.method]
                      : "GET";
     req.path = path;
-    req.query = r.query;
+    req.query = query;
     if (srv->cb.on_http != NULL)
         srv->cb.on_http(&req, &res, srv->cb.http_ud);
     if (res.status == 0)
@@ -35,7 +37,7 @@ static int eio__plain_http(eio_server_t *srv, struct lws *wsi, const char *path)
                         res.content_type != NULL ? res.content_type : "text/plain", res.body,
                         res.body != NULL ? res.body_len : 0, 0);
     base_free(res.body);
-    base_free(r.query);
+    base_free(query);
     return rc;
 }
 
@@ -59,7 +61,7 @@ int eio__on_http(eio_server_t *srv, struct lws *wsi, eio_conn_t *c, const char *
             rc = eio__reply(srv, wsi, 503, "text/plain", "Server shutting down", 20, EIO_R_CORS);
         } else {
             eio_handshake_t hs;
-            eio__handshake_facts(wsi, path, &r, &hs);
+            eio__handshake_facts(wsi, path, &hs);
             lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
             eio__session_open(srv, SIO_TRANSPORT_POLLING, &hs, wsi, c);
             rc = 0;
@@ -71,6 +73,5 @@ int eio__on_http(eio_server_t *srv, struct lws *wsi, eio_conn_t *c, const char *
     } else {
         rc = eio__reply(srv, wsi, 500, NULL, NULL, 0, EIO_R_CORS);
     }
-    base_free(r.query);
     return rc;
 }

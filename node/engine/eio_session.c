@@ -301,6 +301,7 @@ eio_session_t *eio__session_open(eio_server_t *srv, int transport, eio_handshake
     s->address = hs->address;
     s->url = hs->url;
     s->query = hs->query;
+    s->pairs = hs->pairs;
     s->headers = hs->headers;
     memset(hs, 0, sizeof(*hs));
 
@@ -502,6 +503,7 @@ static void eio__on_timer_closed(uv_handle_t *h)
     base_free(s->address);
     base_free(s->url);
     base_free(s->query);
+    eio__query_free(&s->pairs);
     cJSON_Delete(s->headers);
     base_free(s->q.buf);
     base_free(s);
@@ -668,6 +670,21 @@ const char *eio_session_url(const eio_session_t *s)
 const char *eio_session_query(const eio_session_t *s)
 {
     return s->query != NULL ? s->query : "";
+}
+
+const char *eio_session_query_get(const eio_session_t *s, const char *key)
+{
+    return s != NULL && key != NULL ? eio__query_get(&s->pairs, key) : NULL;
+}
+
+int eio_session_query_next(const eio_session_t *s, size_t *it, const char **key, const char **value)
+{
+    if (s == NULL || *it >= s->pairs.n)
+        return 0;
+    *key = s->pairs.kv[2 * *it];
+    *value = s->pairs.kv[2 * *it + 1];
+    (*it)++;
+    return 1;
 }
 
 const cJSON *eio_session_headers(const eio_session_t *s)

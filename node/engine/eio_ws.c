@@ -51,7 +51,6 @@ int eio__on_confirm_upgrade(eio_server_t *srv, struct lws *wsi, const char *prot
         err = EIO_ERR_BAD;
     /* a known sid that cannot upgrade now (already upgraded or upgrading) gets the
      * 101 and an immediate close, as from the reference (eio__on_ws_open) */
-    base_free(r.query);
     if (err >= 0)
         return eio__reject_upgrade(srv, wsi, err == EIO_ERR_FORBIDDEN ? 403 : 400,
                                    eio__err_msg[err]);
@@ -72,7 +71,7 @@ int eio__on_ws_open(eio_server_t *srv, struct lws *wsi, eio_conn_t *c)
         eio_handshake_t hs;
         if (lws_http_get_uri_and_method(wsi, &uri, &ulen) < 0 || uri == NULL)
             uri = srv->path;
-        eio__handshake_facts(wsi, uri, &r, &hs);
+        eio__handshake_facts(wsi, uri, &hs);
         eio__session_open(srv, SIO_TRANSPORT_WEBSOCKET, &hs, wsi, c);
     } else {
         s = eio__session_find(srv, r.sid);
@@ -85,7 +84,6 @@ int eio__on_ws_open(eio_server_t *srv, struct lws *wsi, eio_conn_t *c)
             eio__upgrade_start(s, wsi);
         }
     }
-    base_free(r.query);
     return rc;
 }
 
