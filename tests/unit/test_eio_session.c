@@ -44,7 +44,7 @@ typedef struct fake {
     eio_session_t *closed_s[MAX_CALLS];
     char reasons[MAX_CALLS][32];
     size_t queued_at_close[MAX_CALLS]; /* frames still queued when on_close came */
-    int in_close_call; /* on_close must never run inside an eio_* call */
+    int in_close_call;                 /* on_close must never run inside an eio_* call */
 } fake_t;
 
 static fake_t *F; /* the transport hooks get no user data: one fake per test */
