@@ -1,4 +1,4 @@
-/* eio_parser.c -- Engine.IO v4 packet and polling-payload codec.
+/* eio_codec.c -- Engine.IO v4 packet and polling-payload codec.
  *
  * Text packets are never copied: the packet handed to the callback points into the
  * caller's buffer. Only "b" + base64 records need bytes of their own; one scratch
@@ -27,7 +27,7 @@ int cd_eio_decode_text(const char *s, size_t len, cd_eio_packet_t *out)
     return 0;
 }
 
-/* Walks a polling body record by record (see eio_parser.h). The record is rejected
+/* Walks a polling body record by record (see cd_eio.h). The record is rejected
  * before cb sees it, so cb never observes a packet from a bad record. */
 int cd_eio_decode_payload(const char *body, size_t len, cd_eio_packet_cb cb, void *ud)
 {

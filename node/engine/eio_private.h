@@ -1,10 +1,16 @@
-/* eio_private.h -- the engine's insides, shared by eio.c (sessions) and http.c (lws).
+/* eio_private.h -- the engine's insides, shared by all its files; nothing of lws.
  *
- * Split: eio.c owns the Engine.IO session state machine -- send queue, heartbeats,
- * packet handling, the close protocol and the deferred on_close -- and touches
- * libwebsockets only through the eio__wake_* calls below. http.c owns the lws
- * context on the caller's loop, our own listening sockets, request routing, the HTTP
- * answers, WebSocket framing and the shutdown sequence.
+ * Split: eio_session.c owns the Engine.IO session state machine -- send queue,
+ * heartbeats, packet handling, the close protocol and the deferred on_close -- and
+ * reaches the network only through the transport registered with the server
+ * (eio_transport_t). eio_req.c reads requests from their strings. Both are free of
+ * libwebsockets, so the unit tests drive them without a socket. The lws transport is
+ * the files that include eio_lws.h: eio_server.c (context, callback dispatch, listen,
+ * shutdown), eio_listen.c (our listening sockets), eio_handshake.c (reading a request),
+ * eio_route.c (where it goes), eio_reply.c (HTTP answers), eio_polling.c (GET/POST),
+ * eio_ws.c (WebSocket upgrade and receiving), eio_ws_send.c (WebSocket sending).
+ * Each file uses only files listed before it (eio_server.c uses the others), never the
+ * other way round.
  *
  * Three tiers of state, as in the lws examples:
  *   eio_server_t   one per listener;
@@ -30,15 +36,21 @@
 
 #include <stdint.h>
 
-#include <libwebsockets.h>
-
-#include "eio.h"
-#include "cd_eio.h"
 #include "base_list.h"
 #include "base_map.h"
+#include "cd_deflate.h"
+#include "cd_eio.h"
+#include "eio.h"
+
+/* The transport's connection type, opaque here: the session only keeps and compares
+ * pointers to it, and asks the transport for the engine's state of one (conn_of). */
+struct lws;
+struct lws_context;
+struct lws_vhost;
 
 #define EIO_ID_LEN 20
 #define EIO_MAX_LISTENERS 8
+#define EIO_SID_MAX 64 /* longer sid arguments match no session */
 
 enum eio_state { EIO_S_OPEN, EIO_S_CLOSING, EIO_S_CLOSED, EIO_S_DEAD };
 
@@ -77,7 +89,7 @@ typedef struct eio_queue {
 } eio_queue_t;
 
 /* One per lws connection (lws allocates and zeroes it: the protocol's per-session
- * user data). What it owns is released by eio__conn_gone (http.c). */
+ * user data). What it owns is released by eio__conn_gone (eio_server.c). */
 typedef struct eio_conn {
     eio_session_t *s;          /* session served, NULL when none / detached */
     int role;                  /* enum eio_role */
@@ -87,15 +99,23 @@ typedef struct eio_conn {
     unsigned short close_code; /* WebSocket: close with this code at the next WRITEABLE */
     char *body;                /* POST body collected so far (base_malloc) */
     size_t body_len, body_cap;
-    unsigned char *msg; /* WebSocket message being reassembled / inflated */
-    size_t msg_len, msg_cap;
+    cd_msgbuf_t msg; /* WebSocket message being reassembled / inflated */
     unsigned char msg_binary;
-    unsigned char pmd;          /* permessage-deflate negotiated (http.c: eio__pmd_ext) */
+    unsigned char pmd;          /* permessage-deflate negotiated (eio_ws.c: eio__on_extension) */
     unsigned char msg_deflated; /* the message being received is compressed */
-    void *zrx;                  /* inflate stream (z_stream) of this connection, lazily */
+    cd_inflate_t zrx;           /* inflate stream of this connection, made on first use */
     unsigned char want_write;   /* WebSocket: WRITEABLE asked for; the queue waits for it */
     unsigned char peer_closed;  /* WebSocket: the client's close frame came; lws answers it */
 } eio_conn_t;
+
+/* The handshake query decoded once (eio_req.c): key/value pairs in the order the keys
+ * first appeared; a key that comes again is ignored. Zero-initialise. */
+typedef struct eio_query {
+    char **kv;      /* key 0, value 0, key 1, value 1, ... (owned) */
+    size_t n;       /* pairs held */
+    size_t cap;     /* pairs kv has room for */
+    base_map_t idx; /* key -> its value in kv, for lookups */
+} eio_query_t;
 
 struct eio_session {
     base_list_t link;    /* srv->sessions while not DEAD */
@@ -121,13 +141,15 @@ struct eio_session {
     uv_timer_t upg_timer;        /* upgrade timeout while a probe is open */
     int n_handles;               /* of the two timers, not yet closed */
     char *address, *url, *query; /* handshake facts (owned) */
+    eio_query_t pairs;           /* the query, decoded */
     cJSON *headers;
     void *data;
 };
 
-/* Handshake facts collected by http.c and moved into a new session. */
+/* Handshake facts collected by eio_handshake.c and moved into a new session. */
 typedef struct eio_handshake {
     char *address, *url, *query; /* ownership moves to the session */
+    eio_query_t pairs;
     cJSON *headers;
 } eio_handshake_t;
 
@@ -140,6 +162,28 @@ enum eio_srv_phase {
     EIO_SRV_CLOSED,   /* close callback delivered */
 };
 
+/* What the session state machine (eio_session.c) asks of the connections that carry
+ * it, registered with the server (eio__server_new) as hiredis' adapters register
+ * ac->ev.addWrite: eio_server.c registers the libwebsockets transport, a unit test a fake.
+ * The session never calls lws itself, so nothing is written to the network from inside
+ * an eio_* call: the hooks only ask for a write, and the transport writes later.
+ * None of them may call into the application or free a session. */
+typedef struct eio_transport {
+    /* s has output for the connection that should carry it (its held GET, its
+     * WebSocket); no-op when it has none. */
+    void (*wake)(eio_session_t *s);
+    /* Closes connection wsi of srv with a WebSocket close code at its next chance to
+     * write, or drops it if that chance does not come within pingInterval + pingTimeout. */
+    void (*wake_close)(eio_server_t *srv, struct lws *wsi, unsigned short code);
+    /* Releases the held GET wsi with noop "6" (the session is upgrading). */
+    void (*wake_noop)(struct lws *wsi);
+    /* One step of the shutdown sequence; called whenever something it waits on
+     * finished (a session freed, a handle closed, the pending on_close delivered). */
+    void (*shutdown_step)(eio_server_t *srv);
+    /* The engine's state of connection wsi, NULL when it has none. */
+    eio_conn_t *(*conn_of)(struct lws *wsi);
+} eio_transport_t;
+
 typedef struct eio_listener {
     uv_poll_t poll;
     int fd;
@@ -147,7 +191,8 @@ typedef struct eio_listener {
 
 struct eio_server {
     uv_loop_t *loop;
-    eio_config_t cfg; /* copy; strings point at the owned copies below */
+    const eio_transport_t *tr; /* the network side (eio_transport_t) */
+    eio_config_t cfg;          /* copy; strings point at the owned copies below */
     char *host, *path, *cors;
     size_t path_len; /* path without its trailing '/' */
     eio_callbacks_t cb;
@@ -157,27 +202,84 @@ struct eio_server {
     struct lws_vhost *vh;
     eio_listener_t listeners[EIO_MAX_LISTENERS];
     int n_listeners;
-    base_list_t sessions;     /* eio_session_t.link, every not-DEAD session */
-    base_list_t pending;      /* eio_session_t.pending, on_close not yet delivered */
-    base_map_t by_id;         /* sid -> eio_session_t*, sessions a request may reach */
+    base_list_t sessions;    /* eio_session_t.link, every not-DEAD session */
+    base_list_t pending;     /* eio_session_t.pending, on_close not yet delivered */
+    base_map_t by_id;        /* sid -> eio_session_t*, sessions a request may reach */
     size_t n_open;           /* sessions the application knows (on_open .. on_close) */
     uv_idle_t pending_idle;  /* delivers on_close from the loop */
+    int pending_ready;       /* pending_idle is initialised */
     uv_timer_t drain_timer;  /* bounds the shutdown drain */
     uv_timer_t accept_timer; /* pauses accepting while out of file descriptors */
     uv_idle_t reap_idle;     /* waits for lws' own handles after lws_context_destroy */
-    base_list_t writes;       /* eio_session_t.wlink: WebSockets to flush before the loop sleeps */
-    uv_prepare_t flush_prep; /* runs the flush (http.c) while writes is not empty */
-    int lws_kick;            /* an lws timeout was set outside lws: wake lws (http.c) */
+    base_list_t writes;      /* eio_session_t.wlink: WebSockets to flush before the loop sleeps */
+    uv_prepare_t flush_prep; /* runs the flush (eio_ws_send.c) while writes is not empty */
+    int lws_kick;            /* an lws timeout was set outside lws: wake lws (eio_ws_send.c) */
     int handles_ready;       /* the handles above are initialised */
     int n_handles;           /* our uv handles not yet closed (incl. session timers) */
     uint64_t reap_deadline;
     base_frame_t *ping; /* the shared "2" frame */
-    void *zs;          /* shared deflate stream (z_stream), NULL until first use */
+    cd_deflate_t zs;    /* shared deflate stream, made on first use */
     void (*close_cb)(void *arg);
     void *close_arg;
 };
 
-/* ---------------------------------------------------------------- eio.c */
+/* What the engine needs from one request line (eio_req.c, eio_handshake.c). */
+typedef struct eio_req {
+    int method;    /* LWSHUMETH_*, -1 when lws saw none */
+    int transport; /* SIO_TRANSPORT_*, 0 = missing or unknown */
+    int eio_ok;    /* EIO=4 */
+    int has_sid;
+    char sid[EIO_SID_MAX + 1];
+} eio_req_t;
+
+/* A growing NUL-terminated string (base_malloc); zero-initialise. */
+typedef struct eio_buf {
+    char *p;
+    size_t len, cap;
+} eio_buf_t;
+
+/* ---------------------------------------------------------------- eio_req.c */
+
+/* Appends n bytes of s to b. */
+void eio__buf_put(eio_buf_t *b, const char *s, size_t n);
+/* Appends n bytes of s percent-encoded (uppercase hex), leaving alone the unreserved
+ * characters and those in keep: what a query or path decoder would misread is encoded. */
+void eio__buf_encode(eio_buf_t *b, const char *s, size_t n, const char *keep);
+/* Takes what the engine needs from one decoded query fragment (n bytes, "key=value" or
+ * "key"): EIO, transport and sid; any other fragment leaves r as it is. */
+void eio__req_arg(eio_req_t *r, const char *frag, size_t n);
+/* Appends one decoded query fragment to the query string q, re-encoded so that decoding
+ * q gives the fragment back; an empty fragment adds nothing. */
+void eio__query_append(eio_buf_t *q, const char *frag, size_t n);
+/* Adds one decoded query fragment (n bytes) to q, with the rules the protocol applied
+ * to the query string before the engine decoded it: the key is what comes before the
+ * first '=', the value what follows ("" without '='); a fragment with an empty key adds
+ * nothing, nor does a key q already holds; key and value end at a NUL byte, if any. */
+void eio__query_add(eio_query_t *q, const char *frag, size_t n);
+/* The value of key, NULL when q does not hold it. */
+const char *eio__query_get(const eio_query_t *q, const char *key);
+/* Frees what q holds; q is empty and usable again. */
+void eio__query_free(eio_query_t *q);
+/* Is path under base (base_len bytes without its trailing '/'): "/x/..." or exactly
+ * "/x"; a base of "/" takes every path. 0 for a NULL path. */
+int eio__path_match(const char *base, size_t base_len, const char *path);
+/* Is origin (olen bytes) one of the comma-separated entries of list (blanks around an
+ * entry ignored, compared byte for byte)? */
+int eio__origin_listed(const char *list, const char *origin, size_t olen);
+/* 0 when origin holds a control character other than tab (Node refuses such a
+ * header); 1 otherwise, NULL included. */
+int eio__origin_chars_ok(const char *origin);
+
+/* ---------------------------------------------------------------- eio_session.c */
+
+/* The server object without a transport (see eio_session.c). */
+eio_server_t *eio__server_new(uv_loop_t *loop, const eio_config_t *cfg, const eio_callbacks_t *cb,
+                              const eio_transport_t *tr);
+/* Initialises the loop handle that delivers on_close (counted in srv->n_handles);
+ * before it, closes wait for it to be initialised. */
+void eio__sessions_handles_init(eio_server_t *srv);
+/* Closes that handle; eio__handle_closed follows from the loop. */
+void eio__sessions_handles_close(eio_server_t *srv);
 
 /* Creates an OPEN session on transport, registers it under a fresh sid, queues the
  * open packet, attaches the connection that asked (wsi/c: the handshake GET or the
@@ -222,24 +324,5 @@ void eio__sessions_force_free(eio_server_t *srv);
 void eio__handle_closed(eio_server_t *srv);
 /* Loop time in ms, refreshed (requests compare against deadlines). */
 uint64_t eio__now(eio_server_t *srv);
-
-/* ---------------------------------------------------------------- http.c */
-
-/* s has output for the connection that should carry it: a held GET gets a WRITEABLE
- * callback; an open session's WebSocket is put on srv->writes and flushed straight
- * into its socket before the loop next sleeps (the WebSocket of a closing session
- * goes through WRITEABLE, bounded as by eio__wake_close). No-op when there is no
- * such connection. */
-void eio__wake(eio_session_t *s);
-/* Asks the connection to close with a WebSocket close code at its next WRITEABLE;
- * lws drops it if that does not come within pingInterval + pingTimeout. */
-void eio__wake_close(struct lws *wsi, unsigned short code);
-/* Asks a probe WebSocket to send "3probe". */
-void eio__wake_probe_ack(struct lws *wsi);
-/* Releases a held GET with noop "6" (the session is upgrading). */
-void eio__wake_noop(struct lws *wsi);
-/* One step of the shutdown sequence; called again whenever something it waits on
- * finished. */
-void eio__shutdown_step(eio_server_t *srv);
 
 #endif

@@ -1,12 +1,13 @@
-/* eio.c -- Engine.IO v4 sessions: queues, heartbeats, packets, the close protocol.
+/* eio_session.c -- Engine.IO v4 sessions: queues, heartbeats, packets, the close protocol.
  *
  * Why the session is separate from any connection: with long-polling a client is a
  * series of short HTTP requests, and during an upgrade it is two connections at
  * once. So the session (sid) is the unit the application sees, and connections
- * attach to it for a while (eio_private.h). This file never calls lws except through
- * the eio__wake_* hooks of http.c, which have the queue written later (from a
- * WRITEABLE callback, or by http.c's flush before the loop sleeps); nothing is
- * written to the network from inside an eio_* call.
+ * attach to it for a while (eio_private.h). This file never calls lws: it asks the
+ * transport registered with the server (eio_transport_t) to write later (from a
+ * WRITEABLE callback, or by eio_ws_send.c's flush before the loop sleeps); nothing is
+ * written to the network from inside an eio_* call. So a fake transport drives it in
+ * the unit tests (tests/unit/test_eio_session.c).
  *
  * Why on_close is deferred: the application must never be re-entered from inside
  * one of its own eio_* calls (eio_session_send may close on a full queue), and a
@@ -21,13 +22,13 @@
  */
 #include "eio_private.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "base_alloc.h"
 #include "base_random.h"
 #include "cd_eio.h"
+#include "cd_ws.h"
 
 /* ---------------------------------------------------------------- queue */
 
@@ -90,19 +91,22 @@ void eio__queue_clear(eio_queue_t *q)
 
 /* ---------------------------------------------------------------- server object */
 
-/* A server that is not listening yet (eio_server_listen). cfg and cb are copied, the
- * strings in cfg too; a zero number in cfg means the reference's default. NULL when
- * an argument is missing or the port is out of range; nothing is touched on the loop
- * until listen. */
-eio_server_t *eio_server_new(uv_loop_t *loop, const eio_config_t *cfg, const eio_callbacks_t *cb)
+/* The server object without a transport: what eio_server_new (eio_server.c) builds on,
+ * and what a test builds with a fake transport. cfg and cb are copied, the strings in cfg
+ * too; a zero number in cfg means the reference's default. NULL when an argument is
+ * missing or the port is out of range; nothing is touched on the loop. */
+eio_server_t *eio__server_new(uv_loop_t *loop, const eio_config_t *cfg, const eio_callbacks_t *cb,
+                              const eio_transport_t *tr)
 {
     eio_server_t *srv;
     const char *path;
 
-    if (loop == NULL || cfg == NULL || cb == NULL || cfg->port < 0 || cfg->port > 65535)
+    if (loop == NULL || cfg == NULL || cb == NULL || tr == NULL || cfg->port < 0 ||
+        cfg->port > 65535)
         return NULL;
     srv = base_calloc(1, sizeof(*srv));
     srv->loop = loop;
+    srv->tr = tr;
     srv->cfg = *cfg;
     srv->cb = *cb;
     /* zero means "the reference default" for every number */
@@ -183,7 +187,30 @@ void eio__handle_closed(eio_server_t *srv)
 {
     srv->n_handles--;
     if (srv->phase >= EIO_SRV_DRAINING)
-        eio__shutdown_step(srv);
+        srv->tr->shutdown_step(srv);
+}
+
+static void eio__on_pending(uv_idle_t *h)
+{
+    eio__pending_flush(h->data);
+}
+
+static void eio__on_pending_closed(uv_handle_t *h)
+{
+    eio__handle_closed(h->data);
+}
+
+void eio__sessions_handles_init(eio_server_t *srv)
+{
+    uv_idle_init(srv->loop, &srv->pending_idle);
+    srv->pending_idle.data = srv;
+    srv->n_handles++;
+    srv->pending_ready = 1;
+}
+
+void eio__sessions_handles_close(eio_server_t *srv)
+{
+    uv_close((uv_handle_t *)&srv->pending_idle, eio__on_pending_closed);
 }
 
 /* ---------------------------------------------------------------- heartbeat */
@@ -239,8 +266,8 @@ static void eio__on_upgrade_timeout(uv_timer_t *t)
 
     if (wsi == NULL)
         return;
-    eio__upgrade_abort(s, wsi, lws_wsi_user(wsi));
-    eio__wake_close(wsi, LWS_CLOSE_STATUS_NORMAL);
+    eio__upgrade_abort(s, wsi, s->srv->tr->conn_of(wsi));
+    s->srv->tr->wake_close(s->srv, wsi, CD_WS_CLOSE_NORMAL);
 }
 
 /* ---------------------------------------------------------------- sessions */
@@ -251,11 +278,6 @@ static void eio__unmap(eio_session_t *s)
         base_map_del(&s->srv->by_id, s->id);
         s->in_map = 0;
     }
-}
-
-static void eio__on_pending(uv_idle_t *h)
-{
-    eio__pending_flush(h->data);
 }
 
 eio_session_t *eio__session_open(eio_server_t *srv, int transport, eio_handshake_t *hs,
@@ -279,6 +301,7 @@ eio_session_t *eio__session_open(eio_server_t *srv, int transport, eio_handshake
     s->address = hs->address;
     s->url = hs->url;
     s->query = hs->query;
+    s->pairs = hs->pairs;
     s->headers = hs->headers;
     memset(hs, 0, sizeof(*hs));
 
@@ -314,7 +337,7 @@ eio_session_t *eio__session_open(eio_server_t *srv, int transport, eio_handshake
     srv->n_open++;
     if (srv->cb.on_open != NULL)
         srv->cb.on_open(srv->cb.ud, s);
-    eio__wake(s);
+    srv->tr->wake(s);
     return s;
 }
 
@@ -367,14 +390,14 @@ static unsigned short eio__close_code(const char *reason)
         const char *reason;
         unsigned short code;
     } table[] = {
-        {"server shutting down", LWS_CLOSE_STATUS_GOINGAWAY},
-        {"parse error", LWS_CLOSE_STATUS_PROTOCOL_ERR},
-        {"transport error", LWS_CLOSE_STATUS_UNEXPECTED_CONDITION},
+        {"server shutting down", CD_WS_CLOSE_GOINGAWAY},
+        {"parse error", CD_WS_CLOSE_PROTOCOL_ERR},
+        {"transport error", CD_WS_CLOSE_UNEXPECTED_CONDITION},
     };
     for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
         if (reason != NULL && strcmp(reason, table[i].reason) == 0)
             return table[i].code;
-    return LWS_CLOSE_STATUS_NORMAL;
+    return CD_WS_CLOSE_NORMAL;
 }
 
 void eio__session_close(eio_session_t *s, const char *reason, int mode)
@@ -390,12 +413,12 @@ void eio__session_close(eio_session_t *s, const char *reason, int mode)
     uv_timer_stop(&s->upg_timer);
     if (s->probe != NULL) {
         struct lws *wsi = s->probe;
-        eio__upgrade_abort(s, wsi, lws_wsi_user(wsi));
-        eio__wake_close(wsi, LWS_CLOSE_STATUS_NORMAL);
+        eio__upgrade_abort(s, wsi, srv->tr->conn_of(wsi));
+        srv->tr->wake_close(srv, wsi, CD_WS_CLOSE_NORMAL);
     }
     s->upgrading = 0;
     if (s->post != NULL) /* its body is still coming; it will be answered on its own */
-        eio__detach(s, s->post, lws_wsi_user(s->post));
+        eio__detach(s, s->post, srv->tr->conn_of(s->post));
     if (mode != EIO_CLOSE_FLUSH)
         eio__queue_clear(&s->q);
     /* only a polling session flushing its queue stays reachable: its next GET
@@ -405,7 +428,7 @@ void eio__session_close(eio_session_t *s, const char *reason, int mode)
 
     if (s->transport == SIO_TRANSPORT_POLLING) {
         if (s->get != NULL) {
-            eio__wake(s);
+            srv->tr->wake(s);
         } else if (mode == EIO_CLOSE_FLUSH) {
             s->lingering = 1;
             uv_timer_start(&s->hb_timer, eio__on_linger_end,
@@ -413,16 +436,16 @@ void eio__session_close(eio_session_t *s, const char *reason, int mode)
         }
     } else if (s->ws != NULL) {
         if (mode == EIO_CLOSE_FLUSH) {
-            eio__wake(s);
+            srv->tr->wake(s);
         } else {
             struct lws *wsi = s->ws;
-            eio__detach(s, wsi, lws_wsi_user(wsi));
-            eio__wake_close(wsi, eio__close_code(s->reason));
+            eio__detach(s, wsi, srv->tr->conn_of(wsi));
+            srv->tr->wake_close(srv, wsi, eio__close_code(s->reason));
         }
     }
 
     base_list_push_back(&srv->pending, &s->pending);
-    if (srv->handles_ready)
+    if (srv->pending_ready)
         uv_idle_start(&srv->pending_idle, eio__on_pending);
 }
 
@@ -441,10 +464,10 @@ void eio__pending_flush(eio_server_t *srv)
         }
         eio__session_maybe_free(s);
     }
-    if (srv->handles_ready)
+    if (srv->pending_ready)
         uv_idle_stop(&srv->pending_idle);
     if (srv->phase == EIO_SRV_DRAINING)
-        eio__shutdown_step(srv);
+        srv->tr->shutdown_step(srv);
 }
 
 void eio__detach(eio_session_t *s, struct lws *wsi, eio_conn_t *c)
@@ -480,6 +503,7 @@ static void eio__on_timer_closed(uv_handle_t *h)
     base_free(s->address);
     base_free(s->url);
     base_free(s->query);
+    eio__query_free(&s->pairs);
     cJSON_Delete(s->headers);
     base_free(s->q.buf);
     base_free(s);
@@ -501,7 +525,7 @@ void eio__session_maybe_free(eio_session_t *s)
     uv_close((uv_handle_t *)&s->hb_timer, eio__on_timer_closed);
     uv_close((uv_handle_t *)&s->upg_timer, eio__on_timer_closed);
     if (srv->phase == EIO_SRV_DRAINING)
-        eio__shutdown_step(srv);
+        srv->tr->shutdown_step(srv);
 }
 
 void eio__sessions_shutdown(eio_server_t *srv)
@@ -529,7 +553,7 @@ void eio__sessions_force_free(eio_server_t *srv)
 
         for (int i = 0; i < 4; i++)
             if (conns[i] != NULL)
-                eio__detach(s, conns[i], lws_wsi_user(conns[i]));
+                eio__detach(s, conns[i], srv->tr->conn_of(conns[i]));
         if (s->lingering) {
             s->lingering = 0;
             uv_timer_stop(&s->hb_timer);
@@ -557,13 +581,13 @@ void eio__upgrade_probe(eio_session_t *s)
 {
     s->upgrading = 1;
     if (s->get != NULL)
-        eio__wake_noop(s->get);
+        s->srv->tr->wake_noop(s->get);
 }
 
 void eio__upgrade_finish(eio_session_t *s)
 {
     struct lws *wsi = s->probe;
-    eio_conn_t *c = lws_wsi_user(wsi);
+    eio_conn_t *c = s->srv->tr->conn_of(wsi);
 
     uv_timer_stop(&s->upg_timer);
     s->probe = NULL;
@@ -573,9 +597,9 @@ void eio__upgrade_finish(eio_session_t *s)
     s->upgrading = 0;
     /* a client that did not pause its polling still has a GET out: end it cleanly */
     if (s->get != NULL)
-        eio__wake_noop(s->get);
+        s->srv->tr->wake_noop(s->get);
     if (s->q.len > 0)
-        eio__wake(s);
+        s->srv->tr->wake(s);
 }
 
 /* ---------------------------------------------------------------- public session API */
@@ -590,13 +614,13 @@ int eio_session_send(eio_session_t *s, base_frame_t *f, unsigned flags)
         int writable;
         if (s->transport == SIO_TRANSPORT_WEBSOCKET) {
             /* Frames queued during this loop iteration still go out before it sleeps
-             * (http.c's flush), so "cannot take it now" means the kernel pushed back
+             * (eio_ws_send.c's flush), so "cannot take it now" means the kernel pushed back
              * and the queue waits for WRITEABLE. Testing for an empty queue instead
              * dropped a volatile packet sent right after an ack to the same client. */
-            eio_conn_t *c = s->ws != NULL ? lws_wsi_user(s->ws) : NULL;
+            eio_conn_t *c = s->ws != NULL ? s->srv->tr->conn_of(s->ws) : NULL;
             writable = c != NULL && !c->want_write;
         } else {
-            eio_conn_t *c = s->get != NULL ? lws_wsi_user(s->get) : NULL;
+            eio_conn_t *c = s->get != NULL ? s->srv->tr->conn_of(s->get) : NULL;
             writable = c != NULL && !c->noop && !s->upgrading;
         }
         if (!writable)
@@ -608,7 +632,7 @@ int eio_session_send(eio_session_t *s, base_frame_t *f, unsigned flags)
     }
     base_frame_ref(f);
     if (s->q.len == 1)
-        eio__wake(s);
+        s->srv->tr->wake(s);
     return SIO_OK;
 }
 
@@ -646,6 +670,21 @@ const char *eio_session_url(const eio_session_t *s)
 const char *eio_session_query(const eio_session_t *s)
 {
     return s->query != NULL ? s->query : "";
+}
+
+const char *eio_session_query_get(const eio_session_t *s, const char *key)
+{
+    return s != NULL && key != NULL ? eio__query_get(&s->pairs, key) : NULL;
+}
+
+int eio_session_query_next(const eio_session_t *s, size_t *it, const char **key, const char **value)
+{
+    if (s == NULL || *it >= s->pairs.n)
+        return 0;
+    *key = s->pairs.kv[2 * *it];
+    *value = s->pairs.kv[2 * *it + 1];
+    (*it)++;
+    return 1;
 }
 
 const cJSON *eio_session_headers(const eio_session_t *s)

@@ -77,6 +77,16 @@ static void on_hook(eio_session_t *s, const char *data, size_t len)
         cJSON_AddStringToObject(o, "address", eio_session_address(s));
         cJSON_AddStringToObject(o, "url", eio_session_url(s));
         cJSON_AddStringToObject(o, "query", eio_session_query(s));
+        /* the decoded query, in order: [[key, value], ...] */
+        cJSON *pairs = cJSON_AddArrayToObject(o, "queryPairs");
+        const char *k, *v;
+        size_t it = 0;
+        while (eio_session_query_next(s, &it, &k, &v)) {
+            cJSON *pair = cJSON_CreateArray();
+            cJSON_AddItemToArray(pair, cJSON_CreateString(k));
+            cJSON_AddItemToArray(pair, cJSON_CreateString(v));
+            cJSON_AddItemToArray(pairs, pair);
+        }
         cJSON_AddItemToObject(o, "headers", cJSON_Duplicate(eio_session_headers(s), 1));
         cJSON_AddNumberToObject(o, "sessions", (double)eio_server_session_count(srv));
         js = cJSON_PrintUnformatted(o);

@@ -111,7 +111,7 @@ static const cfg_entry_t cfg_table[] = {
      0, 0, NULL, NULL, CFG_NULLABLE},
     {"cors-credentials", "SOCKEYE_CORS_CREDENTIALS", CFG_BOOL, "off", "BOOL",
      "Send Access-Control-Allow-Credentials.", OFF(srv.cors_credentials), 0, 0, NULL, NULL, 0},
-    /* lws only negotiates; the engine deflates/inflates itself (node/http.c), because
+    /* lws only negotiates; the engine deflates/inflates itself (codec/deflate.c), because
      * lws 4.1.6's own permessage-deflate asserts on inputs any client can send. */
     {"per-message-deflate", "SOCKEYE_PER_MESSAGE_DEFLATE", CFG_BOOL, "on", "BOOL",
      "Negotiate websocket permessage-deflate when the client offers it (messages >= 1 KB).",

@@ -1,4 +1,4 @@
-// Engine.IO v4 engine (node/eio.c, node/http.c) driven over the wire through the
+// Engine.IO v4 engine (node/engine/) driven over the wire through the
 // engine-only echo server node/examples/eio_echo.c: handshake, exact error answers,
 // both transports, the upgrade, heartbeats, limits, CORS, server-side close and
 // shutdown. Every wait is bounded; nothing sleeps and hopes except where the
@@ -676,6 +676,74 @@ test("handshake facts are kept on the session", async () => {
   assert.equal(info.headers["user-agent"], "sockeye-test");
   assert.match(info.headers.host, /^127\.0\.0\.1:\d+$/);
   assert.ok(info.sessions >= 1);
+});
+
+// How the protocol layer decoded the kept query string before the engine handed out
+// decoded pairs (sio_socket.c, sio__client_parse_query): split at '&', key before the
+// first '=', '+' a space, %xx resolved and a bad escape left as it is, empty keys
+// skipped, the first occurrence of a key wins. The pairs must be the same.
+function protocolDecode(query) {
+  const hex = (c) => (/[0-9a-fA-F]/.test(c) ? parseInt(c, 16) : -1);
+  const dec = (str) => {
+    const out = [];
+    const b = Buffer.from(str, "latin1");
+    for (let i = 0; i < b.length; i++) {
+      const ch = String.fromCharCode(b[i]);
+      if (ch === "+") out.push(0x20);
+      else if (ch === "%" && i + 2 < b.length && hex(String.fromCharCode(b[i + 1])) >= 0 &&
+               hex(String.fromCharCode(b[i + 2])) >= 0) {
+        out.push(parseInt(String.fromCharCode(b[i + 1], b[i + 2]), 16));
+        i += 2;
+      } else out.push(b[i]);
+    }
+    return Buffer.from(out).toString("utf8");
+  };
+  const seen = new Map();
+  for (const part of query === "" ? [] : query.split("&")) {
+    const eq = part.indexOf("=");
+    const k = eq < 0 ? part : part.slice(0, eq);
+    if (k.length === 0) continue;
+    const key = dec(k);
+    if (!seen.has(key)) seen.set(key, eq < 0 ? "" : dec(part.slice(eq + 1)));
+  }
+  return [...seen];
+}
+
+test("the handshake query is decoded once, as the protocol decoded the kept string", async () => {
+  const queries = [
+    "a=1&a=2&b&=x&c=%2B+d&f=x%3Dy=z&g=%26&h;i=1&j=%41%42&k=%e2%82%ac",
+    "k%3Dk=v&%3D=v&a%26b=1&n%3Bm=1&x=1%2B1&sp=a%20b+c",
+    "&&&z=1&",
+    "t=Pabc123&name=J%C3%BCrgen+X&flag&x=1&x=2",
+  ];
+  for (const q of queries) {
+    // polling handshake
+    const sid = await handshake(srv, `&${q}`);
+    assert.equal((await post(sid, "4__info")).text, "ok");
+    const info = JSON.parse((await pollData(sid)).text.slice(1));
+    assert.deepEqual(info.queryPairs, protocolDecode(info.query), q);
+    assert.deepEqual(info.queryPairs.slice(0, 2), [["EIO", "4"], ["transport", "polling"]]);
+    // WebSocket handshake
+    const c = wsConnect(srv, `EIO=4&transport=websocket&${q}`);
+    assert.equal((await c.next()).data[0], "0");
+    c.send("4__info");
+    const winfo = JSON.parse((await c.next()).data.slice(1));
+    assert.deepEqual(winfo.queryPairs, protocolDecode(winfo.query), q);
+    assert.deepEqual(winfo.queryPairs.slice(2), info.queryPairs.slice(2), q);
+    c.ws.close();
+    await c.closed();
+  }
+  // spot checks of what lws hands over: '+' a space, ';' splits, an encoded '=' or '&'
+  // stays inside its key or value
+  const sid = await handshake(srv, "&a=1&a=2&c=%2B+d&h;i=1&g=%26&f=x%3Dy");
+  assert.equal((await post(sid, "4__info")).text, "ok");
+  const m = new Map(JSON.parse((await pollData(sid)).text.slice(1)).queryPairs);
+  assert.equal(m.get("a"), "1");
+  assert.equal(m.get("c"), "+ d");
+  assert.equal(m.get("h"), "");
+  assert.equal(m.get("i"), "1");
+  assert.equal(m.get("g"), "&");
+  assert.equal(m.get("f"), "x=y");
 });
 
 // ------------------------------------------------------------------ CORS

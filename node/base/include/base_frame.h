@@ -7,7 +7,7 @@
  * transport derives its payload encoding ("b" + base64) from the same frame.
  *
  * BASE_FRAME_PRE bytes of headroom precede the payload so the WebSocket layer can
- * write its header in place (libwebsockets' LWS_PRE); http.c checks at compile time
+ * write its header in place (libwebsockets' LWS_PRE); the engine checks at compile time
  * that it is large enough. Frames are touched only on the loop thread, so the
  * reference count is a plain integer.
  */
@@ -23,7 +23,7 @@ typedef struct base_frame {
     unsigned char binary; /* 1 = binary attachment, 0 = text Engine.IO packet */
     size_t len;           /* payload length, headroom excluded */
     /* The WebSocket permessage-deflate form, made by the first compressing recipient
-     * and reused by the others (http.c: the engine's deflate is the same for every
+     * and reused by the others (eio_ws_send.c: the engine's deflate is the same for every
      * connection). Owned by the frame; freed with it. */
     unsigned char *z;      /* compressed bytes, headroom before them; NULL when not made */
     size_t z_len;          /* compressed length */

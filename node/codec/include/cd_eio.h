@@ -1,4 +1,4 @@
-/* eio_parser.h -- Engine.IO v4 packet and polling-payload codec, free of I/O.
+/* cd_eio.h -- Engine.IO v4 packet and polling-payload codec, free of I/O.
  *
  * Packets: a type digit '0'..'6' (open close ping pong message upgrade noop) and
  * data. Over WebSocket a text frame is one packet and a binary frame is a message
@@ -28,8 +28,8 @@ typedef enum cd_eio_ptype {
 
 typedef struct cd_eio_packet {
     cd_eio_ptype_t type;
-    int binary;        /* 1 for a binary message (then type == CD_EIO_MESSAGE) */
-    const char *data;  /* after the type digit; binary bytes when binary */
+    int binary;       /* 1 for a binary message (then type == CD_EIO_MESSAGE) */
+    const char *data; /* after the type digit; binary bytes when binary */
     size_t len;
 } cd_eio_packet_t;
 

@@ -23,18 +23,18 @@ typedef struct eio_session eio_session_t; /* one per Engine.IO client (sid) */
 typedef struct eio_config {
     const char *host;
     int port;
-    const char *path;            /* e.g. "/socket.io/" (trailing slash optional on the wire) */
+    const char *path; /* e.g. "/socket.io/" (trailing slash optional on the wire) */
     unsigned ping_interval_ms;
     unsigned ping_timeout_ms;
     unsigned upgrade_timeout_ms;
-    size_t max_payload;          /* per message (ws) and per POST body (polling) */
-    int transports;              /* SIO_TRANSPORT_* */
+    size_t max_payload; /* per message (ws) and per POST body (polling) */
+    int transports;     /* SIO_TRANSPORT_* */
     int allow_upgrades;
-    const char *cors_origins;    /* NULL, "*", or comma list */
+    const char *cors_origins; /* NULL, "*", or comma list */
     int cors_credentials;
     int per_message_deflate;
-    size_t max_queue;            /* queued frames before the session is closed */
-    size_t max_queue_bytes;      /* queued payload bytes before the session is closed */
+    size_t max_queue;       /* queued frames before the session is closed */
+    size_t max_queue_bytes; /* queued payload bytes before the session is closed */
 } eio_config_t;
 
 typedef struct eio_callbacks {
@@ -87,6 +87,18 @@ const char *eio_session_transport(const eio_session_t *s);
 const char *eio_session_address(const eio_session_t *s);
 const char *eio_session_url(const eio_session_t *s);   /* handshake request path?query */
 const char *eio_session_query(const eio_session_t *s); /* handshake query (without '?') */
+/* The handshake query, decoded once when the session opened (Node's handshake.query):
+ * the value of key, "" for a key given without '=', NULL when absent. Keys and values
+ * are as libwebsockets decoded the request ('+' a space, %xx resolved, split at '&' and
+ * ';'); a key given twice keeps its first value; a fragment with an empty key is
+ * skipped. The strings live as long as s. */
+const char *eio_session_query_get(const eio_session_t *s, const char *key);
+/* Iterates the decoded pairs in the order their keys first appeared:
+ *   size_t it = 0; const char *k, *v;
+ *   while (eio_session_query_next(s, &it, &k, &v)) ...
+ * Returns 1 with *key and *value set, 0 after the last pair. */
+int eio_session_query_next(const eio_session_t *s, size_t *it, const char **key,
+                           const char **value);
 /* Selected handshake request headers as a JSON object (lowercase names). */
 const cJSON *eio_session_headers(const eio_session_t *s);
 void *eio_session_data(const eio_session_t *s);
