@@ -174,7 +174,7 @@ int eio__verify(eio_server_t *srv, struct lws *wsi, const eio_req_t *r, int upgr
     } else {
         if (r->method != LWSHUMETH_GET)
             return EIO_ERR_METHOD;
-        if (r->transport == SIO_TRANSPORT_WEBSOCKET && !upgrade)
+        if (r->transport == EIO_TRANSPORT_WEBSOCKET && !upgrade)
             return EIO_ERR_BAD;
     }
     if (!r->eio_ok)

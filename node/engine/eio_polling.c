@@ -68,7 +68,7 @@ int eio__handle_get(eio_server_t *srv, struct lws *wsi, eio_conn_t *c, eio_sessi
         /* a server-closed polling session hands its last frames and "1" to the
          * next GET; anything else closing is gone */
         if (s->close_mode == EIO_CLOSE_FLUSH && s->get == NULL &&
-            s->transport == SIO_TRANSPORT_POLLING) {
+            s->transport == EIO_TRANSPORT_POLLING) {
             if (s->lingering) {
                 s->lingering = 0;
                 uv_timer_stop(&s->hb_timer);

@@ -123,7 +123,7 @@ struct eio_session {
     base_list_t wlink;   /* srv->writes while its WebSocket has frames to flush */
     eio_server_t *srv;
     char id[EIO_ID_LEN + 1];
-    int transport;           /* SIO_TRANSPORT_POLLING or SIO_TRANSPORT_WEBSOCKET */
+    int transport;           /* EIO_TRANSPORT_POLLING or EIO_TRANSPORT_WEBSOCKET */
     int state;               /* enum eio_state */
     int close_mode;          /* enum eio_close_mode, once CLOSING */
     char *reason;            /* close reason handed to on_close (owned) */

@@ -55,9 +55,9 @@ void eio__req_arg(eio_req_t *r, const char *frag, size_t n)
         r->eio_ok = vlen == 1 && v[0] == '4';
     } else if (klen == 9 && memcmp(frag, "transport", 9) == 0) {
         if (vlen == 7 && memcmp(v, "polling", 7) == 0)
-            r->transport = SIO_TRANSPORT_POLLING;
+            r->transport = EIO_TRANSPORT_POLLING;
         else if (vlen == 9 && memcmp(v, "websocket", 9) == 0)
-            r->transport = SIO_TRANSPORT_WEBSOCKET;
+            r->transport = EIO_TRANSPORT_WEBSOCKET;
         else
             r->transport = 0;
     } else if (klen == 3 && memcmp(frag, "sid", 3) == 0) {

@@ -16,8 +16,8 @@ static const char *const eio__methods[] = {"GET",    "POST",    "OPTIONS", "PUT"
 static int eio__plain_http(eio_server_t *srv, struct lws *wsi, const char *path)
 {
     eio_req_t r;
-    sio_http_req_t req;
-    sio_http_res_t res = {0};
+    eio_http_req_t req;
+    eio_http_res_t res = {0};
     char *query;
     int rc;
 
@@ -63,7 +63,7 @@ int eio__on_http(eio_server_t *srv, struct lws *wsi, eio_conn_t *c, const char *
             eio_handshake_t hs;
             eio__handshake_facts(wsi, path, &hs);
             lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
-            eio__session_open(srv, SIO_TRANSPORT_POLLING, &hs, wsi, c);
+            eio__session_open(srv, EIO_TRANSPORT_POLLING, &hs, wsi, c);
             rc = 0;
         }
     } else if (r.method == LWSHUMETH_GET) {

@@ -318,7 +318,7 @@ void eio_server_close(eio_server_t *srv, void (*cb)(void *arg), void *arg)
  * through eio_ws_send.c. */
 static void eio__wake(eio_session_t *s)
 {
-    if (s->transport == SIO_TRANSPORT_WEBSOCKET) {
+    if (s->transport == EIO_TRANSPORT_WEBSOCKET) {
         if (s->ws != NULL)
             eio__ws_wake(s);
     } else if (s->get != NULL) {

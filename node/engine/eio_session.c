@@ -122,8 +122,8 @@ eio_server_t *eio__server_new(uv_loop_t *loop, const eio_config_t *cfg, const ei
         srv->cfg.max_queue = 10000;
     if (srv->cfg.max_queue_bytes == 0)
         srv->cfg.max_queue_bytes = (size_t)16 << 20;
-    if ((srv->cfg.transports & (SIO_TRANSPORT_POLLING | SIO_TRANSPORT_WEBSOCKET)) == 0)
-        srv->cfg.transports = SIO_TRANSPORT_POLLING | SIO_TRANSPORT_WEBSOCKET;
+    if ((srv->cfg.transports & (EIO_TRANSPORT_POLLING | EIO_TRANSPORT_WEBSOCKET)) == 0)
+        srv->cfg.transports = EIO_TRANSPORT_POLLING | EIO_TRANSPORT_WEBSOCKET;
 
     /* keep the path as "/name/": requests match "/name/..." or exactly "/name" */
     path = cfg->path != NULL && cfg->path[0] == '/' ? cfg->path : "/engine.io/";
@@ -316,8 +316,8 @@ eio_session_t *eio__session_open(eio_server_t *srv, int transport, eio_handshake
                  "0{\"sid\":\"%s\",\"upgrades\":%s,\"pingInterval\":%u,\"pingTimeout\":%u,"
                  "\"maxPayload\":%zu}",
                  s->id,
-                 transport == SIO_TRANSPORT_POLLING && srv->cfg.allow_upgrades &&
-                         (srv->cfg.transports & SIO_TRANSPORT_WEBSOCKET)
+                 transport == EIO_TRANSPORT_POLLING && srv->cfg.allow_upgrades &&
+                         (srv->cfg.transports & EIO_TRANSPORT_WEBSOCKET)
                      ? "[\"websocket\"]"
                      : "[]",
                  srv->cfg.ping_interval_ms, srv->cfg.ping_timeout_ms, srv->cfg.max_payload);
@@ -325,8 +325,8 @@ eio_session_t *eio__session_open(eio_server_t *srv, int transport, eio_handshake
 
     /* the request that opened the session carries the open packet */
     c->s = s;
-    c->role = transport == SIO_TRANSPORT_POLLING ? EIO_ROLE_GET : EIO_ROLE_WS;
-    if (transport == SIO_TRANSPORT_POLLING)
+    c->role = transport == EIO_TRANSPORT_POLLING ? EIO_ROLE_GET : EIO_ROLE_WS;
+    if (transport == EIO_TRANSPORT_POLLING)
         s->get = wsi;
     else
         s->ws = wsi;
@@ -423,10 +423,10 @@ void eio__session_close(eio_session_t *s, const char *reason, int mode)
         eio__queue_clear(&s->q);
     /* only a polling session flushing its queue stays reachable: its next GET
      * collects what is left and the final "1" */
-    if (mode != EIO_CLOSE_FLUSH || s->transport != SIO_TRANSPORT_POLLING)
+    if (mode != EIO_CLOSE_FLUSH || s->transport != EIO_TRANSPORT_POLLING)
         eio__unmap(s);
 
-    if (s->transport == SIO_TRANSPORT_POLLING) {
+    if (s->transport == EIO_TRANSPORT_POLLING) {
         if (s->get != NULL) {
             srv->tr->wake(s);
         } else if (mode == EIO_CLOSE_FLUSH) {
@@ -593,7 +593,7 @@ void eio__upgrade_finish(eio_session_t *s)
     s->probe = NULL;
     s->ws = wsi;
     c->role = EIO_ROLE_WS;
-    s->transport = SIO_TRANSPORT_WEBSOCKET;
+    s->transport = EIO_TRANSPORT_WEBSOCKET;
     s->upgrading = 0;
     /* a client that did not pause its polling still has a GET out: end it cleanly */
     if (s->get != NULL)
@@ -612,7 +612,7 @@ int eio_session_send(eio_session_t *s, base_frame_t *f, unsigned flags)
         return SIO_ECLOSED;
     if (flags & EIO_SEND_VOLATILE) {
         int writable;
-        if (s->transport == SIO_TRANSPORT_WEBSOCKET) {
+        if (s->transport == EIO_TRANSPORT_WEBSOCKET) {
             /* Frames queued during this loop iteration still go out before it sleeps
              * (eio_ws_send.c's flush), so "cannot take it now" means the kernel pushed back
              * and the queue waits for WRITEABLE. Testing for an empty queue instead
@@ -654,7 +654,7 @@ uint64_t eio_session_read_at(const eio_session_t *s)
 
 const char *eio_session_transport(const eio_session_t *s)
 {
-    return s->transport == SIO_TRANSPORT_WEBSOCKET ? "websocket" : "polling";
+    return s->transport == EIO_TRANSPORT_WEBSOCKET ? "websocket" : "polling";
 }
 
 const char *eio_session_address(const eio_session_t *s)

@@ -47,7 +47,7 @@ int eio__on_confirm_upgrade(eio_server_t *srv, struct lws *wsi, const char *prot
         return eio__reject_upgrade(srv, wsi, 503, "Server shutting down");
     eio__req_parse(wsi, &r);
     err = eio__verify(srv, wsi, &r, 1, &s);
-    if (err < 0 && r.transport != SIO_TRANSPORT_WEBSOCKET)
+    if (err < 0 && r.transport != EIO_TRANSPORT_WEBSOCKET)
         err = EIO_ERR_BAD;
     /* a known sid that cannot upgrade now (already upgraded or upgrading) gets the
      * 101 and an immediate close, as from the reference (eio__on_ws_open) */
@@ -72,10 +72,10 @@ int eio__on_ws_open(eio_server_t *srv, struct lws *wsi, eio_conn_t *c)
         if (lws_http_get_uri_and_method(wsi, &uri, &ulen) < 0 || uri == NULL)
             uri = srv->path;
         eio__handshake_facts(wsi, uri, &hs);
-        eio__session_open(srv, SIO_TRANSPORT_WEBSOCKET, &hs, wsi, c);
+        eio__session_open(srv, EIO_TRANSPORT_WEBSOCKET, &hs, wsi, c);
     } else {
         s = eio__session_find(srv, r.sid);
-        if (s == NULL || s->state != EIO_S_OPEN || s->transport != SIO_TRANSPORT_POLLING ||
+        if (s == NULL || s->state != EIO_S_OPEN || s->transport != EIO_TRANSPORT_POLLING ||
             s->probe != NULL || !srv->cfg.allow_upgrades) {
             rc = -1;
         } else {

@@ -96,7 +96,7 @@ static void on_hook(eio_session_t *s, const char *data, size_t len)
     }
 }
 
-static void on_http(const sio_http_req_t *req, sio_http_res_t *res, void *ud)
+static void on_http(const eio_http_req_t *req, eio_http_res_t *res, void *ud)
 {
     if (strcmp(req->method, "GET") == 0 && strcmp(req->path, "/healthz") == 0) {
         res->status = 200;
@@ -214,7 +214,7 @@ int main(int argc, char **argv)
         .ping_timeout_ms = 200,
         .upgrade_timeout_ms = (unsigned)upgrade_timeout,
         .max_payload = 1000000,
-        .transports = SIO_TRANSPORT_POLLING | SIO_TRANSPORT_WEBSOCKET,
+        .transports = EIO_TRANSPORT_POLLING | EIO_TRANSPORT_WEBSOCKET,
         .allow_upgrades = 1,
         .cors_origins = cors,
         .cors_credentials = cors_credentials,

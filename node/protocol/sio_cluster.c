@@ -31,14 +31,12 @@ static void sio__date_string(uint64_t ms, char *buf, size_t len)
 static cJSON *sio__query_object(sio_socket_t *s)
 {
     cJSON *q = cJSON_CreateObject();
-    base_map_iter_t it = {0};
-    const char *k;
-    void *v;
+    const char *k, *v;
+    size_t it = 0;
 
-    if (s->client == NULL)
+    if (s->client == NULL || s->client->eio == NULL)
         return q;
-    sio_socket_query(s, ""); /* parses the query once */
-    while (base_map_next(&s->client->query, &it, &k, &v))
+    while (eio_session_query_next(s->client->eio, &it, &k, &v))
         cJSON_AddStringToObject(q, k, v);
     return q;
 }

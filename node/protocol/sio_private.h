@@ -97,8 +97,6 @@ struct sio_client {
     eio_session_t *eio; /* NULL once the engine reported the close */
     cd_sio_decoder_t dec;  /* one packet stream per connection */
     base_map_t sockets;  /* nsp name -> sio_socket_t* (connecting or connected) */
-    base_map_t query;    /* decoded handshake query, key -> owned value */
-    int query_parsed;
     uv_timer_t connect_timer; /* connect_timeout_ms with no namespace joined -> close */
     base_list_t node;          /* in srv->clients */
     int closing;              /* we (or the engine) started closing: no more I/O */

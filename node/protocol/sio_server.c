@@ -260,15 +260,9 @@ static void sio__client_timer_closed(uv_handle_t *h)
 {
     sio_client_t *c = BASE_CONTAINER_OF(h, sio_client_t, connect_timer);
     sio_server_t *srv = c->srv;
-    base_map_iter_t it = {0};
-    const char *k;
-    void *v;
 
     cd_sio_decoder_reset(&c->dec);
     base_map_clear(&c->sockets);
-    while (base_map_next(&c->query, &it, &k, &v))
-        base_free(v);
-    base_map_clear(&c->query);
     base_free(c);
     sio__server_handle_gone(srv);
 }
@@ -282,7 +276,6 @@ static void sio__on_open(void *ud, eio_session_t *es)
     c->eio = es;
     cd_sio_decoder_init(&c->dec);
     base_map_init(&c->sockets);
-    base_map_init(&c->query);
     uv_timer_init(srv->loop, &c->connect_timer);
     c->connect_timer.data = c;
     srv->n_handles++;
@@ -355,12 +348,26 @@ static void sio__on_close(void *ud, eio_session_t *es, const char *reason)
     uv_close((uv_handle_t *)&c->connect_timer, sio__client_timer_closed);
 }
 
-static void sio__on_http(const sio_http_req_t *req, sio_http_res_t *res, void *ud)
+/* The public request and answer have the engine's fields under the public names: copied
+ * across, so that the engine needs nothing of sockeye.h. */
+static void sio__on_http(const eio_http_req_t *req, eio_http_res_t *res, void *ud)
 {
     sio_server_t *srv = ud;
-    if (srv->http_cb != NULL)
-        srv->http_cb(req, res, srv->http_ud);
+    sio_http_req_t preq = {.method = req->method, .path = req->path, .query = req->query};
+    sio_http_res_t pres = {0};
+
+    if (srv->http_cb == NULL)
+        return;
+    srv->http_cb(&preq, &pres, srv->http_ud);
+    res->status = pres.status;
+    res->content_type = pres.content_type;
+    res->body = pres.body;
+    res->body_len = pres.body_len;
 }
+
+_Static_assert(SIO_TRANSPORT_POLLING == EIO_TRANSPORT_POLLING &&
+                   SIO_TRANSPORT_WEBSOCKET == EIO_TRANSPORT_WEBSOCKET,
+               "the protocol passes its transport mask to the engine as it is");
 
 /* ---------------------------------------------------------------- server */
 

@@ -730,69 +730,12 @@ int sio_socket_recovered(const sio_socket_t *s)
     return s->recovered;
 }
 
-static int sio__hex(int ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
-/* Percent-decoding as Node's querystring: '+' is a space, a bad escape stays as is. */
-static char *sio__pct_decode(const char *in, size_t n)
-{
-    char *out = base_malloc(n + 1);
-    size_t o = 0;
-
-    for (size_t i = 0; i < n; i++) {
-        int hi, lo;
-        if (in[i] == '+') {
-            out[o++] = ' ';
-        } else if (in[i] == '%' && i + 2 < n && (hi = sio__hex((unsigned char)in[i + 1])) >= 0 &&
-                   (lo = sio__hex((unsigned char)in[i + 2])) >= 0) {
-            out[o++] = (char)(hi << 4 | lo);
-            i += 2;
-        } else {
-            out[o++] = in[i];
-        }
-    }
-    out[o] = '\0';
-    return out;
-}
-
-static void sio__client_parse_query(sio_client_t *c)
-{
-    const char *q = c->eio != NULL ? eio_session_query(c->eio) : NULL;
-
-    c->query_parsed = 1;
-    while (q != NULL && *q != '\0') {
-        const char *amp = strchr(q, '&');
-        size_t len = amp != NULL ? (size_t)(amp - q) : strlen(q);
-        const char *eq = memchr(q, '=', len);
-        size_t klen = eq != NULL ? (size_t)(eq - q) : len;
-
-        if (klen > 0) {
-            char *key = sio__pct_decode(q, klen);
-            if (!base_map_has(&c->query, key)) {
-                char *val = eq != NULL ? sio__pct_decode(eq + 1, len - klen - 1) : base_strdup("");
-                base_map_put(&c->query, key, val);
-            }
-            base_free(key);
-        }
-        q = amp != NULL ? amp + 1 : NULL;
-    }
-}
-
+/* Decoded once by the engine at the handshake (Node's querystring rules). */
 const char *sio_socket_query(const sio_socket_t *s, const char *key)
 {
-    if (s == NULL || key == NULL || s->client == NULL)
+    if (s == NULL || key == NULL || s->client == NULL || s->client->eio == NULL)
         return NULL;
-    if (!s->client->query_parsed)
-        sio__client_parse_query(s->client);
-    return base_map_get(&s->client->query, key);
+    return eio_session_query_get(s->client->eio, key);
 }
 
 cJSON *sio_socket_data(sio_socket_t *s)

@@ -159,6 +159,35 @@ const char *eio_session_query(const eio_session_t *s)
     return "EIO=4&transport=websocket&name=J%C3%BCrgen+X&flag&x=1&x=2&bad=%zz";
 }
 
+/* The handshake query above as the engine decodes it (node/engine/eio_req.c): the
+ * protocol only passes these on. */
+static const char *const fake_query[][2] = {
+    {"EIO", "4"},
+    {"transport", "websocket"},
+    {"name", "J\xc3\xbcrgen X"},
+    {"flag", ""},
+    {"x", "1"},
+    {"bad", "%zz"},
+};
+
+const char *eio_session_query_get(const eio_session_t *s, const char *key)
+{
+    for (size_t i = 0; i < sizeof(fake_query) / sizeof(fake_query[0]); i++)
+        if (strcmp(fake_query[i][0], key) == 0)
+            return fake_query[i][1];
+    return NULL;
+}
+
+int eio_session_query_next(const eio_session_t *s, size_t *it, const char **key, const char **value)
+{
+    if (*it >= sizeof(fake_query) / sizeof(fake_query[0]))
+        return 0;
+    *key = fake_query[*it][0];
+    *value = fake_query[*it][1];
+    (*it)++;
+    return 1;
+}
+
 const cJSON *eio_session_headers(const eio_session_t *s)
 {
     return NULL;

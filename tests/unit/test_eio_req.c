@@ -227,7 +227,7 @@ static void test_req_args(void **state)
     ARG(&r, "sid=abc");
     ARG(&r, "other=1");
     assert_true(r.eio_ok);
-    assert_int_equal(r.transport, SIO_TRANSPORT_WEBSOCKET);
+    assert_int_equal(r.transport, EIO_TRANSPORT_WEBSOCKET);
     assert_true(r.has_sid);
     assert_string_equal(r.sid, "abc");
 
@@ -236,7 +236,7 @@ static void test_req_args(void **state)
     ARG(&r, "EIO=44");
     assert_false(r.eio_ok);
     ARG(&r, "transport=polling");
-    assert_int_equal(r.transport, SIO_TRANSPORT_POLLING);
+    assert_int_equal(r.transport, EIO_TRANSPORT_POLLING);
     ARG(&r, "transport=flashsocket");
     assert_int_equal(r.transport, 0);
 

@@ -112,7 +112,7 @@ static const eio_config_t base_cfg = {
     .ping_timeout_ms = 40,
     .upgrade_timeout_ms = 30,
     .max_payload = 1000,
-    .transports = SIO_TRANSPORT_POLLING | SIO_TRANSPORT_WEBSOCKET,
+    .transports = EIO_TRANSPORT_POLLING | EIO_TRANSPORT_WEBSOCKET,
     .allow_upgrades = 1,
     .max_queue = 4,
     .max_queue_bytes = 100,
@@ -216,7 +216,7 @@ static void test_open_polling(void **state)
     size_t it = 0;
 
     fake_start(&f, NULL);
-    s = open_session(&f, SIO_TRANSPORT_POLLING, &get);
+    s = open_session(&f, EIO_TRANSPORT_POLLING, &get);
     assert_int_equal(f.opens, 1);
     assert_int_equal(f.wakes, 1); /* the GET that asked carries the open packet */
     assert_int_equal(strlen(eio_session_id(s)), EIO_ID_LEN);
@@ -267,7 +267,7 @@ static void test_open_websocket(void **state)
     char out[512];
 
     fake_start(&f, NULL);
-    s = open_session(&f, SIO_TRANSPORT_WEBSOCKET, &ws);
+    s = open_session(&f, EIO_TRANSPORT_WEBSOCKET, &ws);
     assert_int_equal(ws.role, EIO_ROLE_WS);
     assert_ptr_equal(s->ws, WSI(&ws));
     assert_string_equal(eio_session_transport(s), "websocket");
@@ -288,7 +288,7 @@ static void test_queue_frames(void **state)
     char out[512];
 
     fake_start(&f, NULL);
-    s = open_session(&f, SIO_TRANSPORT_WEBSOCKET, &ws);
+    s = open_session(&f, EIO_TRANSPORT_WEBSOCKET, &ws);
     drain(s, out, sizeof(out));
     f.wakes = 0;
     fr = base_frame_from("4a", 2, 0);
@@ -335,7 +335,7 @@ static void test_heartbeat(void **state)
     uint64_t sent;
 
     fake_start(&f, NULL);
-    s = open_session(&f, SIO_TRANSPORT_WEBSOCKET, &ws);
+    s = open_session(&f, EIO_TRANSPORT_WEBSOCKET, &ws);
     drain(s, out, sizeof(out));
 
     /* ping after pingInterval; the pong re-arms and moves read_at to the ping */
@@ -376,8 +376,8 @@ static void test_heartbeat_lazy_and_direction(void **state)
     cd_eio_packet_t ping = {.type = CD_EIO_PING};
 
     fake_start(&f, NULL);
-    s = open_session(&f, SIO_TRANSPORT_WEBSOCKET, &a);
-    t = open_session(&f, SIO_TRANSPORT_WEBSOCKET, &b);
+    s = open_session(&f, EIO_TRANSPORT_WEBSOCKET, &a);
+    t = open_session(&f, EIO_TRANSPORT_WEBSOCKET, &b);
     snprintf(id, sizeof(id), "%s", eio_session_id(s));
     s->hb_deadline = 0;
     assert_null(eio__session_find(f.srv, id));
@@ -405,7 +405,7 @@ static void test_close_flush_polling(void **state)
     char out[512], id[EIO_ID_LEN + 1];
 
     fake_start(&f, NULL);
-    s = open_session(&f, SIO_TRANSPORT_POLLING, &get);
+    s = open_session(&f, EIO_TRANSPORT_POLLING, &get);
     drain(s, out, sizeof(out));
     snprintf(id, sizeof(id), "%s", eio_session_id(s));
     assert_int_equal(send_text(s, "4bye", 0), SIO_OK);
@@ -450,7 +450,7 @@ static void test_close_flush_linger(void **state)
     char out[512];
 
     fake_start(&f, NULL);
-    s = open_session(&f, SIO_TRANSPORT_POLLING, &get);
+    s = open_session(&f, EIO_TRANSPORT_POLLING, &get);
     drain(s, out, sizeof(out));
     eio__detach(s, WSI(&get), &get);
     assert_int_equal(send_text(s, "4x", 0), SIO_OK);
@@ -473,7 +473,7 @@ static void test_close_flush_websocket(void **state)
     char out[512];
 
     fake_start(&f, NULL);
-    s = open_session(&f, SIO_TRANSPORT_WEBSOCKET, &ws);
+    s = open_session(&f, EIO_TRANSPORT_WEBSOCKET, &ws);
     drain(s, out, sizeof(out));
     assert_int_equal(send_text(s, "4a", 0), SIO_OK);
     f.wakes = 0;
@@ -499,9 +499,9 @@ static void test_close_error_and_client(void **state)
     char out[512];
 
     fake_start(&f, NULL);
-    s = open_session(&f, SIO_TRANSPORT_WEBSOCKET, &a);
-    t = open_session(&f, SIO_TRANSPORT_WEBSOCKET, &b);
-    u = open_session(&f, SIO_TRANSPORT_POLLING, &get);
+    s = open_session(&f, EIO_TRANSPORT_WEBSOCKET, &a);
+    t = open_session(&f, EIO_TRANSPORT_WEBSOCKET, &b);
+    u = open_session(&f, EIO_TRANSPORT_POLLING, &get);
     drain(u, out, sizeof(out));
     assert_int_equal(send_text(s, "4x", 0), SIO_OK);
     eio__session_close(s, "parse error", EIO_CLOSE_ERROR);
@@ -549,7 +549,7 @@ static void test_max_queue(void **state)
     char out[512];
 
     fake_start(&f, NULL);
-    s = open_session(&f, SIO_TRANSPORT_WEBSOCKET, &ws);
+    s = open_session(&f, EIO_TRANSPORT_WEBSOCKET, &ws);
     drain(s, out, sizeof(out));
     for (int i = 0; i < 4; i++)
         assert_int_equal(send_text(s, "4x", 0), SIO_OK);
@@ -575,7 +575,7 @@ static void test_max_queue_bytes(void **state)
     char out[512], big[101];
 
     fake_start(&f, NULL);
-    s = open_session(&f, SIO_TRANSPORT_WEBSOCKET, &ws);
+    s = open_session(&f, EIO_TRANSPORT_WEBSOCKET, &ws);
     drain(s, out, sizeof(out));
     memset(big, 'x', sizeof(big) - 1);
     big[sizeof(big) - 1] = '\0';
@@ -600,8 +600,8 @@ static void test_volatile(void **state)
     char out[512];
 
     fake_start(&f, NULL);
-    s = open_session(&f, SIO_TRANSPORT_WEBSOCKET, &ws);
-    p = open_session(&f, SIO_TRANSPORT_POLLING, &get);
+    s = open_session(&f, EIO_TRANSPORT_WEBSOCKET, &ws);
+    p = open_session(&f, EIO_TRANSPORT_POLLING, &get);
     drain(s, out, sizeof(out));
     drain(p, out, sizeof(out));
 
@@ -647,7 +647,7 @@ static void test_upgrade(void **state)
     char out[512];
 
     fake_start(&f, NULL);
-    s = open_session(&f, SIO_TRANSPORT_POLLING, &get);
+    s = open_session(&f, EIO_TRANSPORT_POLLING, &get);
     drain(s, out, sizeof(out));
     attach_probe(s, &probe);
     assert_ptr_equal(s->probe, WSI(&probe));
@@ -687,7 +687,7 @@ static void test_upgrade_finish_with_get(void **state)
     char out[512];
 
     fake_start(&f, NULL);
-    s = open_session(&f, SIO_TRANSPORT_POLLING, &get);
+    s = open_session(&f, EIO_TRANSPORT_POLLING, &get);
     drain(s, out, sizeof(out));
     attach_probe(s, &probe);
     eio__upgrade_probe(s);
@@ -712,7 +712,7 @@ static void test_upgrade_timeout(void **state)
     char out[512];
 
     fake_start(&f, NULL);
-    s = open_session(&f, SIO_TRANSPORT_POLLING, &get);
+    s = open_session(&f, EIO_TRANSPORT_POLLING, &get);
     drain(s, out, sizeof(out));
     attach_probe(s, &probe);
     eio__upgrade_probe(s);
@@ -739,7 +739,7 @@ static void test_upgrade_abort(void **state)
     char out[512];
 
     fake_start(&f, NULL);
-    s = open_session(&f, SIO_TRANSPORT_POLLING, &get);
+    s = open_session(&f, EIO_TRANSPORT_POLLING, &get);
     drain(s, out, sizeof(out));
     attach_probe(s, &probe);
     eio__upgrade_probe(s);
@@ -770,8 +770,8 @@ static void test_shutdown(void **state)
     char out[512];
 
     fake_start(&f, NULL);
-    s = open_session(&f, SIO_TRANSPORT_WEBSOCKET, &ws);
-    p = open_session(&f, SIO_TRANSPORT_POLLING, &get);
+    s = open_session(&f, EIO_TRANSPORT_WEBSOCKET, &ws);
+    p = open_session(&f, EIO_TRANSPORT_POLLING, &get);
     drain(s, out, sizeof(out));
     drain(p, out, sizeof(out));
     assert_int_equal(send_text(s, "4last", 0), SIO_OK);

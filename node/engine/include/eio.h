@@ -15,7 +15,29 @@
 #include <uv.h>
 
 #include "base_frame.h"
-#include "sockeye.h"
+#include "sockeye_common.h"
+
+/* Transports, a mask in eio_config_t.transports (the values of sockeye.h's
+ * SIO_TRANSPORT_*, which the protocol passes through). */
+#define EIO_TRANSPORT_POLLING 1
+#define EIO_TRANSPORT_WEBSOCKET 2
+
+/* A plain HTTP request outside the engine's path (e.g. /healthz). */
+typedef struct eio_http_req {
+    const char *method; /* "GET", "POST" ... */
+    const char *path;   /* without the query */
+    const char *query;  /* without '?', "" when none */
+} eio_http_req_t;
+
+/* Its answer, filled by the callback. */
+typedef struct eio_http_res {
+    int status;               /* 0 = not handled -> 404 */
+    const char *content_type; /* static string */
+    char *body;               /* malloc'd or NULL; freed by the engine */
+    size_t body_len;
+} eio_http_res_t;
+
+typedef void (*eio_http_cb)(const eio_http_req_t *req, eio_http_res_t *res, void *ud);
 
 typedef struct eio_server eio_server_t;   /* one per listener */
 typedef struct eio_session eio_session_t; /* one per Engine.IO client (sid) */
@@ -28,7 +50,7 @@ typedef struct eio_config {
     unsigned ping_timeout_ms;
     unsigned upgrade_timeout_ms;
     size_t max_payload; /* per message (ws) and per POST body (polling) */
-    int transports;     /* SIO_TRANSPORT_* */
+    int transports;     /* EIO_TRANSPORT_* mask */
     int allow_upgrades;
     const char *cors_origins; /* NULL, "*", or comma list */
     int cors_credentials;
@@ -49,7 +71,7 @@ typedef struct eio_callbacks {
      * freed right after it returns. */
     void (*on_close)(void *ud, eio_session_t *s, const char *reason);
     /* Requests outside path. May be NULL (everything else is 404). */
-    sio_http_cb on_http;
+    eio_http_cb on_http;
     void *http_ud;
 } eio_callbacks_t;
 
