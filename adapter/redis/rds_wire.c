@@ -725,12 +725,15 @@ static int rds__pack_json(rds__enc_t *e, const cJSON *v, int depth)
     if (depth + 1 > RDS_MAX_DEPTH)
         return SIO_ETOOBIG;
     cJSON_ArrayForEach(c, v)
+    {
         n++;
+    }
     if (cJSON_IsArray(v))
         rc = rds__pk(msgpack_pack_array(&e->pk, n));
     else
         rc = rds__pk(msgpack_pack_map(&e->pk, n));
-    cJSON_ArrayForEach(c, v) {
+    cJSON_ArrayForEach(c, v)
+    {
         if (rc != SIO_OK)
             break;
         if (cJSON_IsObject(v))
@@ -885,12 +888,15 @@ static int rds__names(const cJSON *v, int single_ok, char ***out, size_t *n)
         return SIO_OK;
     }
     cJSON_ArrayForEach(c, v)
+    {
         i++;
+    }
     if (i == 0)
         return SIO_OK;
     *out = base_calloc(i, sizeof(char *));
     i = 0;
-    cJSON_ArrayForEach(c, v) {
+    cJSON_ArrayForEach(c, v)
+    {
         if (rds__name(c, &(*out)[i]) != SIO_OK) {
             rds__free_names(*out, i);
             *out = NULL;
@@ -965,7 +971,8 @@ static int rds__take_walk(cJSON *v, int from_json, size_t *lo, size_t *count)
         (*count)++;
         return SIO_OK;
     }
-    cJSON_ArrayForEach(c, v) {
+    cJSON_ArrayForEach(c, v)
+    {
         int rc = rds__take_walk(c, from_json, lo, count);
         if (rc != SIO_OK)
             return rc;

@@ -94,9 +94,9 @@ void rds_opts_view(const rds_opts_t *o, adp_opts_t *view);
 
 /* One decoded broadcast message [uid, packet, opts(, offset)]. */
 typedef struct rds_broadcast {
-    char *uid;            /* publisher's uid ("emitter" for the emitter); owned */
+    char *uid;               /* publisher's uid ("emitter" for the emitter); owned */
     cd_sio_packet_t *packet; /* owned; CD_SIO_EVENT, nsp from packet.nsp or "/", id -1, data =
-                           * [event, args...] with placeholders, attach = the bins */
+                              * [event, args...] with placeholders, attach = the bins */
     rds_opts_t opts;
     char *offset; /* Sockeye's optional 4th element; NULL when absent; owned */
 } rds_broadcast_t;
@@ -157,13 +157,13 @@ typedef struct rds_msg {
     int has_rooms;    /* "rooms" was present (and, in a reply, an array) */
     char **rooms;     /* 0: filter; 2/3: rooms to join/leave; reply to 1: all rooms */
     size_t n_rooms;
-    int close;            /* 4: close the underlying connection too */
-    char *sid;            /* legacy 2/3/4: the target socket */
-    char *room;           /* legacy 2/3: the room */
+    int close;               /* 4: close the underlying connection too */
+    char *sid;               /* legacy 2/3/4: the target socket */
+    char *room;              /* legacy 2/3: the room */
     cd_sio_packet_t *packet; /* 7: the event to deliver (as in a broadcast) */
-    cJSON *data;          /* 6 request: [event, args...]; 6 reply: the ack argument;
-                           * 9: the ack argument (wire key "packet"); NULL when absent */
-    sio_bin_t *attach;    /* buffers of the placeholders in data, numbered from 0 */
+    cJSON *data;             /* 6 request: [event, args...]; 6 reply: the ack argument;
+                              * 9: the ack argument (wire key "packet"); NULL when absent */
+    sio_bin_t *attach;       /* buffers of the placeholders in data, numbered from 0 */
     size_t n_attach;
     cJSON *sockets;       /* replies to 0 (ids) / 5 (objects): the array; NULL otherwise */
     int64_t client_count; /* 8: clients reached on that node; -1 otherwise */
