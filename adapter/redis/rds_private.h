@@ -6,6 +6,7 @@
 
 #include "base_list.h"
 #include "base_map.h"
+#include "rds_channel.h"
 #include "rds_conn.h"
 #include "rds_node.h"
 #include "rds_streams.h"

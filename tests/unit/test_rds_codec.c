@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "base_alloc.h"
+#include "rds_channel.h"
 #include "rds_wire.h"
 
 /* ---------------------------------------------------------------- vectors */
