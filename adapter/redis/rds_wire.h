@@ -1,31 +1,19 @@
-/* rds_wire.h -- the Redis wire formats of @socket.io/redis-adapter 8.x, free of I/O.
+/* rds_wire.h -- the messages of @socket.io/redis-adapter 8.x on Redis, free of I/O.
  *
  * A Sockeye node shares a cluster with Node.js Socket.IO servers and accepts what
  * @socket.io/redis-emitter publishes, so everything it puts on or takes off Redis must be
  * byte-compatible with notepack.io (msgpack) and JSON.stringify (spec redis-wire.md §0, §1,
- * §3). This module turns those bytes into Sockeye's own structures and back, nothing else:
- * no hiredis, no loop, no sockets, which is what lets it be unit-tested and fuzzed alone.
+ * §3). This module turns those messages -- broadcasts, requests, responses -- into
+ * Sockeye's own structures (adp_opts_t targets, cd_sio_packet_t events) and back, nothing
+ * else: no hiredis, no loop, no sockets, which is what lets it be unit-tested and fuzzed
+ * alone. The msgpack values inside them are the codec's (cd_msgpack.h: notepack's forms,
+ * bins as placeholders, UTF-8 repair, depth limit); the channel names are rds_channel.h's.
  *
- * Model: values are cJSON trees; a msgpack bin value is the Socket.IO placeholder
- * {"_placeholder":true,"num":k} in the tree with its bytes in an attachment array, numbered
- * depth-first -- the same model as cd_sio_packet_t, so a decoded broadcast is a packet the
- * namespace can encode for its clients directly.
- *
- * Decoding is hand-written rather than msgpack_unpack_next: msgpack-c 4.0 allocates
- * count * sizeof(msgpack_object) up front for a declared array (5 input bytes asked malloc
- * for 8 GB in our test) and caps nesting at 32 by a compile-time constant. Our reader checks
- * every declared length against the bytes left before it allocates, bounds nesting at
- * RDS_MAX_DEPTH and builds the cJSON tree in one pass. Encoding uses msgpack-c's packer,
- * whose integer/str/bin forms are notepack's (smallest form), writing into a buffer that
- * grows through base_realloc.
- *
- * Where Node is lenient we follow Node when it is harmless (strings with invalid UTF-8 get
- * U+FFFD like Buffer.toString, notepack's Date/ArrayBuffer/undefined extensions decode as
- * Node sees them, unknown flags are ignored) and refuse when it would hurt our clients or
- * our invariants (an event our clients' parser rejects, strings holding NUL that cJSON
- * cannot carry, literal placeholder objects that would alias attachments). Every decode
- * failure frees what it built and returns an error; no input can crash, hang or leak.
- * The pub/sub channel names are rds_channel.h's.
+ * Where Node is lenient we follow Node when it is harmless (invalid UTF-8 in JSON gets
+ * U+FFFD like Buffer.toString, unknown flags and keys are ignored) and refuse when it would
+ * hurt our clients or our invariants (an event our clients' parser rejects, placeholders
+ * in JSON that no buffer backs). Every decode failure frees what it built and returns an
+ * error; no input can crash, hang or leak.
  */
 #ifndef RDS_WIRE_H
 #define RDS_WIRE_H
@@ -36,11 +24,13 @@
 #include <cjson/cJSON.h>
 
 #include "adapter.h"
+#include "cd_msgpack.h"
 #include "cd_sio_packet.h"
 
 /* Deepest nesting of arrays/maps accepted in a msgpack message, envelope included (a
- * broadcast's event arguments start at depth 3). Deeper trees are refused both ways. */
-#define RDS_MAX_DEPTH 64
+ * broadcast's event arguments start at depth 3): the codec's limit. Deeper trees are
+ * refused both ways. */
+#define RDS_MAX_DEPTH CD_MP_MAX_DEPTH
 
 /* ---------------------------------------------------------------- options */
 
