@@ -68,7 +68,8 @@ void cd_mp_bins_free(cd_mp_bins_t *b);
  * key that is not a string, a string holding NUL, a literal {"_placeholder": true}, a
  * timestamp 96 of the wrong size) or SIO_ETOOBIG (deeper than CD_MP_MAX_DEPTH); SIO_ENOMEM
  * only if cJSON's allocator fails (ours aborts instead); SIO_EINVAL when bins is NULL.
- * On failure *out is NULL and bins is as it was before the call. */
+ * On failure *out is NULL and bins holds the buffers it held before the call (its array
+ * may have grown: cd_mp_bins_free it in any case). */
 int cd_mp_decode(const void *buf, size_t len, cd_mp_bins_t *bins, cJSON **out);
 
 /* Moves the buffers that the placeholders of tree index out of bins into a new array
