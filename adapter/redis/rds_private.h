@@ -6,10 +6,11 @@
 
 #include "base_list.h"
 #include "base_map.h"
-#include "rds_wire.h"
+#include "rds_channel.h"
 #include "rds_conn.h"
-#include "rds_streams.h"
 #include "rds_node.h"
+#include "rds_streams.h"
+#include "rds_wire.h"
 
 #define RDS_TICK_MS 5000      /* registry and session refresh period */
 #define RDS_NODE_TTL_MS 15000 /* registry record lifetime: three missed refreshes */
@@ -23,9 +24,9 @@ struct rds_node {
     char *channel_prefix;
     rds_url_t url;
     char uid[8];
-    rds_conn_t *cmd;     /* commands: PUBLISH, PUBSUB NUMSUB, registry, sessions */
-    rds_conn_t *sub;     /* subscriptions only */
-    rds_streams_t *st;   /* recovery storage; NULL when recovery is off */
+    rds_conn_t *cmd;      /* commands: PUBLISH, PUBSUB NUMSUB, registry, sessions */
+    rds_conn_t *sub;      /* subscriptions only */
+    rds_streams_t *st;    /* recovery storage; NULL when recovery is off */
     base_list_t adapters; /* rds_rnsp_t.link */
     base_map_t requests;  /* request id -> rds_rreq_t*, ours awaiting answers */
     uint64_t next_req;
@@ -55,8 +56,8 @@ struct rds_node {
 typedef struct rds_held {
     base_list_t link;
     cd_sio_packet_t *pkt; /* owned; data ends with its offset */
-    rds_opts_t opts;   /* owned */
-    uint64_t ms, seq;  /* the offset */
+    rds_opts_t opts;      /* owned */
+    uint64_t ms, seq;     /* the offset */
 } rds_held_t;
 
 typedef struct rds_rnsp rds_rnsp_t;
@@ -64,7 +65,7 @@ typedef struct rds_rnsp rds_rnsp_t;
 /* One restore in flight. Outlives its adapter only through the detach (a == NULL). */
 typedef struct rds_restore {
     base_list_t link; /* in a->restores */
-    rds_rnsp_t *a;   /* NULL once the adapter is gone */
+    rds_rnsp_t *a;    /* NULL once the adapter is gone */
     char *pid;
     char *owner;
     int have_offset; /* the client sent an offset: held packets at or before it were seen */
@@ -89,25 +90,24 @@ struct rds_rnsp {
     adp_adapter_t base;
     rds_node_t *r;
     base_list_t link; /* in r->adapters */
-    char *ch_bcast;  /* K#N#, also the prefix of room channels */
+    char *ch_bcast;   /* K#N#, also the prefix of room channels */
     size_t ch_bcast_len;
     char *ch_pattern;      /* K#N#* (glob-escaped) */
     char *ch_request;      /* K-request#N# */
     char *ch_response;     /* K-response#N# */
     char *ch_response_uid; /* K-response#N#<uid># */
-    base_map_t live;        /* pid -> rds_live_t*: sessions this node holds */
+    base_map_t live;       /* pid -> rds_live_t*: sessions this node holds */
     /* The highest offset this node has seen in the namespace ("" = none yet), from the
      * subscriber, the one ordered source of its deliveries: a socket that connects or
      * joins a room now can only receive what comes after it (its session's mark). */
     char mark[48];
     uint64_t mark_ms, mark_seq;
-    base_list_t restores;   /* rds_restore_t */
+    base_list_t restores; /* rds_restore_t */
 };
 
 /* ------------------------------------------------------------ redis.c */
 
-__attribute__((format(printf, 3, 4))) void rds__log(rds_node_t *r, int level,
-                                                          const char *fmt, ...);
+__attribute__((format(printf, 3, 4))) void rds__log(rds_node_t *r, int level, const char *fmt, ...);
 /* PUBLISH buf on channel through the command connection (fire and forget; a failure
  * is counted and logged). SIO_OK or the refusal (SIO_EREDIS when down). */
 int rds__publish(rds_node_t *r, const char *channel, const void *buf, size_t len);

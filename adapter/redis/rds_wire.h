@@ -1,30 +1,19 @@
-/* rds_codec.h -- the Redis wire formats of @socket.io/redis-adapter 8.x, free of I/O.
+/* rds_wire.h -- the messages of @socket.io/redis-adapter 8.x on Redis, free of I/O.
  *
  * A Sockeye node shares a cluster with Node.js Socket.IO servers and accepts what
  * @socket.io/redis-emitter publishes, so everything it puts on or takes off Redis must be
  * byte-compatible with notepack.io (msgpack) and JSON.stringify (spec redis-wire.md §0, §1,
- * §3). This module turns those bytes into Sockeye's own structures and back, nothing else:
- * no hiredis, no loop, no sockets, which is what lets it be unit-tested and fuzzed alone.
+ * §3). This module turns those messages -- broadcasts, requests, responses -- into
+ * Sockeye's own structures (adp_opts_t targets, cd_sio_packet_t events) and back, nothing
+ * else: no hiredis, no loop, no sockets, which is what lets it be unit-tested and fuzzed
+ * alone. The msgpack values inside them are the codec's (cd_msgpack.h: notepack's forms,
+ * bins as placeholders, UTF-8 repair, depth limit); the channel names are rds_channel.h's.
  *
- * Model: values are cJSON trees; a msgpack bin value is the Socket.IO placeholder
- * {"_placeholder":true,"num":k} in the tree with its bytes in an attachment array, numbered
- * depth-first -- the same model as cd_sio_packet_t, so a decoded broadcast is a packet the
- * namespace can encode for its clients directly.
- *
- * Decoding is hand-written rather than msgpack_unpack_next: msgpack-c 4.0 allocates
- * count * sizeof(msgpack_object) up front for a declared array (5 input bytes asked malloc
- * for 8 GB in our test) and caps nesting at 32 by a compile-time constant. Our reader checks
- * every declared length against the bytes left before it allocates, bounds nesting at
- * RDS_MAX_DEPTH and builds the cJSON tree in one pass. Encoding uses msgpack-c's packer,
- * whose integer/str/bin forms are notepack's (smallest form), writing into a buffer that
- * grows through base_realloc.
- *
- * Where Node is lenient we follow Node when it is harmless (strings with invalid UTF-8 get
- * U+FFFD like Buffer.toString, notepack's Date/ArrayBuffer/undefined extensions decode as
- * Node sees them, unknown flags are ignored) and refuse when it would hurt our clients or
- * our invariants (an event our clients' parser rejects, strings holding NUL that cJSON
- * cannot carry, literal placeholder objects that would alias attachments). Every decode
- * failure frees what it built and returns an error; no input can crash, hang or leak.
+ * Where Node is lenient we follow Node when it is harmless (invalid UTF-8 in JSON gets
+ * U+FFFD like Buffer.toString, unknown flags and keys are ignored) and refuse when it would
+ * hurt our clients or our invariants (an event our clients' parser rejects, placeholders
+ * in JSON that no buffer backs). Every decode failure frees what it built and returns an
+ * error; no input can crash, hang or leak.
  */
 #ifndef RDS_WIRE_H
 #define RDS_WIRE_H
@@ -35,41 +24,13 @@
 #include <cjson/cJSON.h>
 
 #include "adapter.h"
+#include "cd_msgpack.h"
 #include "cd_sio_packet.h"
 
 /* Deepest nesting of arrays/maps accepted in a msgpack message, envelope included (a
- * broadcast's event arguments start at depth 3). Deeper trees are refused both ways. */
-#define RDS_MAX_DEPTH 64
-
-/* ---------------------------------------------------------------- channels */
-
-/* The pub/sub channels of one namespace N under key prefix K (spec §1). */
-typedef enum rds_chan {
-    RDS_CHAN_NONE = 0,     /* not a channel of this (K, N) */
-    RDS_CHAN_BROADCAST,    /* K#N#               broadcasts not aimed at exactly one room */
-    RDS_CHAN_ROOM,         /* K#N#<room>#        broadcast to exactly one room */
-    RDS_CHAN_PATTERN,      /* K#N#*              what the node PSUBSCRIBEs (glob-escaped) */
-    RDS_CHAN_REQUEST,      /* K-request#N#       requests; NUMSUB counts the nodes */
-    RDS_CHAN_RESPONSE,     /* K-response#N#      responses to anyone */
-    RDS_CHAN_RESPONSE_UID, /* K-response#N#<uid># responses to one node */
-} rds_chan_t;
-
-/* Builds the channel name of the given kind. arg is the room (RDS_CHAN_ROOM) or the node
- * uid (RDS_CHAN_RESPONSE_UID) and ignored otherwise. In RDS_CHAN_PATTERN the glob
- * metacharacters of K and N (* ? [ ] \) are backslash-escaped so the pattern matches
- * exactly this namespace's channels. Returns a new string (base_free), or NULL when key or
- * nsp is NULL, arg is missing for a kind that needs it, or kind is RDS_CHAN_NONE. */
-char *rds_channel(rds_chan_t kind, const char *key, const char *nsp, const char *arg);
-
-/* Classifies a channel name received from Redis (message or pmessage) against namespace
- * nsp under key: returns its kind and, for RDS_CHAN_ROOM / RDS_CHAN_RESPONSE_UID, points
- * *arg / *arg_len at the room / uid inside chan (not NUL-terminated; both set to NULL / 0
- * for the other kinds). Mirrors the Node adapter: the room is everything between "K#N#" and
- * the final '#', so rooms may contain '#'; "K#N##" counts as the plain broadcast channel
- * (an empty room means no filter). A name with the prefix but without the final '#' is
- * RDS_CHAN_NONE. Never allocates; arg and arg_len may be NULL. */
-rds_chan_t rds_channel_parse(const char *key, const char *nsp, const char *chan, size_t len,
-                             const char **arg, size_t *arg_len);
+ * broadcast's event arguments start at depth 3): the codec's limit. Deeper trees are
+ * refused both ways. */
+#define RDS_MAX_DEPTH CD_MP_MAX_DEPTH
 
 /* ---------------------------------------------------------------- options */
 
@@ -94,9 +55,9 @@ void rds_opts_view(const rds_opts_t *o, adp_opts_t *view);
 
 /* One decoded broadcast message [uid, packet, opts(, offset)]. */
 typedef struct rds_broadcast {
-    char *uid;            /* publisher's uid ("emitter" for the emitter); owned */
+    char *uid;               /* publisher's uid ("emitter" for the emitter); owned */
     cd_sio_packet_t *packet; /* owned; CD_SIO_EVENT, nsp from packet.nsp or "/", id -1, data =
-                           * [event, args...] with placeholders, attach = the bins */
+                              * [event, args...] with placeholders, attach = the bins */
     rds_opts_t opts;
     char *offset; /* Sockeye's optional 4th element; NULL when absent; owned */
 } rds_broadcast_t;
@@ -157,13 +118,13 @@ typedef struct rds_msg {
     int has_rooms;    /* "rooms" was present (and, in a reply, an array) */
     char **rooms;     /* 0: filter; 2/3: rooms to join/leave; reply to 1: all rooms */
     size_t n_rooms;
-    int close;            /* 4: close the underlying connection too */
-    char *sid;            /* legacy 2/3/4: the target socket */
-    char *room;           /* legacy 2/3: the room */
+    int close;               /* 4: close the underlying connection too */
+    char *sid;               /* legacy 2/3/4: the target socket */
+    char *room;              /* legacy 2/3: the room */
     cd_sio_packet_t *packet; /* 7: the event to deliver (as in a broadcast) */
-    cJSON *data;          /* 6 request: [event, args...]; 6 reply: the ack argument;
-                           * 9: the ack argument (wire key "packet"); NULL when absent */
-    sio_bin_t *attach;    /* buffers of the placeholders in data, numbered from 0 */
+    cJSON *data;             /* 6 request: [event, args...]; 6 reply: the ack argument;
+                              * 9: the ack argument (wire key "packet"); NULL when absent */
+    sio_bin_t *attach;       /* buffers of the placeholders in data, numbered from 0 */
     size_t n_attach;
     cJSON *sockets;       /* replies to 0 (ids) / 5 (objects): the array; NULL otherwise */
     int64_t client_count; /* 8: clients reached on that node; -1 otherwise */

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "base_alloc.h"
+#include "rds_channel.h"
 #include "rds_conn.h"
 #include "rds_streams.h"
 #include "rds_wire.h"

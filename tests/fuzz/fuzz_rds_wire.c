@@ -1,4 +1,4 @@
-/* fuzz_rds_codec.c -- adapter/rds_codec.c against arbitrary Redis payloads.
+/* fuzz_rds_wire.c -- adapter/redis/rds_wire.c against arbitrary Redis payloads.
  *
  * Every input is decoded three ways (broadcast, request, response). Whatever decodes must
  * re-encode, decode again, and -- for broadcasts, which go msgpack to msgpack -- re-encode
