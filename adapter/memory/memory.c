@@ -39,6 +39,7 @@
 #include <time.h>
 
 #include "base_alloc.h"
+#include "base_clock.h"
 #include "base_list.h"
 #include "mem.h"
 #include "sockeye_common.h"
@@ -98,13 +99,6 @@ typedef struct mem_adapter {
     int have_offset;    /* last_ms/last_seq are set */
     mem_mark_t dropped; /* the newest entry the count bound dropped */
 } mem_adapter_t;
-
-static uint64_t mem__realtime(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 /* ------------------------------------------------------------------ helpers */
 
@@ -565,7 +559,7 @@ adp_adapter_t *mem_adapter_new(const char *nsp, const adp_host_t *host, const me
     if (m->cfg.max_log == 0)
         m->cfg.max_log = MEM_DEFAULT_MAX_LOG;
     if (m->cfg.now_ms == NULL)
-        m->cfg.now_ms = mem__realtime;
+        m->cfg.now_ms = base_now_ms;
     m->retain_ms = m->cfg.recovery_window_ms + m->cfg.detect_ms + MEM_SLACK_MS;
     base_list_init(&m->log);
     base_map_init(&m->sessions);

@@ -28,33 +28,17 @@
 #include <unistd.h>
 
 #include "base_alloc.h"
+#include "base_clock.h"
+#include "base_random.h"
 #include "rds_private.h"
 #include "sockeye_common.h"
 
 #define RDS_HOLD_MAX 10000 /* live packets held for one restore before it gives up */
-#define RDS_FAIL_LOG_MS 5000
 
 static const char rds__uid_chars[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 /* ---------------------------------------------------------------- helpers */
-
-static uint64_t rds__realtime_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-/* One log line through the configured sink (stderr without one). Never fails. */
-void rds__log(rds_node_t *r, int level, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    rds_log_v(r->cfg.on_log, r->cfg.log_ud, level, RDS_LOG_DEBUG, fmt, ap);
-    va_end(ap);
-}
 
 static void rds__rds_log(void *ud, int level, const char *msg)
 {
@@ -90,60 +74,6 @@ static int rds__recoverable(const cd_sio_packet_t *pkt, const adp_opts_t *opts)
 {
     return (pkt->type == CD_SIO_EVENT || pkt->type == CD_SIO_BINARY_EVENT) && pkt->id < 0 &&
            !(opts->flags & (ADP_VOLATILE | ADP_LOCAL)) && cJSON_IsArray(pkt->data);
-}
-
-/* Command with string arguments (binary safe through lens; NULL lens = strlen). */
-static int rds__cmd(rds_node_t *r, rds_reply_cb cb, void *ud, int argc, const char *const *argv,
-                    const size_t *lens)
-{
-    if (r->closed)
-        return SIO_ECLOSED;
-    return rds_conn_command_argv(r->cmd, cb, ud, argc, argv, lens);
-}
-
-/* ---------------------------------------------------------------- publishing */
-
-void rds__publish_failed(rds_node_t *r, int err)
-{
-    uint64_t now = uv_now(r->loop);
-
-    r->stats.publish_failures++;
-    r->fails_unlogged++;
-    if (r->fail_logged && now - r->fail_logged_at < RDS_FAIL_LOG_MS)
-        return;
-    rds__log(r, RDS_LOG_WARN,
-             "redis: %" PRIu64 " message(s) could not be published (%s): other nodes "
-             "miss them, this node's clients still got theirs",
-             r->fails_unlogged, sio_strerror(err));
-    r->fail_logged = 1;
-    r->fail_logged_at = now;
-    r->fails_unlogged = 0;
-}
-
-static void rds__publish_reply(rds_conn_t *c, int err, redisReply *reply, void *ud)
-{
-    rds_node_t *r = ud;
-
-    if (err == SIO_ECLOSED)
-        return;
-    if (err != SIO_OK || reply == NULL || reply->type == REDIS_REPLY_ERROR)
-        rds__publish_failed(r, err != SIO_OK ? err : SIO_EREDIS);
-}
-
-/* PUBLISH on the command connection; the reply only matters when it is a failure
- * (counted). SIO_OK when handed to Redis, SIO_EREDIS when the connection refused it
- * (down or closed: counted and logged here). buf is copied. */
-int rds__publish(rds_node_t *r, const char *channel, const void *buf, size_t len)
-{
-    const char *argv[3] = {"PUBLISH", channel, buf};
-    size_t lens[3] = {7, strlen(channel), len};
-    int rc = rds__cmd(r, rds__publish_reply, r, 3, argv, lens);
-
-    if (rc != SIO_OK) {
-        rds__publish_failed(r, rc);
-        return SIO_EREDIS;
-    }
-    return SIO_OK;
 }
 
 /* The channel of a broadcast: K#N#<room># for exactly one room, else K#N#. Writes into
@@ -878,7 +808,7 @@ static void rds__ignore_reply(rds_conn_t *c, int err, redisReply *reply, void *u
 static void rds__registry_write(rds_node_t *r)
 {
     char key[512], zkey[512], pid[24], started[24], conns[24], exp[24], now[32], ttl[16];
-    uint64_t t = rds__realtime_ms();
+    uint64_t t = base_now_ms();
     size_t nconn = r->cfg.connections != NULL ? r->cfg.connections(r->cfg.conn_ud) : 0;
 
     if (r->closed || !rds_conn_is_up(r->cmd))
@@ -1027,7 +957,7 @@ static void rds__on_conn_start(rds_conn_t *c, int err, const char *reason, void 
 }
 
 /* See redis.h. Creates both connections (idle), the storage when recovery is on, and
- * the housekeeping timer; the uid comes from the OS random source (uv_random), or from
+ * the housekeeping timer; the uid comes from the OS random source (base_random_bytes), or from
  * the clock and pid when that fails (uniqueness, not secrecy, is what matters). */
 rds_node_t *rds_node_new(uv_loop_t *loop, const rds_node_config_t *cfg)
 {
@@ -1053,7 +983,7 @@ rds_node_t *rds_node_new(uv_loop_t *loop, const rds_node_config_t *cfg)
         rds_url_free(&r->url);
         rds_url_copy(&r->url, cfg->url);
     }
-    if (uv_random(NULL, NULL, rnd, sizeof(rnd), 0, NULL) != 0) {
+    if (base_random_bytes(rnd, sizeof(rnd)) != 0) {
         uint64_t x = uv_hrtime() ^ (uint64_t)getpid() << 32;
         for (size_t i = 0; i < sizeof(rnd); i++, x >>= 7)
             rnd[i] = (unsigned char)x;
@@ -1061,7 +991,7 @@ rds_node_t *rds_node_new(uv_loop_t *loop, const rds_node_config_t *cfg)
     for (size_t i = 0; i < sizeof(rnd); i++)
         r->uid[i] = rds__uid_chars[rnd[i] & 63];
     r->uid[6] = '\0';
-    r->started_ms = rds__realtime_ms();
+    r->started_ms = base_now_ms();
     base_list_init(&r->adapters);
     base_map_init(&r->requests);
 

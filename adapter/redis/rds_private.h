@@ -105,16 +105,21 @@ struct rds_rnsp {
     base_list_t restores; /* rds_restore_t */
 };
 
-/* ------------------------------------------------------------ redis.c */
+/* ------------------------------------------------------------ rds_link.c */
 
+/* One log line through the configured sink (stderr without one). Never fails. */
 __attribute__((format(printf, 3, 4))) void rds__log(rds_node_t *r, int level, const char *fmt, ...);
+/* A command with string arguments on the command connection (binary safe through lens;
+ * NULL lens = strlen). SIO_ECLOSED once the node closed its connections. */
+int rds__cmd(rds_node_t *r, rds_reply_cb cb, void *ud, int argc, const char *const *argv,
+             const size_t *lens);
 /* PUBLISH buf on channel through the command connection (fire and forget; a failure
  * is counted and logged). SIO_OK or the refusal (SIO_EREDIS when down). */
 int rds__publish(rds_node_t *r, const char *channel, const void *buf, size_t len);
 /* Counts one publish that did not reach Redis and logs it (rate-limited). */
 void rds__publish_failed(rds_node_t *r, int err);
 
-/* ------------------------------------------------------------ redis_req.c */
+/* ------------------------------------------------------------ rds_req.c */
 
 /* Subscription callback of K-request#N#, K-response#N# and K-response#N#<uid>#. */
 void rds__req_on_message(rds_conn_t *c, const rds_message_t *m, void *ud);
