@@ -1,5 +1,5 @@
-/* redis.c -- the Redis adapter: the node's context, broadcasts both ways, sessions
- * written through, and the restore's hold list (requests live in redis_req.c).
+/* rds_node.c -- the Redis adapter: the node's context, broadcasts both ways, sessions
+ * written through, and the restore's hold list (requests live in rds_req.c; publishing and the log in rds_link.c).
  *
  * Broadcasts follow @socket.io/redis-adapter 8.x byte for byte (spec redis-wire.md
  * §1.1): the publisher delivers to its own sockets and PUBLISHes [uid, packet, opts]
@@ -13,7 +13,7 @@
  * offset and publishes [uid, packet, opts, offset]. The publisher delivers such a
  * message to its own sockets only when it comes back over the subscriber connection,
  * like every other node: all deliveries of a node then come from one ordered source,
- * so a client sees strictly increasing offsets (adapter/REDIS.md explains the race
+ * so a client sees strictly increasing offsets (adapter/redis/REDIS.md explains the race
  * this avoids). The price is one Redis round trip on local delivery.
  *
  * Failure policy: Redis down never stops local delivery. A broadcast that cannot be
@@ -767,7 +767,7 @@ static const adp_vtable_t rds__vt = {
     .broadcast_ack_reply = rds__req_broadcast_ack_reply,
 };
 
-/* See redis.h. The subscriptions are recorded on the subscriber connection, which
+/* See rds_node.h. The subscriptions are recorded on the subscriber connection, which
  * re-issues them after every reconnect. */
 adp_adapter_t *rds_adapter_new(rds_node_t *r, const char *nsp, const adp_host_t *host)
 {
@@ -956,7 +956,7 @@ static void rds__on_conn_start(rds_conn_t *c, int err, const char *reason, void 
     rds__start_done(r, err, msg);
 }
 
-/* See redis.h. Creates both connections (idle), the storage when recovery is on, and
+/* See rds_node.h. Creates both connections (idle), the storage when recovery is on, and
  * the housekeeping timer; the uid comes from the OS random source (base_random_bytes), or from
  * the clock and pid when that fails (uniqueness, not secrecy, is what matters). */
 rds_node_t *rds_node_new(uv_loop_t *loop, const rds_node_config_t *cfg)
@@ -1023,7 +1023,7 @@ rds_node_t *rds_node_new(uv_loop_t *loop, const rds_node_config_t *cfg)
     return r;
 }
 
-/* See redis.h. */
+/* See rds_node.h. */
 int rds_node_start(rds_node_t *r, void (*cb)(void *ud, int err, const char *reason), void *ud)
 {
     if (r->started || r->closing)
@@ -1041,7 +1041,7 @@ int rds_node_start(rds_node_t *r, void (*cb)(void *ud, int err, const char *reas
     return SIO_OK;
 }
 
-/* See redis.h; rewrites the registry record now when connected. */
+/* See rds_node.h; rewrites the registry record now when connected. */
 void rds_node_set_address(rds_node_t *r, const char *address)
 {
     base_free(r->address);
@@ -1103,7 +1103,7 @@ static void rds__drain_poll(uv_timer_t *t)
     rds__close_now(r);
 }
 
-/* See redis.h. */
+/* See rds_node.h. */
 void rds_node_close(rds_node_t *r, void (*cb)(void *ud), void *ud)
 {
     if (r == NULL || r->closing)
@@ -1123,7 +1123,7 @@ void rds_node_close(rds_node_t *r, void (*cb)(void *ud), void *ud)
     uv_timer_start(&r->timer, rds__drain_poll, 10, 10);
 }
 
-/* See redis.h. */
+/* See rds_node.h. */
 void rds_node_free(rds_node_t *r)
 {
     if (r == NULL)
@@ -1136,13 +1136,13 @@ void rds_node_free(rds_node_t *r)
     base_free(r);
 }
 
-/* See redis.h. */
+/* See rds_node.h. */
 const char *rds_node_uid(const rds_node_t *r)
 {
     return r->uid;
 }
 
-/* See redis.h; after close the connection counters are the last ones seen. */
+/* See rds_node.h; after close the connection counters are the last ones seen. */
 void rds_node_get_stats(const rds_node_t *r, rds_node_stats_t *out)
 {
     rds_conn_stats_t cs, ss;

@@ -1,5 +1,6 @@
-/* redis_private.h -- what redis.c (context, broadcasts, sessions, restore) and
- * redis_req.c (cluster requests and responses) share. Nothing else includes it.
+/* rds_private.h -- what rds_node.c (context, broadcasts, sessions, restore),
+ * rds_link.c (commands, publishing, the log) and rds_req.c (cluster requests and
+ * responses) share. Nothing else includes it.
  */
 #ifndef RDS_PRIVATE_H
 #define RDS_PRIVATE_H
@@ -52,7 +53,7 @@ struct rds_node {
     uint64_t fails_unlogged; /* failures since that line */
 };
 
-/* A live broadcast held for a restore in flight (adapter/REDIS.md "Restore"). */
+/* A live broadcast held for a restore in flight (adapter/redis/REDIS.md "Restore"). */
 typedef struct rds_held {
     base_list_t link;
     cd_sio_packet_t *pkt; /* owned; data ends with its offset */
@@ -82,7 +83,7 @@ typedef struct rds_restore {
  * write that never reached Redis cannot move a mark later. */
 typedef struct rds_live {
     char *owner;
-    base_map_t rooms; /* room -> owned mark string, or rds__from_start (see redis.c) */
+    base_map_t rooms; /* room -> owned mark string, or rds__from_start (see rds_node.c) */
 } rds_live_t;
 
 /* One namespace's adapter. */

@@ -1,4 +1,4 @@
-/* redis_req.c -- cluster requests between nodes (spec redis-wire.md §1.2): what this
+/* rds_req.c -- cluster requests between nodes (spec redis-wire.md §1.2): what this
  * node asks the others, and what it answers them.
  *
  * Asking follows the Node adapter so mixed clusters agree on the count of answers:

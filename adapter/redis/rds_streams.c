@@ -1,6 +1,6 @@
 /* rds_streams.c -- connection state recovery stored in Redis (issue 4).
  *
- * The C half of the function library adapter/sockeye.lua (embedded at build time as
+ * The C half of the function library adapter/redis/sockeye.lua (embedded at build time as
  * generated/sockeye_lua.h): every write is one FCALL, so publish-and-store and each session
  * step are atomic on the server and cost one round trip; the only multi-command step is
  * the read half of a restore, which only reads after its first call (the take).

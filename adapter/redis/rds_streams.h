@@ -1,11 +1,11 @@
 /* rds_streams.h -- connection state recovery stored in Redis (issue 4).
  *
- * The Redis side of recovery, as laid out in adapter/REDIS.md: the function library
+ * The Redis side of recovery, as laid out in adapter/redis/REDIS.md: the function library
  * `sockeye` (publish + store in one atomic step, sessions), session write-through, and
  * the read half of a restore (session lookup, XRANGE of the session's streams in
  * bounded batches, merge by id, except-filtering, decoding). It sits on one command
  * connection (rds_conn_t) owned by the Redis adapter and knows nothing of sockets: the
- * adapter (adapter/redis.c) calls it, holds live packets during a restore and merges them.
+ * adapter (adapter/redis/rds_node.c) calls it, holds live packets during a restore and merges them.
  *
  * Every function that takes a callback runs it exactly once when it returned SIO_OK,
  * and never when it returned an error.

@@ -1,4 +1,4 @@
-/* alloc.c -- the allocation wrappers of alloc.h: one place for the OOM policy (abort).
+/* alloc.c -- the allocation wrappers of base_alloc.h: one place for the OOM policy (abort).
  *
  * A zero-byte request is served as one byte so that a valid call never returns NULL
  * and "NULL means failure" needs no exception anywhere.

@@ -1,3 +1,4 @@
+/* frame.c -- shared encoded frames (base_frame.h). */
 #include "base_frame.h"
 
 #include <string.h>

@@ -201,7 +201,7 @@ int base_map_has(const base_map_t *m, const char *key)
 
 /* Inserts a copy of key or replaces the value of an existing key. Returns the value
  * it replaced (NULL for a new key) so the caller can free it. Never fails (OOM aborts
- * per alloc.h). */
+ * per base_alloc.h). */
 void *base_map_put(base_map_t *m, const char *key, void *value)
 {
     unsigned h = base__map_hash(key);

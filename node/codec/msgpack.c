@@ -27,7 +27,7 @@ static size_t cd__mp_bins_add(cd_mp_bins_t *b, const unsigned char *p, size_t le
         b->cap = b->cap ? b->cap * 2 : 4;
         b->v = base_realloc(b->v, b->cap * sizeof(*b->v));
     }
-    /* a present buffer never has NULL data, even when empty (as sio_parser) */
+    /* a present buffer never has NULL data, even when empty (as cd_sio_packet.h) */
     b->v[b->n].data = base_malloc(len);
     b->v[b->n].len = len;
     if (len)

@@ -143,7 +143,7 @@ static int cd__sio_is_json_ws(char c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
-/* Parses one Socket.IO text packet (see sio_parser.h). On success ownership of the
+/* Parses one Socket.IO text packet (see cd_sio.h). On success ownership of the
  * packet goes to *out, or to d->pending for a binary packet still missing buffers.
  * On SIO_EPARSE nothing is left allocated and d stays failed until reset. */
 int cd_sio_decode_text(cd_sio_decoder_t *d, const char *s, size_t len, cd_sio_packet_t **out)
@@ -274,7 +274,7 @@ static size_t cd__sio_put_u64(char *o, uint64_t v)
     return n;
 }
 
-/* Encodes p (see sio_parser.h). The type written follows the buffers actually carried:
+/* Encodes p (see cd_sio.h). The type written follows the buffers actually carried:
  * EVENT/ACK with buffers become 5/6, and BINARY_EVENT/BINARY_ACK without any become
  * 2/3 (a "0-" count would be refused by every decoder, ours included). Buffers of other
  * types are not sent. p->nsp must be "/" or start with '/'. Returns the number of frames

@@ -7,7 +7,7 @@
 #include "base_alloc.h"
 
 /* Allocates an empty packet (no data, no buffers, id -1). nsp is copied; NULL means "/".
- * Aborts on OOM like every allocation (alloc.h). */
+ * Aborts on OOM like every allocation (base_alloc.h). */
 cd_sio_packet_t *cd_sio_packet_new(cd_sio_ptype_t t, const char *nsp)
 {
     cd_sio_packet_t *p = base_calloc(1, sizeof(*p));

@@ -284,7 +284,7 @@ void eio__sessions_handles_close(eio_server_t *srv);
 /* Creates an OPEN session on transport, registers it under a fresh sid, queues the
  * open packet, attaches the connection that asked (wsi/c: the handshake GET or the
  * WebSocket), arms the heartbeat, calls on_open and wakes the connection. hs is
- * moved into the session. Never fails (allocation failure aborts, alloc.h). */
+ * moved into the session. Never fails (allocation failure aborts, base_alloc.h). */
 eio_session_t *eio__session_open(eio_server_t *srv, int transport, eio_handshake_t *hs,
                                  struct lws *wsi, eio_conn_t *c);
 /* The session a request names, or NULL when unknown. Applies the heartbeat deadline

@@ -1,5 +1,11 @@
-/* sio_private.h -- bodies of the protocol layer's types (sio_server.c, sio_socket.c,
- * sio_broadcast.c share them; nothing outside node/sio_*.c should include this).
+/* sio_private.h -- bodies of the protocol layer's types, shared by the files of
+ * node/protocol and by nothing else (the build gives no other layer this folder).
+ *
+ * The files form a chain, each using only those before it (tests/layers checks it):
+ * sio_client.c (sends, closes, handle count) and sio_event.c (events as packets) ->
+ * sio_lifetime.c (socket holds) -> sio_ack.c (acks awaited) -> sio_socket.c ->
+ * sio_broadcast.c -> sio_cluster.c -> sio_server.c (namespaces, the engine's callbacks).
+ * What a lower file must call in a higher one goes through a registered callback.
  *
  * Three tiers of state, as in the lws examples: a server holds namespaces (one per
  * name) and clients (one per Engine.IO session); a client holds its sockets (one

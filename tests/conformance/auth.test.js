@@ -1,5 +1,5 @@
-// JWT authentication and the per-socket room cap of the standalone node (node/app.c,
-// node/jwt.c), driven with the OFFICIAL socket.io-client against the real `sockeye`.
+// JWT authentication and the per-socket room cap of the standalone node (node/program/app.c,
+// node/program/jwt.c), driven with the OFFICIAL socket.io-client against the real `sockeye`.
 // Tokens are made here with node's crypto (HMAC, RSA keys generated per run): no JWT
 // package, and every forged variant is exactly the one a test needs.
 // Every wait is bounded (T) and waits on an event, never on a sleep.

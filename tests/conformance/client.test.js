@@ -1,5 +1,5 @@
 // The contract with the OFFICIAL socket.io-client (v4, protocol v5) against the real
-// `sockeye` binary running the standard application (node/app.c): every client case
+// `sockeye` binary running the standard application (node/program/app.c): every client case
 // runs over websocket only, polling only, and polling upgraded to websocket.
 // Every wait is bounded (T) and waits on an event, never on a sleep, except where
 // time itself is the subject (the recovery window).

@@ -1,4 +1,4 @@
-/* fuzz_jwt.c -- libFuzzer target for node/jwt.c.
+/* fuzz_jwt.c -- libFuzzer target for node/program/jwt.c.
  *
  * The first byte picks how the rest is used:
  *   even: the bytes ARE the token, verified by an HS256 verifier (fixed secret) and an

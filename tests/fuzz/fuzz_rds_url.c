@@ -1,4 +1,4 @@
-/* fuzz_rds_url.c -- libFuzzer target for adapter/rds_url.c.
+/* fuzz_rds_url.c -- libFuzzer target for adapter/redis/rds_url.c.
  *
  * Properties checked on every input, besides "no crash, no leak, no UB":
  *  - a refusal leaves the defaults and a non-empty "redis URL: ..." reason;

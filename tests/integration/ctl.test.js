@@ -1,4 +1,4 @@
-// sockeye-ctl (adapter/ctl.c) against a live node and a real redis-server: what an operator
+// sockeye-ctl (adapter/ctl/ctl.c) against a live node and a real redis-server: what an operator
 // reads when inspecting the cluster's recovery state. Checks that each command finds the
 // keys a running node wrote (node record, offset counter and streams, a session with its
 // rooms and join marks) and that bad usage and a missing session are reported, not crashed.

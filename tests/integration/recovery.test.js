@@ -524,7 +524,7 @@ describe("recovery across nodes (redis)", { skip: !HAVE_REDIS && "redis-server n
   // The restoring node reads the streams on its command connection while the pub/sub
   // copies of the newest entries are still in flight on its subscriber connection: those
   // arrive after the restore answered, and must not reach the client a second time
-  // (the socket's replay floor in node/sio_broadcast.c drops them).
+  // (the socket's replay floor in node/protocol/sio_broadcast.c drops them).
   it("pub/sub copies arriving after the restore are not delivered twice", CASE, async () => {
     closeClients();
     await stopAll(nodes);

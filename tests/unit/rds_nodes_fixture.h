@@ -1,7 +1,7 @@
 /* rds_nodes_fixture.h -- two Redis adapter nodes on one loop against a real redis-server,
  * for the cmocka unit tests of adapter/redis (header-only).
  *
- * test_redis.c (the node: broadcasts, recovery, outages) and test_rds_req.c (cluster
+ * test_rds_node.c (the node: broadcasts, recovery, outages) and test_rds_req.c (cluster
  * requests) drive the same setup: two rds_node_t contexts in one process, each with the
  * adapter of namespace "/" and a fake namespace host that records what the adapter hands
  * it, plus raw pub/sub connections ("taps") to read or write the bytes on a channel. This

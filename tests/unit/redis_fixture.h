@@ -1,6 +1,6 @@
 /* redis_fixture.h -- a real redis-server for the cmocka unit tests (header-only).
  *
- * test_rds_conn.c, test_rds_streams.c and test_redis.c each start their own redis-server
+ * test_rds_conn.c, test_rds_streams.c and test_rds_node.c each start their own redis-server
  * on a free loopback port in a mktemp directory, wait on their uv loop with a deadline
  * timer, stop the server by PID and skip (with a message) when redis-server is not on
  * PATH. This header holds that shared code once so the three copies cannot drift.

@@ -1,4 +1,4 @@
-/* test_config.c -- node/config.c: defaults, environment, command line, precedence,
+/* test_config.c -- node/program/config.c: defaults, environment, command line, precedence,
  * errors, and that --help / the README table cover every row of the table.
  *
  * The .c is included (as h2o's unit tests do) to reach cfg_table: the point of the

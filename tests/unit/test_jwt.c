@@ -1,4 +1,4 @@
-/* test_jwt.c -- node/jwt.c: HS256 and RS256 verification, algorithm confusion, time
+/* test_jwt.c -- node/program/jwt.c: HS256 and RS256 verification, algorithm confusion, time
  * claims at their edges (a fixed "now"), issuer/audience, malformed tokens, key loading.
  *
  * Tokens are built here with OpenSSL directly (HMAC, EVP_DigestSign) from JSON text,

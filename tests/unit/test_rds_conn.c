@@ -1,4 +1,4 @@
-/* test_rds_conn.c -- adapter/rds_conn.c against a real redis-server.
+/* test_rds_conn.c -- adapter/redis/rds_conn.c against a real redis-server.
  *
  * Each test starts its own redis-server (when it needs one) on a free loopback port in a
  * mktemp directory and stops it by PID: `redis-server --port P --bind 127.0.0.1 --save ''

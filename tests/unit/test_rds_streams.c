@@ -1,4 +1,4 @@
-/* test_rds_streams.c -- adapter/rds_streams.c and adapter/sockeye.lua on a real redis-server.
+/* test_rds_streams.c -- adapter/redis/rds_streams.c and adapter/redis/sockeye.lua on a real redis-server.
  *
  * Each test starts its own redis-server on a free loopback port in a mktemp directory and
  * stops it by PID (the approach of test_rds_conn.c); without redis-server on PATH the tests

@@ -1,4 +1,4 @@
-/* test_rds_url.c -- adapter/rds_url.c: accepted shapes, defaults, percent-decoding, the
+/* test_rds_url.c -- adapter/redis/rds_url.c: accepted shapes, defaults, percent-decoding, the
  * refusals (each with the reason an operator needs) and the format/parse round trip. */
 #include <setjmp.h>
 #include <stdarg.h>

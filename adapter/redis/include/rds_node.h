@@ -1,5 +1,5 @@
 /* rds_node.h -- the Redis adapter: one node of a cluster, wire-compatible with
- * @socket.io/redis-adapter 8.x (spec redis-wire.md §1, adapter/REDIS.md).
+ * @socket.io/redis-adapter 8.x (spec redis-wire.md §1, adapter/redis/REDIS.md).
  *
  * Two levels, as in Node (one pub/sub client pair shared by every namespace's adapter):
  *   - rds_node_t, one per node: the uid that tags everything this node publishes, a

@@ -1,4 +1,4 @@
-/* alloc.h -- the one memory policy of Sockeye.
+/* base_alloc.h -- the one memory policy of Sockeye.
  *
  * Every allocation goes through these wrappers so the policy lives in one place.
  * Policy: allocation failure aborts the process with a message (as hiredis 0.14's

@@ -1,4 +1,4 @@
-/* base64.h -- standard alphabet with padding, as Engine.IO polling uses ("b" records). */
+/* base_base64.h -- standard alphabet with padding, as Engine.IO polling uses ("b" records). */
 #ifndef BASE_BASE64_H
 #define BASE_BASE64_H
 

@@ -1,4 +1,4 @@
-/* frame.h -- one encoded Engine.IO packet, shared by reference.
+/* base_frame.h -- one encoded Engine.IO packet, shared by reference.
  *
  * A broadcast is encoded once into frames and the same frames are queued on every
  * recipient (h2o shared chunks, lws fan-out). A frame holds the packet in its

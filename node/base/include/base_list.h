@@ -1,4 +1,4 @@
-/* list.h -- intrusive doubly linked lists (the libuv QUEUE / lws_dll2 idea).
+/* base_list.h -- intrusive doubly linked lists (the libuv QUEUE / lws_dll2 idea).
  *
  * A struct that can be on a list embeds a base_list_t; BASE_CONTAINER_OF gets the
  * struct back. The head is a base_list_t too, circular, so insert and remove never

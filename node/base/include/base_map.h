@@ -1,4 +1,4 @@
-/* map.h -- string-keyed hash map (open addressing, linear probing).
+/* base_map.h -- string-keyed hash map (open addressing, linear probing).
  *
  * Used for rooms, socket ids, sessions and namespaces: everything Sockeye looks up
  * by name. Keys are copied in; values are opaque pointers the map never frees.

@@ -1,4 +1,4 @@
-/* fuzz_sio_parser.c -- libFuzzer target for node/sio_parser.c.
+/* fuzz_sio_codec.c -- libFuzzer target for node/codec/sio_codec.c.
  *
  * Input layout: byte 0 is a selector, the rest is a sequence of messages separated by
  * 0x1E. Message i is fed as binary when bit (i % 7) of the selector is set, as text

@@ -1,4 +1,4 @@
-/* test_sio_parser.c -- node/sio_parser.c: the worked examples of spec section 4 byte for
+/* test_sio_codec.c -- node/codec/sio_codec.c and sio_packet.c: the worked examples of spec section 4 byte for
  * byte, the conformance-suite packets of 5.2, every rejection rule of 2.2/2.3/2.6, limits,
  * packet ownership (dup/free) and the encoder's choices. Run under ASan for leaks. */
 #include <setjmp.h>
@@ -948,5 +948,5 @@ int main(void)
         T(test_event_reserved),
         T(test_no_leak_cycles),
     };
-    return cmocka_run_group_tests_name("sio_parser", tests, NULL, NULL);
+    return cmocka_run_group_tests_name("sio_codec", tests, NULL, NULL);
 }

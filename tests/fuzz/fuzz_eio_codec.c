@@ -1,4 +1,4 @@
-/* fuzz_eio_parser.c -- libFuzzer target for node/eio_parser.c and node/base64.c.
+/* fuzz_eio_codec.c -- libFuzzer target for node/codec/eio_codec.c and node/base/base64.c.
  *
  * Properties checked on every input, besides "no crash, no leak, no UB":
  *  - a polling body that decodes is reproduced byte for byte by cd_eio_payload_write()

@@ -1,4 +1,4 @@
-/* test_redis.c -- adapter/redis/rds_node.c: two nodes (two rds_node_t contexts on one
+/* test_rds_node.c -- adapter/redis/rds_node.c: two nodes (two rds_node_t contexts on one
  * loop) against a real redis-server, with fake namespace hosts recording what the adapter
  * hands them, and a raw subscriber reading the bytes on the wire (rds_nodes_fixture.h).
  * Cluster requests between the nodes are test_rds_req.c's.

@@ -1,4 +1,4 @@
-/* test_eio_parser.c -- node/eio_parser.c: packets, polling payloads (spec 1.4, 1.6, 4). */
+/* test_eio_codec.c -- node/codec/eio_codec.c: packets, polling payloads (spec 1.4, 1.6, 4). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -390,5 +390,5 @@ int main(void)
         cmocka_unit_test(test_payload_write_example4),
         cmocka_unit_test(test_payload_roundtrip),
     };
-    return cmocka_run_group_tests_name("eio_parser", tests, NULL, NULL);
+    return cmocka_run_group_tests_name("eio_codec", tests, NULL, NULL);
 }
