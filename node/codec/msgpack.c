@@ -548,14 +548,6 @@ int cd_mp_take_bins(cJSON *tree, cd_mp_bins_t *bins, sio_bin_t **att, size_t *n)
 
 /* What socket.io-client accepts as EVENT data: [name, ...] with a non-reserved string or
  * a finite number as name; anything else makes every client drop its connection. */
-static int cd__mp_event_ok(const cJSON *data)
-{
-    const cJSON *name = cJSON_IsArray(data) ? data->child : NULL;
-
-    if (cJSON_IsString(name))
-        return !cd_sio_event_reserved(name->valuestring);
-    return cJSON_IsNumber(name) && isfinite(name->valuedouble);
-}
 
 /* {type, data, nsp} -> a new EVENT packet owning data (detached from obj) and its bins. */
 int cd_mp_packet_from_tree(cJSON *obj, cd_mp_bins_t *bins, cd_sio_packet_t **out)
@@ -577,7 +569,7 @@ int cd_mp_packet_from_tree(cJSON *obj, cd_mp_bins_t *bins, cd_sio_packet_t **out
     if (nsp != NULL && !cJSON_IsString(nsp))
         return SIO_EPARSE;
     data = cJSON_GetObjectItemCaseSensitive(obj, "data");
-    if (!cd__mp_event_ok(data))
+    if (!cd_sio_event_name_ok(cJSON_IsArray(data) ? data->child : NULL))
         return SIO_EPARSE;
     p = cd_sio_packet_new(CD_SIO_EVENT, nsp != NULL ? nsp->valuestring : "/");
     p->data = cJSON_DetachItemViaPointer(obj, data);

@@ -93,15 +93,8 @@ static int cd__sio_payload_ok(cd_sio_ptype_t t, const cJSON *data)
 
     if (!(r->shapes & shape))
         return 0;
-    if (r->event) {
-        const cJSON *name = data->child;
-        if (name == NULL)
-            return 0;
-        if (cJSON_IsString(name))
-            return !cd_sio_event_reserved(name->valuestring);
-        /* a non-finite name would re-encode as null, which is no name at all */
-        return cJSON_IsNumber(name) && isfinite(name->valuedouble);
-    }
+    if (r->event)
+        return cd_sio_event_name_ok(data->child);
     return 1;
 }
 

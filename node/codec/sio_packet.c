@@ -2,6 +2,7 @@
  * attachments, release. */
 #include "cd_sio_packet.h"
 
+#include <math.h>
 #include <string.h>
 
 #include "base_alloc.h"
@@ -95,4 +96,13 @@ int cd_sio_event_reserved(const char *name)
         if (strcmp(name, cd__sio_reserved[i]) == 0)
             return 1;
     return 0;
+}
+
+/* Names Socket.IO lets a client emit: a string that is not reserved, or a finite number
+ * (JavaScript prints it; a non-finite one would re-encode as null, no name at all). */
+int cd_sio_event_name_ok(const cJSON *name)
+{
+    if (cJSON_IsString(name))
+        return !cd_sio_event_reserved(name->valuestring);
+    return cJSON_IsNumber(name) && isfinite(name->valuedouble);
 }

@@ -52,5 +52,8 @@ void cd_sio_packet_add_attachments(cd_sio_packet_t *p, const sio_bin_t *bufs, si
 /* 1 if name is reserved (connect, connect_error, disconnect, disconnecting,
  * newListener, removeListener). */
 int cd_sio_event_reserved(const char *name);
+/* 1 if name (the first item of an EVENT's array; NULL when there is none) is one a client
+ * may send: a string that is not reserved, or a finite number. */
+int cd_sio_event_name_ok(const cJSON *name);
 
 #endif
