@@ -141,29 +141,6 @@ typedef struct fx {
 
 #include "redis_fixture.h"
 
-static inline int port_open(int port)
-{
-    struct sockaddr_in sa;
-    int fd = socket(AF_INET, SOCK_STREAM, 0), ok;
-
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
-    close(fd);
-    return ok;
-}
-
-/* Starts redis-server on f->port and waits until it accepts connections. */
-static inline void redis_start(fx_t *f)
-{
-    rt_redis_spawn(&f->pid, f->port, f->dir, NULL, NULL, NULL, 0);
-    for (int i = 0; i < 100 && !port_open(f->port); i++)
-        rt_run_for(f, 20);
-    assert_true(port_open(f->port));
-}
-
 static inline void quiet_log(void *ud, int level, const char *msg)
 {
     if (getenv("RDS_TEST_VERBOSE") != NULL)

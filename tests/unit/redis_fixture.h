@@ -167,6 +167,31 @@ static inline void rt_redis_spawn(pid_t *pid, int port, const char *dir, const c
     close(fd);
 }
 
+/* 1 when something accepts TCP connections on the loopback port. */
+static inline int rt_port_open(int port)
+{
+    struct sockaddr_in sa;
+    int fd = socket(AF_INET, SOCK_STREAM, 0), ok;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+    close(fd);
+    return ok;
+}
+
+/* Starts a plain redis-server on f->port (f->pid, f->dir) and waits until it accepts
+ * connections (bounded: 100 tries, 20 ms apart). */
+static inline void rt_redis_start(fx_t *f)
+{
+    rt_redis_spawn(&f->pid, f->port, f->dir, NULL, NULL, NULL, 0);
+    for (int i = 0; i < 100 && !rt_port_open(f->port); i++)
+        rt_run_for(f, 20);
+    assert_true(rt_port_open(f->port));
+}
+
 /* SIGKILLs and reaps *pid when it is set, then clears it. */
 static inline void rt_redis_kill(pid_t *pid)
 {

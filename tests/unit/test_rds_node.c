@@ -45,7 +45,7 @@ static void test_broadcast_between_nodes(void **state)
     rds_broadcast_t b;
 
     RT_REQUIRE_REDIS();
-    redis_start(f);
+    rt_redis_start(f);
     node_new(f, 0, 0, 1000);
     node_new(f, 1, 0, 1000);
     node_start(f, 0);
@@ -87,7 +87,7 @@ static void test_redis_down_and_back(void **state)
     rds_node_stats_t st;
 
     RT_REQUIRE_REDIS();
-    redis_start(f);
+    rt_redis_start(f);
     node_new(f, 0, 0, 1000);
     node_new(f, 1, 0, 1000);
     node_start(f, 0);
@@ -99,7 +99,7 @@ static void test_redis_down_and_back(void **state)
     rds_node_get_stats(f->r[0], &st);
     assert_int_equal(st.publish_failures, 1);
 
-    redis_start(f);
+    rt_redis_start(f);
     RT_WAIT_FOR(f,
                 (rds_node_get_stats(f->r[0], &st), st.command_up && st.subscriber_up) &&
                     (rds_node_get_stats(f->r[1], &st), st.command_up && st.subscriber_up),
@@ -117,7 +117,7 @@ static void test_recoverable_round_trip(void **state)
     fx_t *f = *state;
 
     RT_REQUIRE_REDIS();
-    redis_start(f);
+    rt_redis_start(f);
     node_new(f, 0, 1, 1000);
     node_new(f, 1, 0, 1000);
     node_start(f, 0);

@@ -94,7 +94,7 @@ static void ev_end(void *ud)
 /* Two started nodes with request timeout timeout_ms. */
 static void two_nodes(fx_t *f, unsigned timeout_ms)
 {
-    redis_start(f);
+    rt_redis_start(f);
     node_new(f, 0, 0, timeout_ms);
     node_new(f, 1, 0, timeout_ms);
     node_start(f, 0);
