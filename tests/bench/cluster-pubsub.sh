@@ -64,12 +64,13 @@ bench_build_sockeye
 bench_prepare_harness
 
 # ---- one run of the harness per cluster, same steps, same ports, one after the other
-SOCKEYE_CMD="$(printf '%q' "${SOCKEYE_BIN:-}") --host 127.0.0.1 --port {port} --redis redis://{redis}$RECOVERY_FLAG"
+SOCKEYE_ARGS="--host 127.0.0.1 --port {port} --redis redis://{redis}$RECOVERY_FLAG"
 for s in $SERVERS; do
     case $s in
     ref) bench_run ref "" "$MODE" ;;
-    sockeye) bench_run sockeye "$SOCKEYE_CMD" "$MODE" ;;
-    *) die "unknown server '$s' (ref sockeye)" ;;
+    sockeye) bench_run sockeye "$(printf '%q' "${SOCKEYE_BIN:-}") $SOCKEYE_ARGS" "$MODE" ;;
+    before) bench_run before "$(bench_before_bin) $SOCKEYE_ARGS" "$MODE" ;;
+    *) die "unknown server '$s' (ref sockeye before)" ;;
     esac
 done
 
@@ -78,7 +79,8 @@ bench_table "cluster-$MODE" "Cluster (Redis, $MODE): Sockeye vs the Node.js refe
 Loadgen, both nodes and redis-server share these cores; loopback, ports $PORTS.
 Reference: \`run-baseline.sh $MODE\`: 2 × \`node ref-server.js --adapter $MODE\`
 (socket.io 4.8.4, $REF_DESC, node-redis 4.7.1).
-Sockeye: 2 × \`sockeye --host 127.0.0.1 --port {port} --redis redis://{redis}$RECOVERY_FLAG\`.
+Sockeye: 2 × \`sockeye --host 127.0.0.1 --port {port} --redis redis://{redis}$RECOVERY_FLAG\`.${SOCKEYE_BEFORE_BIN:+
+Before: \`$SOCKEYE_BEFORE_BIN\`, the same flags.}
 Fan-out: $FANOUT_SUBS subs over both nodes, $ROOMS rooms, $PUBS pubs, $FANOUT_RATE msgs/s for
 $FANOUT_S s; sweep: $SWEEP_RATES msgs/s, $SWEEP_S s each; event $EVENT on $NSP.
 EOT

@@ -43,6 +43,13 @@ bench_build_sockeye() {
     [ -x "$SOCKEYE_BIN" ] || die "$SOCKEYE_BIN is not an executable"
 }
 
+# The `before` server of SERVERS: SOCKEYE_BEFORE_BIN, another build of sockeye (a change's
+# starting point), quoted for a NODE_CMD template.
+bench_before_bin() {
+    [ -x "${SOCKEYE_BEFORE_BIN:-}" ] || die "SERVERS has 'before': set SOCKEYE_BEFORE_BIN to an executable"
+    printf '%q' "$(realpath "$SOCKEYE_BEFORE_BIN")"
+}
+
 # WORK: a writable copy of the harness (it is read-only in shared/) with an empty results/.
 bench_prepare_harness() {
     local cache

@@ -15,7 +15,9 @@
 # server here uses; it stops it, and every node, by PID on exit.
 #
 # usage: bash tests/bench/single-node.sh
-# env:   SERVERS="ref sockeye"   which halves to run (the table needs both)
+# env:   SERVERS="ref sockeye"   which halves to run (the table needs both); add `before`
+#                                (SOCKEYE_BEFORE_BIN, another build of sockeye) to measure a
+#                                change against its starting point in the same run
 #        PORT=5001               the one port the server under test listens on
 #        QUICK=1                 smoke run: 3 s fan-out, one 3 s sweep step, 500 idle conns
 #        SWEEP_RATES="2000 3000 5000 10000"  FANOUT_S=20  SWEEP_S=10  IDLE_CONNS=5000
@@ -52,7 +54,8 @@ for s in $SERVERS; do
     case $s in
     ref) bench_run ref "node ref-server.js --host 127.0.0.1 --port {port} --adapter memory" memory ;;
     sockeye) bench_run sockeye "$(printf '%q' "$SOCKEYE_BIN") --host 127.0.0.1 --port {port}" memory ;;
-    *) die "unknown server '$s' (ref sockeye)" ;;
+    before) bench_run before "$(bench_before_bin) --host 127.0.0.1 --port {port}" memory ;;
+    *) die "unknown server '$s' (ref sockeye before)" ;;
     esac
 done
 
@@ -60,7 +63,8 @@ done
 bench_table single-node "Single node: Sockeye vs the Node.js reference" <<EOT
 Loadgen, the server and an unused redis-server share these cores; loopback, port $PORT.
 Reference: \`node ref-server.js --adapter memory\` (socket.io 4.8.4, in-memory recovery).
-Sockeye: \`${SOCKEYE_BIN:-build/sockeye} --host 127.0.0.1 --port $PORT\` (in-memory adapter).
+Sockeye: \`${SOCKEYE_BIN:-build/sockeye} --host 127.0.0.1 --port $PORT\` (in-memory adapter).${SOCKEYE_BEFORE_BIN:+
+Before: \`$SOCKEYE_BEFORE_BIN\`, the same flags.}
 Fan-out: $FANOUT_SUBS subs, $ROOMS rooms, $PUBS pubs, $FANOUT_RATE msgs/s for $FANOUT_S s;
 sweep: $SWEEP_RATES msgs/s, $SWEEP_S s each; idle: $IDLE_CONNS connections; event $EVENT on $NSP.
 EOT
