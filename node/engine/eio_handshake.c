@@ -99,14 +99,18 @@ void eio__handshake_facts(struct lws *wsi, const char *path, eio_handshake_t *hs
     hs->address = base_strdup(peer);
 
     /* the query is decoded here, once: the session hands out the pairs, and keeps the
-     * string only for eio_session_query / eio_session_url */
-    hs->query = eio__req_query(wsi, &hs->pairs);
+     * request URL (the query re-encoded after its '?') only for eio_session_url and
+     * eio_session_query, trimmed to its length: it lives as long as the session */
+    char *query = eio__req_query(wsi, &hs->pairs);
     eio__buf_encode(&url, path, strlen(path), "/,:@!$'()*+;=");
-    if (hs->query[0]) {
+    if (query[0]) {
         eio__buf_put(&url, "?", 1);
-        eio__buf_put(&url, hs->query, strlen(hs->query));
+        eio__buf_put(&url, query, strlen(query));
     }
-    hs->url = url.p;
+    base_free(query);
+    if (url.p == NULL)
+        eio__buf_put(&url, "", 0);
+    hs->url = base_realloc(url.p, url.len + 1);
 
     for (size_t i = 0; i < sizeof(eio__kept_headers) / sizeof(eio__kept_headers[0]); i++) {
         const char *name = (const char *)lws_token_to_string(eio__kept_headers[i]);

@@ -108,13 +108,18 @@ typedef struct eio_conn {
     unsigned char peer_closed;  /* WebSocket: the client's close frame came; lws answers it */
 } eio_conn_t;
 
+#define EIO_QUERY_MAX_PAIRS 1000
+
 /* The handshake query decoded once (eio_req.c): key/value pairs in the order the keys
- * first appeared; a key that comes again is ignored. Zero-initialise. */
+ * first appeared; a key that comes again is ignored, and so is any key past
+ * EIO_QUERY_MAX_PAIRS (Node's querystring maxKeys). Packed in one block, trimmed when the
+ * session opens: a query holds a few short pairs, and a table plus two strings per pair
+ * would cost an idle session more than its query is worth. Zero-initialise. */
 typedef struct eio_query {
-    char **kv;      /* key 0, value 0, key 1, value 1, ... (owned) */
-    size_t n;       /* pairs held */
-    size_t cap;     /* pairs kv has room for */
-    base_map_t idx; /* key -> its value in kv, for lookups */
+    char *buf;  /* key NUL value NUL key NUL value NUL ... (base_malloc), NULL when empty */
+    size_t len; /* bytes used */
+    size_t cap; /* bytes allocated */
+    size_t n;   /* pairs */
 } eio_query_t;
 
 struct eio_session {
@@ -140,7 +145,7 @@ struct eio_session {
     uv_timer_t hb_timer;         /* ping interval / pong timeout; linger once CLOSED */
     uv_timer_t upg_timer;        /* upgrade timeout while a probe is open */
     int n_handles;               /* of the two timers, not yet closed */
-    char *address, *url, *query; /* handshake facts (owned) */
+    char *address, *url;         /* handshake facts (owned); the query follows url's '?' */
     eio_query_t pairs;           /* the query, decoded */
     cJSON *headers;
     void *data;
@@ -148,7 +153,7 @@ struct eio_session {
 
 /* Handshake facts collected by eio_handshake.c and moved into a new session. */
 typedef struct eio_handshake {
-    char *address, *url, *query; /* ownership moves to the session */
+    char *address, *url; /* ownership moves to the session */
     eio_query_t pairs;
     cJSON *headers;
 } eio_handshake_t;
@@ -258,6 +263,11 @@ void eio__query_append(eio_buf_t *q, const char *frag, size_t n);
 void eio__query_add(eio_query_t *q, const char *frag, size_t n);
 /* The value of key, NULL when q does not hold it. */
 const char *eio__query_get(const eio_query_t *q, const char *key);
+/* The pair after *it (0 starts; an offset into q->buf): 1 with *key and *value, or 0 at
+ * the end. */
+int eio__query_next(const eio_query_t *q, size_t *it, const char **key, const char **value);
+/* Gives back the slack of q's block (once no pair will be added). */
+void eio__query_trim(eio_query_t *q);
 /* Frees what q holds; q is empty and usable again. */
 void eio__query_free(eio_query_t *q);
 /* Is path under base (base_len bytes without its trailing '/'): "/x/..." or exactly

@@ -91,39 +91,65 @@ void eio__query_append(eio_buf_t *q, const char *frag, size_t n)
 void eio__query_add(eio_query_t *q, const char *frag, size_t n)
 {
     const char *eq = memchr(frag, '=', n);
-    size_t klen = eq != NULL ? (size_t)(eq - frag) : n;
-    char *key, *val;
+    size_t klen = eq != NULL ? (size_t)(eq - frag) : n, vlen = 0;
+    const char *v = eq != NULL ? eq + 1 : "";
 
-    if (klen == 0)
+    if (klen == 0 || q->n >= EIO_QUERY_MAX_PAIRS)
         return;
     /* a NUL from %00 ends the string, as it did for the protocol's C strings */
-    key = base_strndup(frag, klen);
-    if (base_map_has(&q->idx, key)) {
-        base_free(key);
-        return;
+    klen = strnlen(frag, klen);
+    if (eq != NULL)
+        vlen = strnlen(v, n - (size_t)(eq - frag) - 1);
+    size_t it = 0;
+    const char *k, *kv;
+    while (eio__query_next(q, &it, &k, &kv))
+        if (strlen(k) == klen && memcmp(k, frag, klen) == 0)
+            return; /* the first occurrence wins */
+    if (q->len + klen + vlen + 2 > q->cap) {
+        q->cap = (q->len + klen + vlen + 2) * 2;
+        q->buf = base_realloc(q->buf, q->cap);
     }
-    val = eq != NULL ? base_strndup(eq + 1, n - klen - 1) : base_strdup("");
-    if (q->n == q->cap) {
-        q->cap = q->cap ? q->cap * 2 : 8;
-        q->kv = base_realloc(q->kv, q->cap * 2 * sizeof(*q->kv));
-    }
-    q->kv[2 * q->n] = key;
-    q->kv[2 * q->n + 1] = val;
+    memcpy(q->buf + q->len, frag, klen);
+    q->buf[q->len + klen] = '\0';
+    q->len += klen + 1;
+    memcpy(q->buf + q->len, v, vlen);
+    q->buf[q->len + vlen] = '\0';
+    q->len += vlen + 1;
     q->n++;
-    base_map_put(&q->idx, key, val);
+}
+
+int eio__query_next(const eio_query_t *q, size_t *it, const char **key, const char **value)
+{
+    if (*it >= q->len)
+        return 0;
+    *key = q->buf + *it;
+    *value = *key + strlen(*key) + 1;
+    *it = (size_t)(*value - q->buf) + strlen(*value) + 1;
+    return 1;
 }
 
 const char *eio__query_get(const eio_query_t *q, const char *key)
 {
-    return base_map_get(&q->idx, key);
+    size_t it = 0;
+    const char *k, *v;
+
+    while (eio__query_next(q, &it, &k, &v))
+        if (strcmp(k, key) == 0)
+            return v;
+    return NULL;
+}
+
+void eio__query_trim(eio_query_t *q)
+{
+    if (q->buf != NULL && q->cap > q->len) {
+        q->buf = base_realloc(q->buf, q->len);
+        q->cap = q->len;
+    }
 }
 
 void eio__query_free(eio_query_t *q)
 {
-    for (size_t i = 0; i < 2 * q->n; i++)
-        base_free(q->kv[i]);
-    base_free(q->kv);
-    base_map_clear(&q->idx);
+    base_free(q->buf);
     memset(q, 0, sizeof(*q));
 }
 

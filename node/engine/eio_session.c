@@ -300,8 +300,8 @@ eio_session_t *eio__session_open(eio_server_t *srv, int transport, eio_handshake
     base_list_init(&s->wlink);
     s->address = hs->address;
     s->url = hs->url;
-    s->query = hs->query;
     s->pairs = hs->pairs;
+    eio__query_trim(&s->pairs);
     s->headers = hs->headers;
     memset(hs, 0, sizeof(*hs));
 
@@ -502,7 +502,6 @@ static void eio__on_timer_closed(uv_handle_t *h)
     base_free(s->reason);
     base_free(s->address);
     base_free(s->url);
-    base_free(s->query);
     eio__query_free(&s->pairs);
     cJSON_Delete(s->headers);
     base_free(s->q.buf);
@@ -669,7 +668,8 @@ const char *eio_session_url(const eio_session_t *s)
 
 const char *eio_session_query(const eio_session_t *s)
 {
-    return s->query != NULL ? s->query : "";
+    const char *q = s->url != NULL ? strchr(s->url, '?') : NULL;
+    return q != NULL ? q + 1 : "";
 }
 
 const char *eio_session_query_get(const eio_session_t *s, const char *key)
@@ -679,12 +679,7 @@ const char *eio_session_query_get(const eio_session_t *s, const char *key)
 
 int eio_session_query_next(const eio_session_t *s, size_t *it, const char **key, const char **value)
 {
-    if (s == NULL || *it >= s->pairs.n)
-        return 0;
-    *key = s->pairs.kv[2 * *it];
-    *value = s->pairs.kv[2 * *it + 1];
-    (*it)++;
-    return 1;
+    return s != NULL && eio__query_next(&s->pairs, it, key, value);
 }
 
 const cJSON *eio_session_headers(const eio_session_t *s)

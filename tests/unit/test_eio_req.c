@@ -19,9 +19,14 @@
 
 static void assert_pair(const eio_query_t *q, size_t i, const char *k, const char *v)
 {
+    size_t it = 0;
+    const char *key = NULL, *value = NULL;
+
     assert_true(i < q->n);
-    assert_string_equal(q->kv[2 * i], k);
-    assert_string_equal(q->kv[2 * i + 1], v);
+    for (size_t j = 0; j <= i; j++)
+        assert_true(eio__query_next(q, &it, &key, &value));
+    assert_string_equal(key, k);
+    assert_string_equal(value, v);
 }
 
 static void test_query_pairs(void **state)
@@ -72,7 +77,8 @@ static void test_query_nul(void **state)
     eio__query_free(&q);
 }
 
-/* Many pairs: the array and the index grow together. */
+/* Many pairs: the block grows; past EIO_QUERY_MAX_PAIRS (Node's maxKeys) keys are dropped,
+ * and the trim gives the slack back without losing a pair. */
 static void test_query_many(void **state)
 {
     eio_query_t q = {0};
@@ -86,6 +92,16 @@ static void test_query_many(void **state)
     assert_string_equal(eio__query_get(&q, "k5"), "v5");
     assert_string_equal(eio__query_get(&q, "k699"), "v699");
     assert_pair(&q, 123, "k123", "v123");
+    eio__query_trim(&q);
+    assert_int_equal(q.cap, q.len);
+    assert_pair(&q, 699, "k699", "v699");
+    for (int i = 700; i < 2 * EIO_QUERY_MAX_PAIRS; i++) {
+        int n = snprintf(frag, sizeof(frag), "k%d=v%d", i, i);
+        eio__query_add(&q, frag, (size_t)n);
+    }
+    assert_int_equal(q.n, EIO_QUERY_MAX_PAIRS);
+    assert_null(eio__query_get(&q, "k1000"));
+    assert_string_equal(eio__query_get(&q, "k999"), "v999");
     eio__query_free(&q);
 }
 

@@ -170,7 +170,6 @@ static eio_session_t *open_session(fake_t *f, int transport, eio_conn_t *c)
     memset(&hs, 0, sizeof(hs));
     memset(c, 0, sizeof(*c));
     hs.address = base_strdup("127.0.0.1");
-    hs.query = base_strdup("EIO=4&transport=polling&name=J%C3%BCrgen%20X&x=1");
     hs.url = base_strdup("/engine.io/?EIO=4&transport=polling&name=J%C3%BCrgen%20X&x=1");
     hs.headers = cJSON_CreateObject();
     eio__query_add(&hs.pairs, "EIO=4", 5);
