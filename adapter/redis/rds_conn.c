@@ -144,8 +144,8 @@ void rds_log_v(void (*sink)(void *ud, int level, const char *msg), void *ud, int
         fprintf(stderr, "sockeye: %s: %s\n", names[level & 3], msg);
 }
 
-__attribute__((format(printf, 3, 4))) static void rds__log(const rds_conn_t *c, int level,
-                                                           const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void rds__conn_log(const rds_conn_t *c, int level,
+                                                                const char *fmt, ...)
 {
     va_list ap;
 
@@ -229,14 +229,14 @@ static void rds__become_up(rds_conn_t *c)
     if (c->n_up > 1) {
         c->stats.reconnects++;
         if (c->cfg.subscriber)
-            rds__log(c, RDS_LOG_INFO,
-                     "redis %s: reconnected after %llu ms, %zu subscription(s) restored", c->name,
-                     (unsigned long long)info.down_ms, info.resubscribed);
+            rds__conn_log(c, RDS_LOG_INFO,
+                          "redis %s: reconnected after %llu ms, %zu subscription(s) restored",
+                          c->name, (unsigned long long)info.down_ms, info.resubscribed);
         else
-            rds__log(c, RDS_LOG_INFO, "redis %s: reconnected after %llu ms", c->name,
-                     (unsigned long long)info.down_ms);
+            rds__conn_log(c, RDS_LOG_INFO, "redis %s: reconnected after %llu ms", c->name,
+                          (unsigned long long)info.down_ms);
     } else {
-        rds__log(c, RDS_LOG_INFO, "redis %s: connected to %s", c->name, c->where);
+        rds__conn_log(c, RDS_LOG_INFO, "redis %s: connected to %s", c->name, c->where);
     }
     if (c->start_pending) {
         c->start_pending = 0;
@@ -270,25 +270,25 @@ static void rds__gone(rds_conn_t *c)
 
     if (was_up) {
         c->down_since = rds__now(c);
-        rds__log(c, RDS_LOG_WARN, "redis %s: connection lost (%s), retrying in %u ms", c->name,
-                 c->last_error, delay);
+        rds__conn_log(c, RDS_LOG_WARN, "redis %s: connection lost (%s), retrying in %u ms", c->name,
+                      c->last_error, delay);
         memcpy(c->logged_error, c->last_error, sizeof(c->logged_error));
         if (c->ev.on_down != NULL)
             c->ev.on_down(c, c->last_error, c->ev.ud);
     } else if (c->start_pending) {
         c->start_pending = 0;
-        rds__log(c, RDS_LOG_WARN, "redis %s: cannot connect to %s: %s, retrying in %u ms", c->name,
-                 c->where, c->last_error, delay);
+        rds__conn_log(c, RDS_LOG_WARN, "redis %s: cannot connect to %s: %s, retrying in %u ms",
+                      c->name, c->where, c->last_error, delay);
         memcpy(c->logged_error, c->last_error, sizeof(c->logged_error));
         if (c->start_cb != NULL)
             c->start_cb(c, SIO_EREDIS, c->last_error, c->start_ud);
     } else if (strcmp(c->logged_error, c->last_error) != 0) {
-        rds__log(c, RDS_LOG_WARN, "redis %s: still down (%s), retrying in %u ms", c->name,
-                 c->last_error, delay);
+        rds__conn_log(c, RDS_LOG_WARN, "redis %s: still down (%s), retrying in %u ms", c->name,
+                      c->last_error, delay);
         memcpy(c->logged_error, c->last_error, sizeof(c->logged_error));
     } else {
-        rds__log(c, RDS_LOG_DEBUG, "redis %s: attempt failed (%s), retrying in %u ms", c->name,
-                 c->last_error, delay);
+        rds__conn_log(c, RDS_LOG_DEBUG, "redis %s: attempt failed (%s), retrying in %u ms", c->name,
+                      c->last_error, delay);
     }
 }
 
@@ -901,7 +901,7 @@ static void rds__handle_closed(uv_handle_t *h)
     if (c->ac != NULL) {
         /* cannot happen (teardown is synchronous within hiredis); leaking beats a
          * use-after-free in a callback hiredis still holds */
-        rds__log(c, RDS_LOG_ERROR, "redis %s: hiredis context outlived close", c->name);
+        rds__conn_log(c, RDS_LOG_ERROR, "redis %s: hiredis context outlived close", c->name);
         if (c->close_cb != NULL)
             c->close_cb(c->close_ud);
         return;
