@@ -9,6 +9,8 @@
  */
 #include "adapter.h"
 
+#include <string.h>
+
 #include "base_alloc.h"
 #include "sockeye_common.h"
 
@@ -119,4 +121,34 @@ int adp_packet_offset(const cd_sio_packet_t *p, uint64_t *ms, uint64_t *seq)
 {
     const cJSON *last = p->data != NULL && p->data->child != NULL ? p->data->child->prev : NULL;
     return last != NULL && cJSON_IsString(last) && adp_offset_parse(last->valuestring, ms, seq);
+}
+
+/* ---------------------------------------------------------------- queues */
+
+void adp_qmsg_free(adp_qmsg_t *m)
+{
+    if (m == NULL)
+        return;
+    for (size_t i = 0; i < m->n_bins; i++)
+        base_free(m->bins[i].data);
+    base_free(m->bins);
+    cJSON_Delete(m->payload);
+    base_free(m->id);
+    base_free(m);
+}
+
+/* Names travel in Redis keys, channels and log lines: bounded, and nothing that could
+ * break a line or a terminal. */
+int adp_qname_ok(const char *name)
+{
+    size_t n = name != NULL ? strlen(name) : 0;
+
+    if (n < 1 || n > 200)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (c < 0x20 || c == 0x7f)
+            return 0;
+    }
+    return 1;
 }

@@ -16,6 +16,7 @@
 #include <cjson/cJSON.h>
 
 #include "rooms.h"
+#include "adp_queue.h"
 #include "cd_sio_packet.h"
 
 #define ADP_VOLATILE 1   /* may be dropped; never stored for recovery */
@@ -239,6 +240,10 @@ typedef struct adp_provider {
     void (*close)(void *ud, void (*done)(void *arg), void *arg);
     /* Frees ud, after every adapter made by create was destroyed. May be NULL. */
     void (*free)(void *ud);
+    /* The node's queue store (adp_queue.h), made for the caller, who destroys it before
+     * the server closes (the store may use what close releases). NULL when this adapter
+     * keeps no queues, and may be NULL itself. */
+    adp_qstore_t *(*queues)(void *ud, const adp_qconfig_t *cfg, const adp_qevents_t *ev);
 } adp_provider_t;
 
 #endif
