@@ -18,7 +18,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "adp_queue.h" /* the name rules of queues and groups */
 #include "base_alloc.h"
+#include "base_list.h"
 
 #define APP_MAX_ROOM 1024     /* bytes of a room name, NUL included */
 #define APP_MAX_ROOMS 16      /* rooms named by one event */
@@ -33,7 +35,20 @@ typedef void (*app_handler_fn)(app_t *app, sio_socket_t *s, const char *event, c
 typedef struct app_event {
     char *name;
     app_kind_t kind;
+    char *queue; /* APP_EVENT_QUEUE: where the event goes */
 } app_event_t;
+
+/* One per socket while the app has queues: the pushes whose outcome its client awaits.
+ * Kept in the socket's userdata; its disconnect ends them (an ack dies with its socket,
+ * a push outcome may come later). */
+typedef struct app_sock {
+    base_list_t pushes; /* app_push_t.link */
+} app_sock_t;
+
+typedef struct app_push {
+    base_list_t link; /* in app_sock_t.pushes, while the client waits */
+    sio_ack_t *ack;   /* NULL once nobody waits */
+} app_push_t;
 
 struct app {
     app_event_t *events;
@@ -43,6 +58,7 @@ struct app {
     const app_jwt_t *jwt;   /* NULL = no authentication */
     sio_namespace_t **nsps; /* served namespaces, for metrics */
     size_t n_nsps;
+    sio_queues_t *queues; /* NULL = the queue events answer "queues unavailable" */
     app_stats_t stats;
 };
 
@@ -54,6 +70,10 @@ static const char *const kind_names[APP_KIND_COUNT] = {
     [APP_ASK] = "ask",
     [APP_RELAY] = "relay",
     [APP_BROADCAST] = "broadcast",
+    [APP_QUEUE_PUSH] = "queue_push",
+    [APP_QUEUE_CONSUME] = "queue_consume",
+    [APP_QUEUE_CANCEL] = "queue_cancel",
+    [APP_EVENT_QUEUE] = "event_queue",
     [APP_UNKNOWN] = "unknown",
 };
 /* clang-format on */
@@ -398,6 +418,204 @@ static void on_ask(app_t *app, sio_socket_t *s, const char *event, const cJSON *
         reply_status(ack, 0, sio_strerror(rc));
 }
 
+/* ---------------------------------------------------------------- queues */
+
+/* What a client reads in {ok:false, error} for a refused queue call. */
+static const char *queue_error(int rc)
+{
+    switch (rc) {
+    case SIO_EINVAL:
+        return "invalid queue";
+    case SIO_ETOOBIG:
+        return "too big";
+    case SIO_EREDIS:
+        return "redis unreachable";
+    case SIO_ENOTFOUND:
+        return "not consuming";
+    default:
+        return sio_strerror(rc);
+    }
+}
+
+/* With authentication on, 1 when the token's claim (queue_push or queue_consume: a list
+ * of patterns with the rules of "allow") covers queue; without it every queue is open. */
+static int queue_permitted(const app_t *app, sio_socket_t *s, const char *claim, const char *queue)
+{
+    const cJSON *claims = cJSON_GetObjectItemCaseSensitive(sio_socket_data(s), APP_DATA_CLAIMS);
+    const cJSON *it;
+
+    if (app->jwt == NULL)
+        return 1;
+    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(claims, claim))
+    {
+        if (cJSON_IsString(it) && pattern_matches(it->valuestring, queue))
+            return 1;
+    }
+    return 0;
+}
+
+static void on_pushed(int err, const char *id, void *ud)
+{
+    app_push_t *p = ud;
+
+    if (p->ack != NULL) {
+        if (err == SIO_OK) {
+            cJSON *args = cJSON_CreateArray(), *obj = cJSON_CreateObject();
+            cJSON_AddTrueToObject(obj, "ok");
+            cJSON_AddStringToObject(obj, "id", id);
+            cJSON_AddItemToArray(args, obj);
+            sio_ack(p->ack, args, NULL, 0);
+        } else {
+            reply_status(p->ack, 0, queue_error(err));
+        }
+        base_list_remove(&p->link);
+    }
+    base_free(p);
+}
+
+/* Pushes payload (consumed) to queue for s and answers ack with the outcome once the
+ * store has it. */
+static void push_for(app_t *app, sio_socket_t *s, const char *queue, cJSON *payload,
+                     const sio_bin_t *bins, size_t nbins, sio_ack_t *ack)
+{
+    app_sock_t *as = sio_socket_userdata(s);
+    app_push_t *p = base_calloc(1, sizeof(*p));
+    int rc;
+
+    base_list_init(&p->link);
+    if (ack != NULL && as != NULL) {
+        p->ack = ack;
+        base_list_push_back(&as->pushes, &p->link);
+    }
+    rc = sio_queue_push(app->queues, queue, payload, bins, nbins, on_pushed, p);
+    if (rc != SIO_OK) { /* a call that fails never runs its callback */
+        base_list_remove(&p->link);
+        base_free(p);
+        app->stats.refused++;
+        reply_status(ack, 0, queue_error(rc));
+    }
+}
+
+/* The queue a queue event names, or NULL after answering why not. */
+static const char *queue_arg(app_t *app, sio_socket_t *s, const cJSON *args, sio_ack_t *ack,
+                             const char *claim)
+{
+    const cJSON *q = cJSON_GetArrayItem(args, 0);
+    const char *refusal = NULL;
+
+    if (app->queues == NULL)
+        refusal = "queues unavailable";
+    else if (!cJSON_IsString(q) || !adp_qname_ok(q->valuestring))
+        refusal = "invalid queue";
+    else if (!queue_permitted(app, s, claim, q->valuestring))
+        refusal = "not allowed";
+    if (refusal != NULL) {
+        app->stats.refused++;
+        reply_status(ack, 0, refusal);
+        return NULL;
+    }
+    return q->valuestring;
+}
+
+/* The group of queue:consume / queue:cancel options, or NULL after answering why not. */
+static const char *group_arg(app_t *app, const cJSON *opts, sio_ack_t *ack)
+{
+    const cJSON *g = cJSON_GetObjectItemCaseSensitive(opts, "group");
+
+    if (!cJSON_IsObject(opts) || !cJSON_IsString(g) || !adp_qname_ok(g->valuestring)) {
+        app->stats.refused++;
+        reply_status(ack, 0, "invalid group");
+        return NULL;
+    }
+    return g->valuestring;
+}
+
+static void on_queue_push(app_t *app, sio_socket_t *s, const char *event, const cJSON *args,
+                          const sio_bin_t *bins, size_t nbins, sio_ack_t *ack)
+{
+    const char *queue = queue_arg(app, s, args, ack, "queue_push");
+    const cJSON *payload = cJSON_GetArrayItem(args, 1);
+
+    if (queue == NULL)
+        return;
+    /* args[0] is a string, so every placeholder is in the payload: bins pass as they are */
+    push_for(app, s, queue, payload != NULL ? cJSON_Duplicate(payload, 1) : cJSON_CreateNull(),
+             bins, nbins, ack);
+}
+
+static void on_queue_consume(app_t *app, sio_socket_t *s, const char *event, const cJSON *args,
+                             const sio_bin_t *bins, size_t nbins, sio_ack_t *ack)
+{
+    const char *queue = queue_arg(app, s, args, ack, "queue_consume");
+    const cJSON *opts = cJSON_GetArrayItem(args, 1);
+    const cJSON *pf = cJSON_GetObjectItemCaseSensitive(opts, "prefetch");
+    const char *group;
+    unsigned prefetch = 0;
+    int rc;
+
+    if (queue == NULL || (group = group_arg(app, opts, ack)) == NULL)
+        return;
+    if (pf != NULL) {
+        if (!cJSON_IsNumber(pf) || pf->valuedouble < 1 || pf->valuedouble > 4294967295.0 ||
+            pf->valuedouble != floor(pf->valuedouble)) {
+            app->stats.refused++;
+            reply_status(ack, 0, "invalid prefetch");
+            return;
+        }
+        prefetch = (unsigned)pf->valuedouble;
+    }
+    rc = sio_queue_consume(app->queues, s, queue, group, prefetch);
+    if (rc == SIO_EINVAL && pf != NULL) {
+        app->stats.refused++;
+        reply_status(ack, 0, "invalid prefetch"); /* names were checked: over the bound */
+        return;
+    }
+    if (rc != SIO_OK)
+        app->stats.refused++;
+    reply_status(ack, rc == SIO_OK, queue_error(rc));
+}
+
+static void on_queue_cancel(app_t *app, sio_socket_t *s, const char *event, const cJSON *args,
+                            const sio_bin_t *bins, size_t nbins, sio_ack_t *ack)
+{
+    const char *queue = queue_arg(app, s, args, ack, "queue_consume");
+    const char *group;
+    int rc;
+
+    if (queue == NULL || (group = group_arg(app, cJSON_GetArrayItem(args, 1), ack)) == NULL)
+        return;
+    rc = sio_queue_cancel(app->queues, s, queue, group);
+    if (rc != SIO_OK)
+        app->stats.refused++;
+    reply_status(ack, rc == SIO_OK, queue_error(rc));
+}
+
+/* EVENT(...args, ack) -> a push of {event, args, sid, nsp, claims} to the event's queue. */
+static void on_event_queue(app_t *app, sio_socket_t *s, const char *event, const cJSON *args,
+                           const sio_bin_t *bins, size_t nbins, sio_ack_t *ack)
+{
+    const char *queue = NULL;
+    const cJSON *claims = cJSON_GetObjectItemCaseSensitive(sio_socket_data(s), APP_DATA_CLAIMS);
+    cJSON *payload;
+
+    for (size_t i = 0; i < app->n_events && queue == NULL; i++)
+        if (app->events[i].kind == APP_EVENT_QUEUE && strcmp(app->events[i].name, event) == 0)
+            queue = app->events[i].queue;
+    if (app->queues == NULL || queue == NULL) {
+        reply_status(ack, 0, "queues unavailable");
+        return;
+    }
+    payload = cJSON_CreateObject();
+    cJSON_AddStringToObject(payload, "event", event);
+    cJSON_AddItemToObject(payload, "args",
+                          args != NULL ? cJSON_Duplicate(args, 1) : cJSON_CreateArray());
+    cJSON_AddStringToObject(payload, "sid", sio_socket_id(s));
+    cJSON_AddStringToObject(payload, "nsp", sio_nsp_name(sio_socket_nsp(s)));
+    cJSON_AddItemToObject(payload, "claims",
+                          claims != NULL ? cJSON_Duplicate(claims, 1) : cJSON_CreateNull());
+    push_for(app, s, queue, payload, bins, nbins, ack);
+}
+
 static void on_unknown(app_t *app, sio_socket_t *s, const char *event, const cJSON *args,
                        const sio_bin_t *bins, size_t nbins, sio_ack_t *ack)
 {
@@ -412,6 +630,10 @@ static const app_handler_fn kind_handlers[APP_KIND_COUNT] = {
     [APP_ASK] = on_ask,
     [APP_RELAY] = on_relay,
     [APP_BROADCAST] = on_broadcast,
+    [APP_QUEUE_PUSH] = on_queue_push,
+    [APP_QUEUE_CONSUME] = on_queue_consume,
+    [APP_QUEUE_CANCEL] = on_queue_cancel,
+    [APP_EVENT_QUEUE] = on_event_queue,
     [APP_UNKNOWN] = on_unknown,
 };
 /* clang-format on */
@@ -432,9 +654,33 @@ static void on_any(sio_socket_t *s, const char *event, const cJSON *args, const 
     kind_handlers[kind](app, s, event, args, bins, nbins, ack);
 }
 
+/* The pushes s's client waits for end with s: nobody is left to answer. */
+static void on_disconnect(sio_socket_t *s, const char *reason, void *ud)
+{
+    app_sock_t *as = sio_socket_userdata(s);
+
+    if (as == NULL)
+        return;
+    while (!base_list_empty(&as->pushes)) {
+        app_push_t *p = BASE_CONTAINER_OF(as->pushes.next, app_push_t, link);
+        base_list_remove(&p->link);
+        p->ack = NULL; /* freed by its outcome, which still comes */
+    }
+    sio_socket_set_userdata(s, NULL);
+    base_free(as);
+}
+
 static void on_connection(sio_socket_t *s, void *ud)
 {
+    app_t *app = ud;
+
     sio_socket_on_any(s, on_any, ud);
+    if (app->queues != NULL) {
+        app_sock_t *as = base_calloc(1, sizeof(*as));
+        base_list_init(&as->pushes);
+        sio_socket_set_userdata(s, as);
+        sio_socket_on_disconnect(s, on_disconnect, app);
+    }
 }
 
 /* ---------------------------------------------------------------- authentication */
@@ -462,6 +708,20 @@ static const char *check_app_claims(const cJSON *claims)
     {
         if (!cJSON_IsString(it) || it->valuestring[0] == '\0')
             return "invalid claim: allow";
+    }
+    static const char *const queue_claims[][2] = {
+        {"queue_push", "invalid claim: queue_push"},
+        {"queue_consume", "invalid claim: queue_consume"},
+    };
+    for (size_t i = 0; i < 2; i++) {
+        const cJSON *list = cJSON_GetObjectItemCaseSensitive(claims, queue_claims[i][0]);
+        if (list != NULL && !cJSON_IsArray(list))
+            return queue_claims[i][1];
+        cJSON_ArrayForEach(it, list)
+        {
+            if (!cJSON_IsString(it) || it->valuestring[0] == '\0')
+                return queue_claims[i][1];
+        }
     }
     return NULL;
 }
@@ -556,15 +816,36 @@ app_t *app_new(const app_config_t *cfg)
         add_event(app, cfg->relay_events[i], APP_RELAY);
     for (size_t i = 0; i < cfg->n_broadcast_events; i++)
         add_event(app, cfg->broadcast_events[i], APP_BROADCAST);
+    add_event(app, "queue:push", APP_QUEUE_PUSH);
+    add_event(app, "queue:consume", APP_QUEUE_CONSUME);
+    add_event(app, "queue:cancel", APP_QUEUE_CANCEL);
+    for (size_t i = 0; i < cfg->n_event_queues; i++) {
+        const char *eq = strchr(cfg->event_queues[i], '=');
+        if (eq == NULL || eq == cfg->event_queues[i] || eq[1] == '\0')
+            continue; /* the configuration checks the shape */
+        char *name = base_strndup(cfg->event_queues[i], (size_t)(eq - cfg->event_queues[i]));
+        size_t before = app->n_events;
+        add_event(app, name, APP_EVENT_QUEUE);
+        if (app->n_events > before)
+            app->events[before].queue = base_strdup(eq + 1);
+        base_free(name);
+    }
     return app;
+}
+
+void app_set_queues(app_t *app, sio_queues_t *q)
+{
+    app->queues = q;
 }
 
 void app_free(app_t *app)
 {
     if (app == NULL)
         return;
-    for (size_t i = 0; i < app->n_events; i++)
+    for (size_t i = 0; i < app->n_events; i++) {
         base_free(app->events[i].name);
+        base_free(app->events[i].queue);
+    }
     base_free(app->events);
     base_free(app->nsps);
     base_free(app);

@@ -45,6 +45,7 @@
 
 #include "jwt.h"
 #include "sockeye.h"
+#include "sockeye_queue.h"
 
 typedef struct app_config {
     const char *join_event;  /* NULL or "" disables */
@@ -58,6 +59,10 @@ typedef struct app_config {
     size_t n_broadcast_events;
     unsigned max_rooms_per_socket; /* client joins beyond this are refused; 0 = no limit */
     const app_jwt_t *jwt;          /* NULL = no authentication; borrowed, must outlive the app */
+    /* "EVENT=QUEUE": a client's EVENT(...args, ack) becomes a push of {event, args, sid,
+     * nsp, claims} to QUEUE (app_set_queues gives the queues). */
+    const char *const *event_queues;
+    size_t n_event_queues;
 } app_config_t;
 
 /* Counters for /metrics, one per kind of built-in event. */
@@ -68,6 +73,10 @@ typedef enum app_kind {
     APP_ASK,
     APP_RELAY,
     APP_BROADCAST,
+    APP_QUEUE_PUSH,    /* queue:push(queue, payload, ack) */
+    APP_QUEUE_CONSUME, /* queue:consume(queue, {group, prefetch}, ack) */
+    APP_QUEUE_CANCEL,  /* queue:cancel(queue, {group}, ack) */
+    APP_EVENT_QUEUE,   /* an event mapped to a queue (event_queues) */
     APP_UNKNOWN,
     APP_KIND_COUNT
 } app_kind_t;
@@ -84,6 +93,11 @@ typedef struct app app_t; /* one per server */
  * namespace it is installed on: free it after sio_server_free. */
 app_t *app_new(const app_config_t *cfg);
 void app_free(app_t *app);
+
+/* The queues the queue events use (sockeye_queue.h; made once the server has its
+ * adapter, after the app): NULL = none, the events then answer {ok:false,
+ * error:"queues unavailable"}. Borrowed: close the queues before freeing the app. */
+void app_set_queues(app_t *app, sio_queues_t *q);
 
 /* Serves the application on nsp (its connection handler is replaced). SIO_OK. */
 int app_install(app_t *app, sio_namespace_t *nsp);

@@ -63,6 +63,7 @@ static int check_regex(const char *v, char *err, size_t errlen);
 static int check_redis_url(const char *v, char *err, size_t errlen);
 static int check_nonempty(const char *v, char *err, size_t errlen);
 static int check_given(const char *v, char *err, size_t errlen);
+static int check_event_queue(const char *v, char *err, size_t errlen);
 
 static const cfg_choice_t transport_choices[] = {
     {"polling", SIO_TRANSPORT_POLLING},
@@ -214,6 +215,31 @@ static const cfg_entry_t cfg_table[] = {
      "How long a cluster request (fetch sockets, all rooms, server-side emit, broadcast "
      "acks) waits for the other nodes.",
      OFF(redis_request_timeout_ms), 1, UINT_MAX, NULL, NULL, 0},
+    {"queue-ack-timeout", "SOCKEYE_QUEUE_ACK_TIMEOUT", CFG_UINT, "30000", "MS",
+     "Durable queues: a message not acknowledged by its consumer by then is delivered again.",
+     OFF(queue_ack_timeout_ms), 1, UINT_MAX, NULL, NULL, 0},
+    {"queue-max-deliveries", "SOCKEYE_QUEUE_MAX_DELIVERIES", CFG_UINT, "5", "COUNT",
+     "Deliveries of one message before it moves to the dead-letter queue <queue>.dead.",
+     OFF(queue_max_deliveries), 1, UINT_MAX, NULL, NULL, 0},
+    {"queue-max-prefetch", "SOCKEYE_QUEUE_MAX_PREFETCH", CFG_UINT, "1000", "COUNT",
+     "Largest prefetch a consumer may ask for (unacknowledged messages in flight; 100 when it "
+     "names none).",
+     OFF(queue_max_prefetch), 100, UINT_MAX, NULL, NULL, 0},
+    {"queue-max-length", "SOCKEYE_QUEUE_MAX_LENGTH", CFG_SIZE, "1000000", "COUNT",
+     "Messages a queue keeps at most: older ones are dropped (counted and logged), "
+     "acknowledged or not.",
+     OFF(queue_max_length), 1, 0, NULL, NULL, 0},
+    {"queue-max-age", "SOCKEYE_QUEUE_MAX_AGE", CFG_SIZE, "604800000", "MS",
+     "Age past which a message is dropped (counted and logged), acknowledged or not; 0 = no "
+     "age bound.",
+     OFF(queue_max_age_ms), 0, 0, NULL, NULL, 0},
+    {"queue-max-payload", "SOCKEYE_QUEUE_MAX_PAYLOAD", CFG_SIZE, "1000000", "BYTES",
+     "Largest queue message (its JSON text and buffers); a larger push is refused.",
+     OFF(queue_max_payload), 1, 0, NULL, NULL, 0},
+    {"event-queue", "SOCKEYE_EVENT_QUEUE", CFG_LIST, NULL, "EVENT=QUEUE",
+     "A client's EVENT(...args, ack) is pushed to QUEUE as {event, args, sid, nsp, claims} "
+     "and acked {ok:true, id} once stored; repeatable or comma list.",
+     OFF(event_queues), 0, 0, NULL, check_event_queue, 0},
     {"log-level", "SOCKEYE_LOG_LEVEL", CFG_ENUM, "info", "LEVEL",
      "Logging on stderr: error, warn, info or debug.", OFF(log_level), 0, 0, log_choices, NULL, 0},
 };
@@ -550,6 +576,27 @@ static int check_regex(const char *v, char *err, size_t errlen)
 }
 
 /* A URL we would misread is refused here, before anything starts. */
+/* EVENT=QUEUE, both non-empty, the queue a valid queue name (1-200 bytes, no control). */
+static int check_event_queue(const char *v, char *err, size_t errlen)
+{
+    const char *eq = strchr(v, '=');
+    size_t n;
+
+    if (eq == NULL || eq == v || eq[1] == '\0') {
+        errf(err, errlen, "'%s' is not EVENT=QUEUE", v);
+        return -1;
+    }
+    n = strlen(eq + 1);
+    for (const char *c = eq + 1; *c != '\0'; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            n = 0;
+    if (n < 1 || n > 200) {
+        errf(err, errlen, "'%s': the queue name must be 1 to 200 bytes, no control character", v);
+        return -1;
+    }
+    return 0;
+}
+
 static int check_redis_url(const char *v, char *err, size_t errlen)
 {
     char why[120];

@@ -59,6 +59,14 @@ typedef struct app_node_config {
     char *jwt_audience;                /* required "aud", NULL = not checked */
     unsigned jwt_leeway_s;             /* clock skew allowed on exp/nbf */
     unsigned max_rooms_per_socket;     /* client joins beyond this are refused; 0 = no limit */
+    /* Durable queues (sockeye_queue.h) */
+    unsigned queue_ack_timeout_ms;  /* a delivery not acknowledged by then goes back */
+    unsigned queue_max_deliveries;  /* deliveries before the dead-letter queue */
+    unsigned queue_max_prefetch;    /* bound of a consumer's prefetch */
+    size_t queue_max_length;        /* messages a queue keeps */
+    size_t queue_max_age_ms;        /* 0 = no age bound */
+    size_t queue_max_payload;       /* bytes of one message */
+    app_strlist_t event_queues;     /* "EVENT=QUEUE": client events pushed to a queue */
 } app_node_config_t;
 
 /* What the caller should do after parsing. Errors are the negative sio_err_t. */

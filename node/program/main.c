@@ -21,6 +21,7 @@
 #include "config.h"
 #include "routes.h"
 #include "sockeye.h"
+#include "sockeye_queue.h"
 #include "sockeye_redis.h"
 
 #ifndef SOCKEYE_WWW_DIR
@@ -40,7 +41,8 @@ typedef struct node {
     uv_timer_t drain;
     int draining;
     int exit_code;
-    app_routes_t routes; /* /healthz, /metrics, the chat page */
+    app_routes_t routes;  /* /healthz, /metrics, the chat page */
+    sio_queues_t *queues; /* durable queues, once the server has its adapter */
 } node_t;
 
 static int log_level = APP_LOG_INFO;
@@ -106,6 +108,22 @@ static void on_drain_timeout(uv_timer_t *t)
     _exit(1);
 }
 
+static void on_queues_closed(void *arg)
+{
+    node_t *n = arg;
+    sio_server_close(n->srv, on_server_closed, n);
+}
+
+/* The queues close first (they pass on the acknowledgements already received), then the
+ * server: its clients' sessions, with the messages they hold, are recovered elsewhere. */
+static void close_server(node_t *n)
+{
+    if (n->queues != NULL)
+        sio_queues_close(n->queues, on_queues_closed, n);
+    else
+        sio_server_close(n->srv, on_server_closed, n);
+}
+
 static void on_signal(uv_signal_t *h, int signum)
 {
     node_t *n = h->data;
@@ -122,7 +140,7 @@ static void on_signal(uv_signal_t *h, int signum)
     node_log(APP_LOG_INFO, "%s: draining %zu client(s), at most %u ms", strsignal(signum),
              sio_server_client_count(n->srv), n->cfg.drain_timeout_ms);
     uv_timer_start(&n->drain, on_drain_timeout, n->cfg.drain_timeout_ms, 0);
-    sio_server_close(n->srv, on_server_closed, n);
+    close_server(n);
 }
 
 static void on_walk(uv_handle_t *h, void *arg)
@@ -148,6 +166,8 @@ static int install_app(node_t *n)
         .n_broadcast_events = c->broadcast_events.n,
         .max_rooms_per_socket = c->max_rooms_per_socket,
         .jwt = n->jwt,
+        .event_queues = (const char *const *)c->event_queues.v,
+        .n_event_queues = c->event_queues.n,
     };
     int rc;
 
@@ -173,16 +193,46 @@ static int install_app(node_t *n)
     return SIO_OK;
 }
 
+static void queue_log(void *ud, int level, const char *msg)
+{
+    node_log(level, "%s", msg);
+}
+
+/* The queues sit on the store of the server's adapter: made once that is final (after
+ * Redis, when there is Redis), before the first client. */
+static void start_queues(node_t *n)
+{
+    sio_queue_config_t qc;
+
+    sio_queue_config_init(&qc);
+    qc.ack_timeout_ms = n->cfg.queue_ack_timeout_ms;
+    qc.max_deliveries = n->cfg.queue_max_deliveries;
+    qc.max_prefetch = n->cfg.queue_max_prefetch;
+    qc.max_length = n->cfg.queue_max_length;
+    qc.max_age_ms = n->cfg.queue_max_age_ms;
+    qc.max_payload = n->cfg.queue_max_payload;
+    qc.on_log = queue_log;
+    qc.log_ud = n;
+    n->queues = sio_queues_new(n->srv, &qc);
+    if (n->queues == NULL)
+        node_log(APP_LOG_WARN, "this adapter keeps no queues: queue events are refused");
+    app_set_queues(n->app, n->queues);
+    n->routes.queues = n->queues;
+}
+
 static void start_listening(node_t *n)
 {
     static const int signums[2] = {SIGTERM, SIGINT};
-    int rc = sio_server_listen(n->srv);
+    int rc;
+
+    start_queues(n);
+    rc = sio_server_listen(n->srv);
 
     if (rc != SIO_OK) {
         node_log(APP_LOG_ERROR, "cannot listen on %s:%d: %s", n->cfg.srv.host, n->cfg.srv.port,
                  sio_strerror(rc));
         n->exit_code = 1;
-        sio_server_close(n->srv, on_server_closed, n);
+        close_server(n);
         return;
     }
     for (size_t i = 0; i < 2; i++)
@@ -314,6 +364,7 @@ int main(int argc, char **argv)
     uv_run(n->loop, UV_RUN_DEFAULT);
 
     sio_server_free(n->srv);
+    sio_queues_free(n->queues);
     app_free(n->app);
     app_jwt_free(n->jwt);
     app_routes_free(&n->routes);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 
 #include "base_alloc.h"
+#include "sockeye_queue.h"
 #include "sockeye_redis.h"
 
 /* ---------------------------------------------------------------- growing text */
@@ -88,6 +89,71 @@ static void app__metrics_redis(const sio_server_t *srv, app_text_t *b)
                     (unsigned long long)rs.messages_in, (unsigned long long)rs.messages_out);
 }
 
+/* Per-queue labels are bounded: the first QUEUE_LABELS queues by name order of the walk,
+ * the rest summed under queue="(other)", so a client naming queues cannot grow /metrics. */
+#define QUEUE_LABELS 50
+
+typedef struct app__qwalk {
+    app_text_t *b;
+    size_t shown;
+    size_t other;
+} app__qwalk_t;
+
+static void app__metrics_in_flight(void *ud, const char *queue, size_t n)
+{
+    app__qwalk_t *w = ud;
+
+    if (w->shown == QUEUE_LABELS) {
+        w->other += n;
+        return;
+    }
+    w->shown++;
+    app_text_printf(w->b, "sockeye_queue_in_flight{queue=\"");
+    app_text_label(w->b, queue);
+    app_text_printf(w->b, "\"} %zu\n", n);
+}
+
+/* Durable queues: what this node pushed, delivered, saw acknowledged, dead-lettered, and
+ * what a bound dropped (trimmed_unread: before some group acknowledged it). */
+static void app__metrics_queues(const sio_queues_t *q, app_text_t *b)
+{
+    sio_queue_stats_t st;
+    app__qwalk_t w = {b, 0, 0};
+
+    if (q == NULL)
+        return;
+    sio_queues_stats(q, &st);
+    app_text_printf(b,
+                    "# HELP sockeye_queue_messages_total Queue messages by what happened to them "
+                    "on this node.\n# TYPE sockeye_queue_messages_total counter\n");
+    const struct {
+        const char *what;
+        uint64_t n;
+    } rows[] = {
+        {"pushed", st.pushed},
+        {"delivered", st.delivered},
+        {"redelivered", st.redelivered},
+        {"acknowledged", st.acknowledged},
+        {"dead_lettered", st.dead_lettered},
+        {"trimmed", st.trimmed},
+        {"trimmed_unread", st.trimmed_unread},
+        {"timed_out", st.timeouts},
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+        app_text_printf(b, "sockeye_queue_messages_total{what=\"%s\"} %llu\n", rows[i].what,
+                        (unsigned long long)rows[i].n);
+    app_text_printf(b,
+                    "# HELP sockeye_queue_consumers Queue consumers on this node (held sessions "
+                    "included).\n# TYPE sockeye_queue_consumers gauge\nsockeye_queue_consumers "
+                    "%zu\n",
+                    st.consumers);
+    app_text_printf(b, "# HELP sockeye_queue_in_flight Deliveries of this node awaiting their "
+                       "acknowledgement, per queue.\n# TYPE sockeye_queue_in_flight gauge\n");
+    sio_queues_each_in_flight(q, app__metrics_in_flight, &w);
+    if (w.other > 0)
+        app_text_printf(b, "sockeye_queue_in_flight{queue=\"(other)\"} %zu\n", w.other);
+}
+
 /* See metrics.h. */
 void app_metrics_render(const app_metrics_src_t *m, app_text_t *out)
 {
@@ -132,6 +198,7 @@ void app_metrics_render(const app_metrics_src_t *m, app_text_t *out)
                     "sockeye_app_unauthorized_total %llu\n",
                     (unsigned long long)st->unauthorized);
     app__metrics_redis(m->srv, b);
+    app__metrics_queues(m->queues, b);
     app_text_printf(b,
                     "# HELP sockeye_draining 1 while the node shuts down.\n"
                     "# TYPE sockeye_draining gauge\nsockeye_draining %d\n",

@@ -27,6 +27,7 @@ void app_text_label(app_text_t *t, const char *v);
 typedef struct app_metrics_src {
     const sio_server_t *srv;
     const app_t *app;
+    const sio_queues_t *queues; /* NULL = no queue metrics */
     double uptime_s;
     int draining;
 } app_metrics_src_t;

@@ -108,6 +108,7 @@ static void route_metrics(app_routes_t *r, sio_http_res_t *res)
     app_metrics_src_t m = {
         .srv = r->srv,
         .app = r->app,
+        .queues = r->queues,
         .uptime_s = (double)(uv_now(r->loop) - r->started_ms) / 1000.0,
         .draining = r->draining,
     };

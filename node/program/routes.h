@@ -28,6 +28,7 @@ typedef struct app_static_file {
 typedef struct app_routes {
     sio_server_t *srv;
     const app_t *app;
+    const sio_queues_t *queues; /* NULL = no queue metrics */
     uv_loop_t *loop;
     uint64_t started_ms; /* uv_now at start-up: the uptime metric */
     int draining;        /* set when the node drains: /healthz answers 503 */

@@ -6,6 +6,8 @@
  * still usable" rule lives in one place: once the engine reported the close, or we
  * started closing, nothing more is queued.
  */
+#include <string.h>
+
 #include "base_alloc.h"
 #include "sio_private.h"
 
@@ -96,4 +98,27 @@ void sio__send_connect_error(sio_client_t *c, const char *nsp, const char *messa
     p->data = o;
     sio__client_send(c, p, 0);
     cd_sio_packet_free(p);
+}
+
+/* See sio_private.h. A copy of the array: an observer may remove itself meanwhile. */
+void sio__observers_admitted(sio_server_t *srv, sio_socket_t *s)
+{
+    sio_observer_t obs[SIO_MAX_OBSERVERS];
+    size_t n = srv->n_observers;
+
+    memcpy(obs, srv->observers, n * sizeof(*obs));
+    for (size_t i = 0; i < n; i++)
+        if (obs[i].admitted != NULL)
+            obs[i].admitted(obs[i].ud, s);
+}
+
+void sio__observers_closing(sio_server_t *srv, sio_socket_t *s, int recoverable)
+{
+    sio_observer_t obs[SIO_MAX_OBSERVERS];
+    size_t n = srv->n_observers;
+
+    memcpy(obs, srv->observers, n * sizeof(*obs));
+    for (size_t i = 0; i < n; i++)
+        if (obs[i].closing != NULL)
+            obs[i].closing(obs[i].ud, s, recoverable);
 }

@@ -73,6 +73,8 @@ struct sio_server {
      * (node/embed), so that this layer names no adapter implementation. */
     adp_provider_t provider;
     int provider_closing; /* its close started (after the engine's) */
+    sio_observer_t observers[SIO_MAX_OBSERVERS]; /* sio__server_observe, in order */
+    size_t n_observers;
 };
 
 typedef struct sio_middleware {
@@ -239,6 +241,10 @@ void sio__server_handle_gone(sio_server_t *srv);
 /* The closing steps that can run now: the provider's close once the engine is gone,
  * the close callback once nothing of ours is left. */
 void sio__server_maybe_closed(sio_server_t *srv);
+
+/* Tells every observer (sio_provider.h) that s was admitted / is closing. */
+void sio__observers_admitted(sio_server_t *srv, sio_socket_t *s);
+void sio__observers_closing(sio_server_t *srv, sio_socket_t *s, int recoverable);
 
 /* ------------------------------------------------------------ sio_event.c */
 

@@ -184,6 +184,26 @@ const adp_provider_t *sio__server_provider(const sio_server_t *srv)
 }
 
 /* See sio_provider.h. */
+int sio__server_observe(sio_server_t *srv, const sio_observer_t *o)
+{
+    if (srv == NULL || o == NULL || srv->n_observers == SIO_MAX_OBSERVERS)
+        return SIO_EINVAL;
+    srv->observers[srv->n_observers++] = *o;
+    return SIO_OK;
+}
+
+/* See sio_provider.h. */
+void sio__server_unobserve(sio_server_t *srv, void *ud)
+{
+    size_t j = 0;
+
+    for (size_t i = 0; i < srv->n_observers; i++)
+        if (srv->observers[i].ud != ud)
+            srv->observers[j++] = srv->observers[i];
+    srv->n_observers = j;
+}
+
+/* See sio_provider.h. */
 const sio_config_t *sio__server_config(const sio_server_t *srv)
 {
     return &srv->cfg;

@@ -194,8 +194,12 @@ void sio__socket_close(sio_socket_t *s, const char *reason, int send_disconnect)
         }
         if (base_map_get(&nsp->sockets, s->id) == s)
             base_map_del(&nsp->sockets, s->id);
+        /* A superseded socket's session lives on in the socket that took it over. */
+        int recoverable = srv->cfg.recovery && s->pid != NULL &&
+                          (s->superseded || (reason != NULL && sio__reason_recoverable(reason)));
         if (srv->cfg.recovery && s->pid != NULL && !s->superseded)
-            sio__socket_end_session(s, reason != NULL && sio__reason_recoverable(reason));
+            sio__socket_end_session(s, recoverable);
+        sio__observers_closing(srv, s, recoverable);
     }
     sio__socket_leave_all(s);
     sio__pending_fail_all(s);
@@ -381,6 +385,7 @@ static void sio__socket_admit(sio_socket_t *s, const adp_session_t *sess, cd_sio
         nsp->adapter->vt->session_open(nsp->adapter, &sess);
         sio__session_done(&sess, stack);
     }
+    sio__observers_admitted(srv, s);
     if (nsp->on_conn != NULL)
         nsp->on_conn(s, nsp->conn_ud);
 }
@@ -690,6 +695,12 @@ int sio_ack(sio_ack_t *ack, cJSON *args, const sio_bin_t *bins, size_t nbins)
 const char *sio_socket_id(const sio_socket_t *s)
 {
     return s->id;
+}
+
+/* See sio_provider.h. */
+const char *sio__socket_pid(const sio_socket_t *s)
+{
+    return s->pid;
 }
 
 sio_namespace_t *sio_socket_nsp(const sio_socket_t *s)

@@ -35,4 +35,29 @@ const adp_provider_t *sio__server_provider(const sio_server_t *srv);
 const sio_config_t *sio__server_config(const sio_server_t *srv);
 uv_loop_t *sio__server_loop(const sio_server_t *srv);
 
+/* The pid of s's session (connection state recovery: it names the session on every node),
+ * NULL when recovery is off. */
+const char *sio__socket_pid(const sio_socket_t *s);
+
+/* What a layer above learns of every socket of a server (the queue engine: who consumes
+ * is a socket, and what happens to its messages depends on how the socket ends). One per
+ * registration; the struct is copied. */
+typedef struct sio_observer {
+    void *ud;
+    /* s was admitted: connected, in its rooms, its replay queued, just before the
+     * namespace's connection callback. sio_socket_recovered(s) tells a restored session. */
+    void (*admitted)(void *ud, sio_socket_t *s);
+    /* s, once connected, is closing: still valid, out of its rooms' futures but before its
+     * pending acks end with SIO_ECLOSED and before its disconnect callback. recoverable: its
+     * session is kept for a comeback (on this node or another). */
+    void (*closing)(void *ud, sio_socket_t *s, int recoverable);
+} sio_observer_t;
+
+/* Adds an observer (at most SIO_MAX_OBSERVERS): SIO_OK or SIO_EINVAL. Observers are
+ * called in registration order. */
+#define SIO_MAX_OBSERVERS 4
+int sio__server_observe(sio_server_t *srv, const sio_observer_t *o);
+/* Removes the observer registered with ud (no call reaches it afterwards). */
+void sio__server_unobserve(sio_server_t *srv, void *ud);
+
 #endif
