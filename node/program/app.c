@@ -798,6 +798,7 @@ static void add_event(app_t *app, const char *name, app_kind_t kind)
     app->events = base_realloc(app->events, (app->n_events + 1) * sizeof(*app->events));
     app->events[app->n_events].name = base_strdup(name);
     app->events[app->n_events].kind = kind;
+    app->events[app->n_events].queue = NULL;
     app->n_events++;
 }
 
