@@ -574,6 +574,13 @@ static adp_adapter_t *mem__provider_create(void *ud, const char *nsp, const adp_
     return mem_adapter_new(nsp, host, ud);
 }
 
+static adp_qstore_t *mem__provider_queues(void *ud, const adp_qconfig_t *cfg,
+                                          const adp_qevents_t *ev)
+{
+    const mem_config_t *mc = ud;
+    return mc->loop != NULL ? mem_queue_new(mc->loop, cfg, ev) : NULL;
+}
+
 static void mem__provider_free(void *ud)
 {
     base_free(ud);
@@ -588,5 +595,6 @@ void mem_provider(const mem_config_t *cfg, adp_provider_t *out)
     memset(out, 0, sizeof(*out));
     out->ud = copy;
     out->create = mem__provider_create;
+    out->queues = mem__provider_queues;
     out->free = mem__provider_free;
 }

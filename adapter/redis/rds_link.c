@@ -1,5 +1,6 @@
 /* rds_link.c -- what every part of a Redis node says through its command connection:
- * commands, PUBLISH (a failure counted and logged, rate-limited), and the node's log.
+ * commands, PUBLISH (a failure counted and logged, rate-limited), the node's log, and the
+ * load of the function library for the queue store when recovery does not load it.
  *
  * Kept apart from rds_node.c (the node and its adapters) so that the cluster requests
  * (rds_req.c), which publish and log too, depend on this file only, and rds_node.c
@@ -73,4 +74,39 @@ int rds__publish(rds_node_t *r, const char *channel, const void *buf, size_t len
         return SIO_EREDIS;
     }
     return SIO_OK;
+}
+
+static void rds__library_reply(rds_conn_t *c, int err, redisReply *reply, void *ud)
+{
+    rds_node_t *r = ud;
+
+    if (err == SIO_ECLOSED)
+        return;
+    if (err != SIO_OK || reply == NULL || reply->type == REDIS_REPLY_ERROR)
+        rds__log(r, RDS_LOG_ERROR,
+                 "redis: cannot load the sockeye function library (Redis >= 7 is needed for "
+                 "queues): %s",
+                 reply != NULL && reply->type == REDIS_REPLY_ERROR ? reply->str
+                                                                   : sio_strerror(err));
+}
+
+/* See rds_private.h. */
+int rds__load_library(rds_node_t *r)
+{
+    size_t len;
+    const void *lib = rds_library(&len);
+    const char *argv[4] = {"FUNCTION", "LOAD", "REPLACE", lib};
+    size_t lens[4] = {8, 4, 7, len};
+
+    return rds__cmd(r, rds__library_reply, r, 4, argv, lens);
+}
+
+/* See rds_private.h. With recovery on, the storage loads the library at every up already. */
+void rds__need_library(rds_node_t *r)
+{
+    if (r->lib_wanted)
+        return;
+    r->lib_wanted = 1;
+    if (r->st == NULL && !r->closed && rds_conn_is_up(r->cmd))
+        rds__load_library(r);
 }

@@ -902,6 +902,8 @@ static void rds__cmd_up(rds_conn_t *c, const rds_up_info_t *info, void *ud)
         if (rc != SIO_OK)
             rds__on_loaded(r, rc);
     } else {
+        if (r->lib_wanted)
+            rds__load_library(r); /* queues (rds_queue.c); failures are logged */
         r->cmd_ready = 1;
     }
     rds__registry_write(r);

@@ -28,6 +28,7 @@ struct rds_node {
     rds_conn_t *cmd;      /* commands: PUBLISH, PUBSUB NUMSUB, registry, sessions */
     rds_conn_t *sub;      /* subscriptions only */
     rds_streams_t *st;    /* recovery storage; NULL when recovery is off */
+    int lib_wanted;       /* queues need the function library (loaded by st when it exists) */
     base_list_t adapters; /* rds_rnsp_t.link */
     base_map_t requests;  /* request id -> rds_rreq_t*, ours awaiting answers */
     uint64_t next_req;
@@ -119,6 +120,14 @@ int rds__cmd(rds_node_t *r, rds_reply_cb cb, void *ud, int argc, const char *con
 int rds__publish(rds_node_t *r, const char *channel, const void *buf, size_t len);
 /* Counts one publish that did not reach Redis and logs it (rate-limited). */
 void rds__publish_failed(rds_node_t *r, int err);
+/* Sends FUNCTION LOAD REPLACE of the function library on the command connection (its
+ * failure is logged: FCALLs then fail). SIO_OK or the connection's refusal. */
+int rds__load_library(rds_node_t *r);
+/* Something beside recovery (the queue store, rds_queue.c) calls the library's functions:
+ * from now on the node loads it at every command-connection up, and now when up and not
+ * loaded by the recovery storage. Commands sent after this call run after the load (one
+ * connection answers in order). */
+void rds__need_library(rds_node_t *r);
 
 /* ------------------------------------------------------------ rds_req.c */
 

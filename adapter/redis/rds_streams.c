@@ -416,6 +416,14 @@ static void rds__load_reply(rds_conn_t *c, int err, redisReply *r, void *ud)
     rds__op_fail(op, err); /* SIO_OK included: the load callback takes err only */
 }
 
+/* See rds_streams.h: the bytes of the embedded library, for a node that loads it without
+ * a recovery storage (queues). */
+const void *rds_library(size_t *len)
+{
+    *len = sizeof(sockeye_lua);
+    return sockeye_lua;
+}
+
 /* Sends FUNCTION LOAD REPLACE with the embedded library. The connection's on_up calls it,
  * so commands the caller sends after this call run after the library is (re)loaded:
  * one connection answers in order. SIO_EREDIS when the connection is down. */

@@ -41,6 +41,10 @@ void rds_streams_free(rds_streams_t *st);
 /* FUNCTION LOAD REPLACE the library. Call at every (re)connect of cmd (its on_up). */
 int rds_streams_load(rds_streams_t *st, void (*cb)(void *ud, int err), void *ud);
 
+/* The function library (adapter/redis/sockeye.lua, embedded at build time) as loaded by
+ * rds_streams_load: for FUNCTION LOAD by a node that keeps queues without recovery. */
+const void *rds_library(size_t *len);
+
 /* FCALL sockeye_publish: store msg (msgpack [uid, packet, opts], no offset) under a new
  * offset in the stream of each room (or the namespace stream when n_rooms == 0), then
  * PUBLISH it with the offset appended ([uid, packet, opts, offset]) on channel.

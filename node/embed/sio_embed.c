@@ -26,6 +26,7 @@ sio_server_t *sio_server_new(uv_loop_t *loop, const sio_config_t *cfg)
         .detect_ms = (uint64_t)cfg->ping_interval_ms + 2u * (uint64_t)cfg->ping_timeout_ms,
         .max_log = 100000,
         .now_ms = NULL,
+        .loop = loop, /* queues (sockeye_queue.h) kept in process */
     };
     mem_provider(&mc, &p);
     return sio__server_create(loop, cfg, &p);

@@ -37,6 +37,7 @@
 #define QUEUE_SHARE 64          /* messages one consumer is asked for per take */
 #define QUEUE_HOLD_TICK_MS 5000 /* how often held sessions are refreshed in the store */
 #define QUEUE_DATA_KEY "queues" /* socket.data key keeping a socket's consumers */
+#define QUEUE_RETRY_MS 1000     /* a take the store refused (Redis down) is tried again */
 
 typedef struct qgroup qgroup_t;
 typedef struct qsess qsess_t;
@@ -50,6 +51,7 @@ struct qgroup {
     base_list_t cons;  /* qcons_t.glink, dead ones included while a take is in flight */
     base_list_t sched; /* in q->sched while a take is scheduled */
     unsigned char scheduled, taking, again;
+    unsigned char failed; /* the last take failed: the retry timer schedules another */
     size_t rr; /* rotation of the consumers' order between takes */
 };
 
@@ -100,9 +102,10 @@ struct sio_queues {
     base_list_t sched;   /* qgroup_t.sched */
     uv_idle_t idle;      /* runs the scheduled takes */
     uv_timer_t tick;     /* refreshes and ends holds */
-    int idle_on;
+    uv_timer_t retry;    /* takes that failed, again after QUEUE_RETRY_MS */
+    int idle_on, retry_on;
     int closing;
-    int handles; /* of idle and tick, not yet closed */
+    int handles; /* of idle, tick and retry, not yet closed */
     size_t ops;  /* takes and adopts in flight */
     void (*close_cb)(void *arg);
     void *close_arg;
@@ -397,6 +400,36 @@ static void sio__q_deliver(sio_queues_t *q, qcons_t *c, adp_qmsg_t *m)
 
 static void sio__q_maybe_closed(sio_queues_t *q);
 
+static void sio__q_on_retry(uv_timer_t *t)
+{
+    sio_queues_t *q = t->data;
+    base_map_iter_t it = {0};
+    void *v;
+
+    q->retry_on = 0;
+    while (base_map_next(&q->groups, &it, NULL, &v)) {
+        qgroup_t *g = v;
+        if (g->failed) {
+            g->failed = 0;
+            sio__q_schedule(g, q);
+        }
+    }
+}
+
+/* A take of g failed (the store is unreachable): another in QUEUE_RETRY_MS, so that
+ * consumers waiting when Redis comes back do not depend on a ready() alone (a push made
+ * while this node was cut off wakes nobody here). */
+static void sio__q_take_failed(sio_queues_t *q, qgroup_t *g)
+{
+    if (q->closing)
+        return;
+    g->failed = 1;
+    if (!q->retry_on) {
+        q->retry_on = 1;
+        uv_timer_start(&q->retry, sio__q_on_retry, QUEUE_RETRY_MS, 0);
+    }
+}
+
 static void sio__q_on_take(void *ud, int err, adp_qmsg_t **msgs, const size_t *to, size_t n)
 {
     qtake_t *t = ud;
@@ -428,6 +461,8 @@ static void sio__q_on_take(void *ud, int err, adp_qmsg_t **msgs, const size_t *t
     /* a full batch may mean more is waiting; a ready during the take too */
     if (!q->closing && err == SIO_OK && (g->again || (n > 0 && asked > 0)))
         sio__q_schedule(g, q);
+    else if (err != SIO_OK && err != SIO_ECLOSED)
+        sio__q_take_failed(q, g);
     g->again = 0;
     base_free(t->cons);
     base_free(t);
@@ -473,6 +508,7 @@ static void sio__q_take(sio_queues_t *q, qgroup_t *g)
             g->taking = 0;
             q->ops--;
             t->n = 0;
+            sio__q_take_failed(q, g);
         }
     }
     if (!g->taking) {
@@ -735,7 +771,9 @@ sio_queues_t *sio_queues_new(sio_server_t *srv, const sio_queue_config_t *cfg)
     q->idle.data = q;
     uv_timer_init(q->loop, &q->tick);
     q->tick.data = q;
-    q->handles = 2;
+    uv_timer_init(q->loop, &q->retry);
+    q->retry.data = q;
+    q->handles = 3;
     unsigned tick = q->cfg.ack_timeout_ms / 3;
     tick = tick < QUEUE_HOLD_TICK_MS ? (tick > 0 ? tick : 1) : QUEUE_HOLD_TICK_MS;
     uv_timer_start(&q->tick, sio__q_on_tick, tick, tick);
@@ -784,6 +822,7 @@ void sio_queues_close(sio_queues_t *q, void (*cb)(void *arg), void *arg)
     }
     uv_close((uv_handle_t *)&q->idle, sio__q_handle_closed);
     uv_close((uv_handle_t *)&q->tick, sio__q_handle_closed);
+    uv_close((uv_handle_t *)&q->retry, sio__q_handle_closed);
     /* the store ends the takes in flight with SIO_ECLOSED from the loop */
     q->store->vt->destroy(q->store);
 }

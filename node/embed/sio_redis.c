@@ -10,6 +10,7 @@
 
 #include "base_alloc.h"
 #include "rds_node.h"
+#include "rds_queue.h"
 #include "rds_url.h"
 #include "sio_provider.h"
 #include "sockeye_redis.h"
@@ -57,6 +58,13 @@ static void sio__redis_close(void *ud, void (*done)(void *arg), void *arg)
 {
     sio_redis_bind_t *b = ud;
     rds_node_close(b->node, done, arg);
+}
+
+static adp_qstore_t *sio__redis_queues(void *ud, const adp_qconfig_t *cfg,
+                                       const adp_qevents_t *ev)
+{
+    sio_redis_bind_t *b = ud;
+    return rds_queue_new(b->node, cfg, ev);
 }
 
 static void sio__redis_free(void *ud)
@@ -136,6 +144,7 @@ int sio_server_use_redis(sio_server_t *srv, const sio_redis_config_t *cfg, sio_r
         .create = sio__redis_create,
         .listening = sio__redis_listening,
         .close = sio__redis_close,
+        .queues = sio__redis_queues,
         .free = sio__redis_free,
     };
     sio__server_set_provider(srv, &p); /* settable: checked above */

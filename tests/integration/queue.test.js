@@ -266,8 +266,9 @@ describe("durable queues", { skip: !HAVE_REDIS && "redis-server not installed" }
       for (let i = 0; i < 10; i++) await push(p, "dur", i);
       const c = consumer(await connect(n), { ackIf: (m) => m.payload < 4 });
       await consume(c, "dur", { group: "g", prefetch: 4 });
-      await until(() => c.msgs.length === 4, 5000, "4 processed and acknowledged");
-      await until(async () => (await redisCmd(port, "XPENDING", "sockeye:{q:dur}:dur", "g"))[0] === 0,
+      // 0-3 acknowledged, then 4-7 fill the prefetch and stay unacknowledged.
+      await until(() => c.msgs.length === 8, 5000, "4 processed and acknowledged, 4 held");
+      await until(async () => (await redisCmd(port, "XPENDING", "sockeye:{q:dur}:dur", "g"))[0] === 4,
         5000, "the acks reached Redis");
       c.disconnect();
       await stopProc(proc, "SIGKILL");

@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <uv.h>
+
 #include "adapter.h"
 
 typedef struct mem_config {
@@ -20,6 +22,8 @@ typedef struct mem_config {
                                     connection can pass for alive (log retention) */
     size_t max_log;              /* packets kept at most (oldest dropped first) */
     uint64_t (*now_ms)(void);    /* wall clock in ms; NULL = real time */
+    uv_loop_t *loop;             /* the server's loop: its provider offers a queue store
+                                    (mem_queue_new) when set, none when NULL */
 } mem_config_t;
 
 adp_adapter_t *mem_adapter_new(const char *nsp, const adp_host_t *host, const mem_config_t *cfg);
@@ -27,5 +31,9 @@ adp_adapter_t *mem_adapter_new(const char *nsp, const adp_host_t *host, const me
 /* The provider of a server whose every namespace gets a memory adapter with cfg (copied):
  * fills *out (its ud is owned by out->free). */
 void mem_provider(const mem_config_t *cfg, adp_provider_t *out);
+
+/* The in-memory queue store (adp_queue.h; mem_queue.c) on loop, cfg and ev copied: the
+ * queues of a single node, kept in process and lost with it. NULL on a NULL argument. */
+adp_qstore_t *mem_queue_new(uv_loop_t *loop, const adp_qconfig_t *cfg, const adp_qevents_t *ev);
 
 #endif
