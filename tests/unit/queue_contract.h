@@ -380,6 +380,7 @@ static inline void qc_bad_names(fx_t *f)
     }
     assert_int_equal(qs->vt->push(qs, "jobs", NULL, NULL, 0, qf_push_cb, &p), SIO_EINVAL);
     assert_int_equal(qs->vt->push(qs, "jobs", v, NULL, 0, NULL, NULL), SIO_EINVAL);
+    assert_int_equal(qs->vt->push(qs, "jobs", v, NULL, 1, qf_push_cb, &p), SIO_EINVAL);
     assert_int_equal(qs->vt->take(qs, "jobs", "g", (const char *const[]){"c"}, &one, 1, NULL,
                                   NULL), SIO_EINVAL);
     assert_int_equal(qs->vt->adopt(qs, "jobs", "g", "c", NULL, NULL), SIO_EINVAL);
