@@ -365,12 +365,15 @@ static inline void qc_bad_names(fx_t *f)
         assert_int_equal(qs->vt->push(qs, b, v, NULL, 0, qf_push_cb, &p), SIO_EINVAL);
         assert_int_equal(qs->vt->watch(qs, b, "g"), SIO_EINVAL);
         assert_int_equal(qs->vt->watch(qs, "jobs", b), SIO_EINVAL);
-        assert_int_equal(qs->vt->take(qs, b, "g", (const char *const[]){"c"}, &one, 1,
-                                      qf_take_cb, &t), SIO_EINVAL);
-        assert_int_equal(qs->vt->take(qs, "jobs", b, (const char *const[]){"c"}, &one, 1,
-                                      qf_take_cb, &t), SIO_EINVAL);
+        assert_int_equal(
+            qs->vt->take(qs, b, "g", (const char *const[]){"c"}, &one, 1, qf_take_cb, &t),
+            SIO_EINVAL);
+        assert_int_equal(
+            qs->vt->take(qs, "jobs", b, (const char *const[]){"c"}, &one, 1, qf_take_cb, &t),
+            SIO_EINVAL);
         assert_int_equal(qs->vt->take(qs, "jobs", "g", (const char *const[]){"c", b},
-                                      (const size_t[]){1, 1}, 2, qf_take_cb, &t), SIO_EINVAL);
+                                      (const size_t[]){1, 1}, 2, qf_take_cb, &t),
+                         SIO_EINVAL);
         assert_int_equal(qs->vt->adopt(qs, "jobs", "g", b, qf_take_cb, &t), SIO_EINVAL);
         qs->vt->ack(qs, b, "g", "1-0");
         qs->vt->release(qs, "jobs", b, "c", (const char *const[]){"1-0"}, 1);
@@ -381,8 +384,8 @@ static inline void qc_bad_names(fx_t *f)
     assert_int_equal(qs->vt->push(qs, "jobs", NULL, NULL, 0, qf_push_cb, &p), SIO_EINVAL);
     assert_int_equal(qs->vt->push(qs, "jobs", v, NULL, 0, NULL, NULL), SIO_EINVAL);
     assert_int_equal(qs->vt->push(qs, "jobs", v, NULL, 1, qf_push_cb, &p), SIO_EINVAL);
-    assert_int_equal(qs->vt->take(qs, "jobs", "g", (const char *const[]){"c"}, &one, 1, NULL,
-                                  NULL), SIO_EINVAL);
+    assert_int_equal(qs->vt->take(qs, "jobs", "g", (const char *const[]){"c"}, &one, 1, NULL, NULL),
+                     SIO_EINVAL);
     assert_int_equal(qs->vt->adopt(qs, "jobs", "g", "c", NULL, NULL), SIO_EINVAL);
     cJSON_Delete(v);
     qf_sync(f);
@@ -516,8 +519,9 @@ static inline void qc_destroy_in_flight(fx_t *f)
     qf_push_n(f, "jobs", 1, 1, NULL);
     adp_qstore_t *qs = f->qs;
     t.push_from_cb = qs;
-    assert_int_equal(qs->vt->take(qs, "jobs", "g", (const char *const[]){"c1"}, &one, 1,
-                                  qf_take_cb, &t), SIO_OK);
+    assert_int_equal(
+        qs->vt->take(qs, "jobs", "g", (const char *const[]){"c1"}, &one, 1, qf_take_cb, &t),
+        SIO_OK);
     assert_int_equal(qs->vt->adopt(qs, "jobs", "g", "c2", qf_take_cb, &a), SIO_OK);
     assert_int_equal(qs->vt->push(qs, "jobs", v, NULL, 0, qf_push_cb, &p), SIO_OK);
     cJSON_Delete(v);

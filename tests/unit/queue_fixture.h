@@ -253,8 +253,7 @@ static inline void qf_push_n(fx_t *f, const char *queue, int first, int n, char 
 
 /* A take that must succeed; what it handed out is in t (cleared first). */
 static inline void qf_take(fx_t *f, const char *queue, const char *group,
-                           const char *const *consumers, const size_t *want, size_t n,
-                           qf_took_t *t)
+                           const char *const *consumers, const size_t *want, size_t n, qf_took_t *t)
 {
     qf_took_clear(t);
     assert_int_equal(f->qs->vt->take(f->qs, queue, group, consumers, want, n, qf_take_cb, t),

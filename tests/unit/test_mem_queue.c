@@ -211,12 +211,24 @@ int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(test_push_take_order), T(test_group_starts_at_oldest), T(test_take_spreads),
-        T(test_ack),             T(test_release),                T(test_release_all),
-        T(test_adopt),           T(test_dead_letter),            T(test_max_length),
-        T(test_max_age),         T(test_payloads),               T(test_max_payload),
-        T(test_bad_names),       T(test_ready),                  T(test_sweep),
-        T(test_destroy_in_flight), T(test_retention),            T(test_take_unknown_group),
+        T(test_push_take_order),
+        T(test_group_starts_at_oldest),
+        T(test_take_spreads),
+        T(test_ack),
+        T(test_release),
+        T(test_release_all),
+        T(test_adopt),
+        T(test_dead_letter),
+        T(test_max_length),
+        T(test_max_age),
+        T(test_payloads),
+        T(test_max_payload),
+        T(test_bad_names),
+        T(test_ready),
+        T(test_sweep),
+        T(test_destroy_in_flight),
+        T(test_retention),
+        T(test_take_unknown_group),
         T(test_new),
     };
 #undef T

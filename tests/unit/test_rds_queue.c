@@ -22,9 +22,9 @@
 #include <hiredis/hiredis.h>
 #include <signal.h>
 
+#include "queue_contract.h"
 #include "rds_node.h"
 #include "rds_queue.h"
-#include "queue_contract.h"
 
 #define MARGIN_MS 100 /* the store's sweep margin and trim period in these tests */
 
@@ -271,7 +271,6 @@ static void test_keys(void **state)
 {
     fx_t *f = *state;
     qf_took_t t = {0};
-    char key[64];
 
     RT_REQUIRE_REDIS();
     qc_store_default(f);
@@ -293,8 +292,7 @@ static void test_keys(void **state)
 
     /* a dead-letter queue pushed to directly keeps its queue's tag too */
     qf_push_n(f, "jobs.dead.dead", 1, 1, NULL);
-    snprintf(key, sizeof(key), "sockeye:{q:jobs}:jobs.dead.dead");
-    assert_int_equal(sync_int(c, "XLEN %s", key), 1);
+    assert_int_equal(sync_int(c, "XLEN sockeye:{q:jobs}:jobs.dead.dead"), 1);
     redisFree(c);
     qf_took_clear(&t);
 }
@@ -348,8 +346,7 @@ static void push_until_ok(fx_t *f, int n)
     int err;
 
     snprintf(json, sizeof(json), "{\"n\":%d}", n);
-    while ((err = qf_push_bins(f, "jobs", json, NULL, 0, NULL)) != SIO_OK &&
-           uv_now(&f->loop) < end)
+    while ((err = qf_push_bins(f, "jobs", json, NULL, 0, NULL)) != SIO_OK && uv_now(&f->loop) < end)
         rt_run_for(f, 50);
     assert_int_equal(err, SIO_OK);
 }
@@ -377,8 +374,8 @@ static void test_redis_down(void **state)
     assert_true(p.id_null);
 
     assert_int_equal(qf_push_bins(f, "jobs", "{\"n\":2}", NULL, 0, NULL), SIO_EREDIS);
-    int rc = f->qs->vt->take(f->qs, "jobs", "g", (const char *const[]){"c1"}, &one, 1,
-                             qf_take_cb, &t);
+    int rc =
+        f->qs->vt->take(f->qs, "jobs", "g", (const char *const[]){"c1"}, &one, 1, qf_take_cb, &t);
     if (rc == SIO_OK) {
         RT_WAIT_FOR(f, t.calls == 1, QF_WAIT_MS);
         rc = t.err;
@@ -402,16 +399,26 @@ int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(test_push_take_order),  T(test_group_starts_at_oldest),
-        T(test_take_spreads),     T(test_ack),
-        T(test_release),          T(test_release_all),
-        T(test_adopt),            T(test_dead_letter),
-        T(test_max_length),       T(test_max_age),
-        T(test_payloads),         T(test_max_payload),
-        T(test_bad_names),        T(test_ready),
-        T(test_sweep),            T(test_destroy_in_flight),
-        T(test_keys),             T(test_library_without_recovery),
-        T(test_retention),        T(test_redis_down),
+        T(test_push_take_order),
+        T(test_group_starts_at_oldest),
+        T(test_take_spreads),
+        T(test_ack),
+        T(test_release),
+        T(test_release_all),
+        T(test_adopt),
+        T(test_dead_letter),
+        T(test_max_length),
+        T(test_max_age),
+        T(test_payloads),
+        T(test_max_payload),
+        T(test_bad_names),
+        T(test_ready),
+        T(test_sweep),
+        T(test_destroy_in_flight),
+        T(test_keys),
+        T(test_library_without_recovery),
+        T(test_retention),
+        T(test_redis_down),
     };
 #undef T
     signal(SIGPIPE, SIG_IGN);
