@@ -665,9 +665,12 @@ static void rds__qtimer_cb(uv_timer_t *t)
 
 /* ---------------------------------------------------------------- the vtable */
 
+/* Both names valid. A NULL group is refused like any bad name: it used to mean "no group"
+ * (push), which let watch, take, adopt, release... through with a NULL group, to crash
+ * in base_strdup or the command's argv (tests/unit/test_rds_queue.c, bad names). */
 static int rds__qnames_ok(const char *queue, const char *group)
 {
-    return adp_qname_ok(queue) && (group == NULL || adp_qname_ok(group));
+    return adp_qname_ok(queue) && adp_qname_ok(group);
 }
 
 /* See adp_queue.h. The payload is stored as JSON text ('j') when it has no buffer, else as
@@ -683,7 +686,9 @@ static int rds__qpush(adp_qstore_t *base, const char *queue, const cJSON *payloa
 
     if (qs->closing)
         return SIO_ECLOSED;
-    if (!rds__qnames_ok(queue, NULL) || payload == NULL || cb == NULL)
+    /* buffers announced without their array: cd_mp_encode would read bins[num] for the
+     * first placeholder (the memory store refuses this too) */
+    if (!adp_qname_ok(queue) || payload == NULL || cb == NULL || (n_bins > 0 && bins == NULL))
         return SIO_EINVAL;
     if (n_bins == 0) {
         text = cJSON_PrintUnformatted(payload);
