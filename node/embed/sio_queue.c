@@ -818,6 +818,11 @@ void sio_queues_close(sio_queues_t *q, void (*cb)(void *arg), void *arg)
             void *d;
             while (base_map_next(&c->dels, &di, NULL, &d))
                 ((qdel_t *)d)->q = NULL;
+            /* ...and out of c: such an ack frees its qdel_t without touching c (q is
+             * NULL), so c must not keep it, or sio_queues_free's orphaning writes into
+             * freed deliveries (the server closing between close and free, as main.c
+             * does, fails every pending ack first). */
+            sio__q_orphan(q, c);
         }
     }
     uv_close((uv_handle_t *)&q->idle, sio__q_handle_closed);
