@@ -135,8 +135,8 @@ typedef struct adp_qstore_vt {
     void (*hold)(adp_qstore_t *qs, const char *queue, const char *group, const char *consumer);
 
     /* The session named consumer came back on this node: hands it again everything it
-     * holds in group (deliveries raised, to[] all 0), and the consumer is this node's
-     * from now on. */
+     * holds in group (deliveries raised, to[] all 0; past max_deliveries dead-lettered as
+     * by take), and the consumer is this node's from now on. */
     int (*adopt)(adp_qstore_t *qs, const char *queue, const char *group, const char *consumer,
                  adp_qtake_cb cb, void *ud);
 

@@ -890,9 +890,23 @@ static int mem__adopt(adp_qstore_t *qs, const char *queue, const char *group,
     op->take_cb = cb;
     if ((g = mem__group_get(s, queue, group)) != NULL &&
         (h = mem__holder_get(s, g, consumer, 0)) != NULL) {
+        mem_queue_t *q = mem__queue_get(s, queue, 0);
+        unsigned max = s->base.cfg.max_deliveries;
         h->seen_at = uv_now(s->loop);
-        for (at = h->held.next; at != &h->held; at = at->next) {
+        at = h->held.next;
+        while (at != &h->held) {
             mem_qpend_t *p = mem__pend_of(at);
+            at = at->next;
+            /* past max_deliveries an adopt dead-letters as a take does (and as the Redis
+             * store's sockeye_qadopt): a session that keeps dying on a message must not
+             * get it for ever. Dropping the holder's last message frees the holder. */
+            if (max > 0 && p->deliveries >= max) {
+                int last = at == &h->held;
+                mem__dead_letter(s, q, g, p);
+                if (last)
+                    break;
+                continue;
+            }
             p->deliveries++;
             mem__op_add_msg(op, mem__msg_new(p->e, p->deliveries), 0);
             s->stats.delivered++;

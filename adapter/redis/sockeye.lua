@@ -469,8 +469,13 @@ local function q_bound(key, max_len, max_age, now)
     if n == 0 then
         return 0, 0
     end
-    local unread = {}
-    for _, g in ipairs(q_groups(key)) do
+    local unread, groups = {}, q_groups(key)
+    if #groups == 0 then
+        -- no group yet: nobody has read any of it (the memory store counts the same)
+        redis.call('XTRIM', key, 'MINID', '=', q_next(ids[n]))
+        return n, n
+    end
+    for _, g in ipairs(groups) do
         local lms, lseq = parse_id(g.ldi)
         for _, id in ipairs(ids) do
             local ms, seq = parse_id(id)

@@ -240,6 +240,32 @@ static inline void qc_dead_letter(fx_t *f)
     qf_took_clear(&t);
 }
 
+/* An adopt past max_deliveries dead-letters too: a session that keeps coming back and
+ * dying on one message must not get it for ever. */
+static inline void qc_adopt_dead_letter(fx_t *f)
+{
+    qf_took_t t = {0};
+    adp_qconfig_t cfg = qf_cfg();
+
+    cfg.max_deliveries = 2;
+    qf_store(f, &cfg);
+    qf_watch(f, "jobs", "g");
+    qf_push_n(f, "jobs", 1, 2, NULL);
+    qf_take1(f, "jobs", "g", "c1", 2, &t);
+    assert_int_equal(t.n, 2);
+    qf_adopt(f, "jobs", "g", "c1", &t); /* deliveries 2: the last allowed */
+    assert_int_equal(t.n, 2);
+    assert_int_equal(t.msgs[0]->deliveries, 2);
+    qf_adopt(f, "jobs", "g", "c1", &t); /* a third would be past the bound */
+    assert_int_equal(t.n, 0);
+    assert_int_equal(qf_stats(f).dead_lettered, 2);
+
+    qf_watch(f, "jobs" ADP_Q_DEAD_SUFFIX, "g");
+    qf_take1(f, "jobs" ADP_Q_DEAD_SUFFIX, "g", "c9", 5, &t);
+    qf_expect(&t, (const int[]){1, 2}, qc_d1, NULL, 2);
+    qf_took_clear(&t);
+}
+
 /* max_length drops the oldest messages, counted as trimmed and, when the group had not
  * acknowledged them (not delivered yet, or pending), as unread; a pending one that is
  * dropped is not handed out again. */

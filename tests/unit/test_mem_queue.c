@@ -104,6 +104,11 @@ static void test_adopt(void **state)
     qc_adopt(*state);
 }
 
+static void test_adopt_dead_letter(void **state)
+{
+    qc_adopt_dead_letter(*state);
+}
+
 static void test_dead_letter(void **state)
 {
     qc_dead_letter(*state);
@@ -219,6 +224,7 @@ int main(void)
         T(test_release_all),
         T(test_adopt),
         T(test_dead_letter),
+        T(test_adopt_dead_letter),
         T(test_max_length),
         T(test_max_age),
         T(test_payloads),

@@ -250,6 +250,12 @@ CONTRACT(destroy_in_flight, qc_destroy_in_flight(*state))
 /* The dead letter lives in "<prefix>:{q:jobs}:jobs.dead": the hash tag of its queue, so
  * that one FCALL may move it in a Redis Cluster; the message left the queue's pending
  * set. */
+static void test_adopt_dead_letter(void **state)
+{
+    RT_REQUIRE_REDIS();
+    qc_adopt_dead_letter(*state);
+}
+
 static void test_dead_letter(void **state)
 {
     fx_t *f = *state;
@@ -407,6 +413,7 @@ int main(void)
         T(test_release_all),
         T(test_adopt),
         T(test_dead_letter),
+        T(test_adopt_dead_letter),
         T(test_max_length),
         T(test_max_age),
         T(test_payloads),
