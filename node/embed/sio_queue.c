@@ -14,8 +14,9 @@
  * Takes: a group is taken for when the store says messages may wait (ready), when a
  * consumer frees a slot, or when one arrives. Takes are coalesced per loop turn (an idle
  * handle runs them), at most one in flight per group, each asking for every consumer with
- * room at most QUEUE_SHARE messages, consumers in rotating order: that spreads messages
- * over the consumers of a node, and the store's takes racing between nodes spread them
+ * room an equal part of QUEUE_SHARE messages (at least one), consumers in rotating order:
+ * a small backlog is spread over the consumers of a node instead of all going to the
+ * first one asked, and the store's takes racing between nodes spread them
  * over the nodes. A consumer costs nothing while nothing is pushed: no polling.
  *
  * Ends: a socket that leaves on purpose (or cancels) gives back what it holds at once; a
@@ -34,7 +35,7 @@
 #include "sio_provider.h"
 #include "sockeye_queue.h"
 
-#define QUEUE_SHARE 64          /* messages one consumer is asked for per take */
+#define QUEUE_SHARE 64          /* messages one take asks for, split over its consumers */
 #define QUEUE_HOLD_TICK_MS 5000 /* how often held sessions are refreshed in the store */
 #define QUEUE_DATA_KEY "queues" /* socket.data key keeping a socket's consumers */
 #define QUEUE_RETRY_MS 1000     /* a take the store refused (Redis down) is tried again */
@@ -491,11 +492,14 @@ static void sio__q_take(sio_queues_t *q, qgroup_t *g)
         qcons_t *c = all[(start + i) % n];
         if (c->dead || c->ss == NULL || c->ss->s == NULL || c->in_flight >= c->prefetch)
             continue;
-        size_t room = c->prefetch - c->in_flight;
         t->cons[t->n] = c;
         names[t->n] = c->name;
-        want[t->n] = room < QUEUE_SHARE ? room : QUEUE_SHARE;
         t->n++;
+    }
+    size_t share = t->n > 0 && QUEUE_SHARE / t->n > 0 ? QUEUE_SHARE / t->n : 1;
+    for (size_t i = 0; i < t->n; i++) {
+        size_t room = t->cons[i]->prefetch - t->cons[i]->in_flight;
+        want[i] = room < share ? room : share;
     }
     base_free(all);
     if (t->n > 0) {
