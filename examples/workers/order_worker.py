@@ -71,6 +71,7 @@ class Worker:
         pipe.publish(channel, msgpack.packb(["emitter", packet, opts], use_bin_type=True))
 
     def handle(self, msg_id, fields):
+        fields = fields or {}  # an entry trimmed meanwhile may come back without fields
         if b"m" in fields:  # pushed with binary arguments: msgpack, bin for buffers
             body = msgpack.unpackb(fields[b"m"], raw=False)
         elif b"j" in fields:
