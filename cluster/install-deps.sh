@@ -19,11 +19,14 @@ die() {
 
 # Build toolchain, the libraries in CMakeLists.txt, and the test tools. libclang-rt-14-dev
 # is only a Recommends of clang, but libFuzzer and the sanitizer runtimes live in it.
+# python3-redis and python3-msgpack: the Python example worker (examples/workers/) and its
+# test (tests/integration/workers.test.js).
 PACKAGES=(
     build-essential cmake pkg-config clang libclang-rt-14-dev
     libwebsockets-dev libuv1-dev libhiredis-dev libcmocka-dev libmsgpack-dev libcjson-dev
     libssl-dev zlib1g-dev
     redis-server valgrind haproxy
+    python3-redis python3-msgpack
 )
 
 is_installed() {
