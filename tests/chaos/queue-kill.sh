@@ -35,18 +35,18 @@ OUT=${OUT:-}
 command -v redis-server > /dev/null || { echo "redis-server not on PATH" >&2; exit 2; }
 [ -x "$BIN" ] || { echo "no sockeye at $BIN" >&2; exit 2; }
 [ -d "$HERE/../node_modules/socket.io-client" ] || { echo "run npm ci in tests/" >&2; exit 2; }
-[[ "$REPS" =~ ^[0-9]+$ ]] && [ "$REPS" -ge 1 ] && [ "$REPS" -le 1000 ] ||
-  { echo "--reps must be 1..1000" >&2; exit 2; }
+if ! [[ "$REPS" =~ ^[0-9]+$ ]] || [ "$REPS" -lt 1 ] || [ "$REPS" -gt 1000 ]; then
+  echo "--reps must be 1..1000" >&2; exit 2
+fi
 
-WORK_DIR=$(mktemp -d /tmp/sockeye-qchaos.XXXX)
-WORK=$WORK_DIR # lib.sh's start_redis writes there
+WORK=$(mktemp -d /tmp/sockeye-qchaos.XXXX) # lib.sh's start_redis writes there too
 REDIS_PID="" NODE_PIDS=()
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 emit() { echo "$*"; [ -z "$OUT" ] || echo "$*" >> "$OUT"; }
 # shellcheck source=tests/chaos/lib.sh
 . "$HERE/lib.sh"
 stop_nodes() { local p; for p in "${NODE_PIDS[@]}"; do stop_pid "$p"; done; NODE_PIDS=(); }
-cleanup() { stop_nodes; [ -n "$REDIS_PID" ] && stop_pid "$REDIS_PID"; rm -rf "$WORK_DIR"; }
+cleanup() { stop_nodes; [ -n "$REDIS_PID" ] && stop_pid "$REDIS_PID"; rm -rf "$WORK"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 [ -z "$OUT" ] || : > "$OUT"
@@ -61,20 +61,20 @@ fi
 # One node on port $1 (its PID, the server itself through exec in a subshell that hides the
 # job status line of its SIGKILL, is appended to NODE_PIDS).
 start_node() {
-  local port=$1 pidfile="$WORK_DIR/node-$1.pid"
+  local port=$1 pidfile="$WORK/node-$1.pid"
   ( "$BIN" --host 127.0.0.1 --port "$port" --redis "$REDIS" --queue-ack-timeout "$ACK_TIMEOUT" \
-      --log-level info >> "$WORK_DIR/node-$port.log" 2>&1 &
+      --log-level info >> "$WORK/node-$port.log" 2>&1 &
     echo $! > "$pidfile"; wait ) 2> /dev/null &
   wait_port "$port" 200
   NODE_PIDS+=("$(cat "$pidfile")")
 }
 
 failed=0 lossy=0 broken=0 crashed=0
-results="$WORK_DIR/results.jsonl"
+results="$WORK/results.jsonl"
 : > "$results"
 for rep in $(seq "$REPS"); do
   redis-cli -p "$REDIS_PORT" FLUSHALL > /dev/null
-  for p in "${PORTS[@]}"; do : > "$WORK_DIR/node-$p.log"; start_node "$p"; done
+  for p in "${PORTS[@]}"; do : > "$WORK/node-$p.log"; start_node "$p"; done
   log "rep $rep/$REPS: nodes ${NODE_PIDS[*]} up; SIGKILL of ${NODE_PIDS[0]} (:${PORTS[0]}) at half"
   line=""
   if line=$(timeout $((DRAIN + MESSAGES / RATE + 60)) node "$HERE/queue-kill.js" \
@@ -95,16 +95,16 @@ for rep in $(seq "$REPS"); do
     if ! node -e 'const r=JSON.parse(process.argv[1]); process.exit(r.lost===0&&r.complete?0:1)' "$line"; then
       lossy=$((lossy + 1)); failed=1
       log "rep $rep: LOSS or incomplete; the queue and the nodes' logs follow"
-      [ -x "$CTL" ] && "$CTL" --redis "$REDIS" queue chaos >&2 || true
-      for p in "${PORTS[@]}"; do echo "--- node :$p" >&2; tail -n 40 "$WORK_DIR/node-$p.log" >&2; done
+      if [ -x "$CTL" ]; then "$CTL" --redis "$REDIS" queue chaos >&2 || true; fi
+      for p in "${PORTS[@]}"; do echo "--- node :$p" >&2; tail -n 40 "$WORK/node-$p.log" >&2; done
     fi
   fi
   if [ "$alive" = 0 ]; then
     crashed=$((crashed + 1)); failed=1
     log "rep $rep: a surviving node died; its log:"
-    for p in "${PORTS[1]}" "${PORTS[2]}"; do echo "--- node :$p" >&2; tail -n 40 "$WORK_DIR/node-$p.log" >&2; done
+    for p in "${PORTS[1]}" "${PORTS[2]}"; do echo "--- node :$p" >&2; tail -n 40 "$WORK/node-$p.log" >&2; done
   fi
-  grep -h -i -E 'error|assert|abort' "$WORK_DIR"/node-*.log | head -n 5 >&2 || true
+  grep -h -i -E 'error|assert|abort' "$WORK"/node-*.log | head -n 5 >&2 || true
   stop_nodes
 done
 
