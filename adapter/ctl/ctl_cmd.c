@@ -9,13 +9,16 @@
 
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <cjson/cJSON.h>
 
+#include "adp_queue.h"
 #include "base_alloc.h"
+#include "rds_queue.h"
 
 #define CTL_SCAN_COUNT "1000" /* SCAN COUNT hint */
 #define CTL_MAX_SCANS 1000000 /* SCAN calls at most (a changing keyspace never loops) */
@@ -733,4 +736,517 @@ int app_ctl_session(app_ctl_t *x, const char *nsp, const char *pid)
     freeReplyObject(h);
     base_free(key);
     return APP_CTL_OK;
+}
+
+/* ------------------------------------------------------------------ queues */
+
+/* The keys of queue (rds_queue.c's rds__qnames_new): the stream P:{q:T}:Q, T = Q without
+ * its trailing ".dead"s, its registry, its ready channel and its dead letters. */
+typedef struct qkeys {
+    char *stream, *registry, *channel, *dead;
+} qkeys_t;
+
+static void qkeys_init(qkeys_t *k, const char *prefix, const char *queue)
+{
+    size_t sl = sizeof(ADP_Q_DEAD_SUFFIX) - 1, t = strlen(queue);
+    size_t len = strlen(prefix) + 2 * t + 32;
+
+    while (t > sl && memcmp(queue + t - sl, ADP_Q_DEAD_SUFFIX, sl) == 0)
+        t -= sl;
+    k->stream = base_malloc(len);
+    snprintf(k->stream, len, "%s:{q:%.*s}:%s", prefix, (int)t, queue, queue);
+    len = strlen(k->stream) + 16;
+    k->registry = base_malloc(len);
+    k->channel = base_malloc(len);
+    k->dead = base_malloc(len);
+    snprintf(k->registry, len, "%s:c", k->stream);
+    snprintf(k->channel, len, "%s:ready", k->stream);
+    snprintf(k->dead, len, "%s" ADP_Q_DEAD_SUFFIX, k->stream);
+}
+
+static void qkeys_free(qkeys_t *k)
+{
+    base_free(k->stream);
+    base_free(k->registry);
+    base_free(k->channel);
+    base_free(k->dead);
+}
+
+/* The value of field name in a flat [name, value, ...] reply (XINFO), or NULL. */
+static const redisReply *field(const redisReply *r, const char *name)
+{
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY)
+        return NULL;
+    for (size_t i = 0; i + 1 < r->elements; i += 2)
+        if (strcmp(rstr(r->element[i]), name) == 0)
+            return r->element[i + 1];
+    return NULL;
+}
+
+/* An integer (or integer text) reply as a cell; "-" for nil and anything else. */
+static void fmt_int(char *buf, size_t len, const redisReply *r)
+{
+    if (r != NULL && r->type == REDIS_REPLY_INTEGER)
+        snprintf(buf, len, "%lld", r->integer);
+    else if (r != NULL && r->type == REDIS_REPLY_STRING)
+        snprintf(buf, len, "%s", r->str);
+    else
+        snprintf(buf, len, "-");
+}
+
+/* EXISTS key -> *yes. */
+static int exists(app_ctl_t *x, const char *key, int *yes)
+{
+    redisReply *r = cmd2(x, "EXISTS", key);
+
+    if (r == NULL)
+        return APP_CTL_EREDIS;
+    *yes = r->type == REDIS_REPLY_INTEGER && r->integer > 0;
+    freeReplyObject(r);
+    return APP_CTL_OK;
+}
+
+/* XLEN key -> *n (0 for a missing key). */
+static int xlen(app_ctl_t *x, const char *key, long long *n)
+{
+    redisReply *r = cmd2(x, "XLEN", key);
+
+    if (r == NULL)
+        return APP_CTL_EREDIS;
+    *n = r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
+    freeReplyObject(r);
+    return APP_CTL_OK;
+}
+
+/* XINFO GROUPS of an existing stream (the reply), or NULL with x->err. */
+static redisReply *xinfo_groups(app_ctl_t *x, const char *key)
+{
+    const char *argv[3] = {"XINFO", "GROUPS", key};
+    redisReply *r = app_ctl_command(x, 3, argv);
+
+    if (r != NULL && r->type != REDIS_REPLY_ARRAY) {
+        freeReplyObject(r);
+        fail(x, "unexpected XINFO GROUPS reply");
+        return NULL;
+    }
+    return r;
+}
+
+/* XPENDING summary of group: *oldest gets the smallest pending id (empty when none). */
+static int oldest_pending(app_ctl_t *x, const char *key, const char *group, char *oldest,
+                          size_t len)
+{
+    const char *argv[3] = {"XPENDING", key, group};
+    redisReply *r = app_ctl_command(x, 3, argv);
+
+    if (r == NULL)
+        return APP_CTL_EREDIS;
+    oldest[0] = '\0';
+    if (r->type == REDIS_REPLY_ARRAY && r->elements >= 2 &&
+        r->element[1]->type == REDIS_REPLY_STRING)
+        snprintf(oldest, len, "%s", r->element[1]->str);
+    freeReplyObject(r);
+    return APP_CTL_OK;
+}
+
+/* Is id a smaller stream id than best ("" counts as none)? */
+static int id_less(const char *id, const char *best)
+{
+    unsigned long long am = 0, as = 0, bm = 0, bs = 0;
+
+    if (best[0] == '\0')
+        return 1;
+    sscanf(id, "%llu-%llu", &am, &as);
+    sscanf(best, "%llu-%llu", &bm, &bs);
+    return am < bm || (am == bm && as < bs);
+}
+
+/* Age of a time in ms (a score of P:queues) against Redis' clock. */
+static void fmt_ms_age(const app_ctl_t *x, const char *ms_text, char *buf, size_t len)
+{
+    char id[48];
+
+    snprintf(id, sizeof(id), "%.40s-0", ms_text);
+    fmt_id_age(x, ms_text[0] ? id : NULL, buf, len);
+}
+
+/* One row of the queues table. */
+static int queue_row(app_ctl_t *x, table_t *t, const char *queue, const char *score)
+{
+    char len[24] = "-", groups[24] = "-", pending[24] = "-", oldest_age[32] = "-", dead[24],
+         push[32], oldest[64] = "";
+    long long n, nd;
+    int has, rc = APP_CTL_EREDIS;
+    qkeys_t k;
+
+    qkeys_init(&k, x->prefix, queue);
+    if (exists(x, k.stream, &has) != APP_CTL_OK || xlen(x, k.dead, &nd) != APP_CTL_OK)
+        goto out;
+    if (has) {
+        redisReply *g;
+        long long total = 0;
+        if (xlen(x, k.stream, &n) != APP_CTL_OK || (g = xinfo_groups(x, k.stream)) == NULL)
+            goto out;
+        snprintf(len, sizeof(len), "%lld", n);
+        snprintf(groups, sizeof(groups), "%zu", g->elements);
+        for (size_t i = 0; i < g->elements; i++) {
+            const redisReply *p = field(g->element[i], "pending");
+            char o[64];
+            if (p == NULL || p->type != REDIS_REPLY_INTEGER || p->integer <= 0)
+                continue;
+            total += p->integer;
+            if (oldest_pending(x, k.stream, rstr(field(g->element[i], "name")), o, sizeof(o)) !=
+                APP_CTL_OK) {
+                freeReplyObject(g);
+                goto out;
+            }
+            if (o[0] && id_less(o, oldest))
+                snprintf(oldest, sizeof(oldest), "%s", o);
+        }
+        freeReplyObject(g);
+        snprintf(pending, sizeof(pending), "%lld", total);
+        if (oldest[0])
+            fmt_id_age(x, oldest, oldest_age, sizeof(oldest_age));
+    }
+    snprintf(dead, sizeof(dead), "%lld", nd);
+    fmt_ms_age(x, score, push, sizeof(push));
+    table_row(t, queue, len, groups, pending, oldest_age, dead, push);
+    rc = APP_CTL_OK;
+out:
+    qkeys_free(&k);
+    return rc;
+}
+
+/* Members of the index, by name (qsort over pairs of element pointers). */
+static int pair_cmp(const void *a, const void *b)
+{
+    const redisReply *const *x = a, *const *y = b;
+    return strcmp(rstr(x[0]), rstr(y[0]));
+}
+
+int app_ctl_queues(app_ctl_t *x)
+{
+    char zkey[512], stop[24];
+    const char *argv[6] = {"ZRANGE", zkey, "0", stop, "REV", "WITHSCORES"};
+    redisReply *z, *card, **pairs;
+    table_t t;
+    size_t n;
+    int rc = APP_CTL_OK;
+
+    snprintf(zkey, sizeof(zkey), "%s:queues", x->prefix);
+    snprintf(stop, sizeof(stop), "%d", APP_CTL_MAX_KEYS - 1);
+    if ((card = cmd2(x, "ZCARD", zkey)) == NULL)
+        return APP_CTL_EREDIS;
+    /* the most recently pushed: those are the ones kept when there are more */
+    if ((z = app_ctl_command(x, 6, argv)) == NULL) {
+        freeReplyObject(card);
+        return APP_CTL_EREDIS;
+    }
+    n = z->type == REDIS_REPLY_ARRAY ? z->elements / 2 : 0;
+    pairs = base_malloc((n ? n : 1) * 2 * sizeof(*pairs));
+    for (size_t i = 0; i < 2 * n; i++)
+        pairs[i] = z->element[i];
+    qsort(pairs, n, 2 * sizeof(*pairs), pair_cmp);
+    table_init(&t, 7, "QUEUE", "LENGTH", "GROUPS", "PENDING", "OLDEST PENDING", "DEAD",
+               "LAST PUSH");
+    for (size_t i = 0; i < n && rc == APP_CTL_OK; i++)
+        rc = queue_row(x, &t, rstr(pairs[2 * i]), rstr(pairs[2 * i + 1]));
+    if (rc == APP_CTL_OK) {
+        table_print(&t, x->out, "no queues (nothing pushed yet)");
+        if (n > 0)
+            fprintf(x->out,
+                    "%zu queue(s); OLDEST PENDING: age of the oldest message delivered and not "
+                    "acknowledged yet\n",
+                    n);
+        if (card->type == REDIS_REPLY_INTEGER && card->integer > APP_CTL_MAX_KEYS)
+            fprintf(x->out, "(listing stopped at the %d most recently pushed of %lld queues)\n",
+                    APP_CTL_MAX_KEYS, card->integer);
+    } else {
+        table_free(&t);
+    }
+    base_free(pairs);
+    freeReplyObject(card);
+    freeReplyObject(z);
+    return rc;
+}
+
+/* The node cell of a consumer: "~ret" is the group's own, a registered one shows its
+ * node's uid ("(gone)" after it when that node's record expired), else a worker's. */
+static int node_cell(app_ctl_t *x, const char *consumer, const redisReply *owner, char *buf,
+                     size_t len)
+{
+    char key[512];
+    int has;
+
+    if (strcmp(consumer, "~ret") == 0) {
+        snprintf(buf, len, "(given back)");
+        return APP_CTL_OK;
+    }
+    if (owner == NULL || owner->type != REDIS_REPLY_STRING) {
+        snprintf(buf, len, "(worker)");
+        return APP_CTL_OK;
+    }
+    snprintf(key, sizeof(key), "%s:node:%s", x->prefix, owner->str);
+    if (exists(x, key, &has) != APP_CTL_OK)
+        return APP_CTL_EREDIS;
+    snprintf(buf, len, "%s%s", owner->str, has ? "" : " (gone)");
+    return APP_CTL_OK;
+}
+
+/* One group of app_ctl_queue: its line, then its consumers' table. */
+static int queue_group(app_ctl_t *x, const qkeys_t *k, const redisReply *g)
+{
+    const char *group = rstr(field(g, "name"));
+    const char *ldi = rstr(field(g, "last-delivered-id"));
+    char pending[24], lag[24], oldest[64], age[32] = "-";
+    const char *argv[4] = {"XINFO", "CONSUMERS", k->stream, group};
+    redisReply *cs, *owners = NULL;
+    table_t t;
+    int rc = APP_CTL_OK;
+
+    fmt_int(pending, sizeof(pending), field(g, "pending"));
+    fmt_int(lag, sizeof(lag), field(g, "lag"));
+    if (oldest_pending(x, k->stream, group, oldest, sizeof(oldest)) != APP_CTL_OK)
+        return APP_CTL_EREDIS;
+    if (oldest[0])
+        fmt_id_age(x, oldest, age, sizeof(age));
+    if ((cs = app_ctl_command(x, 4, argv)) == NULL)
+        return APP_CTL_EREDIS;
+    if (cs->type != REDIS_REPLY_ARRAY) {
+        freeReplyObject(cs);
+        return fail(x, "unexpected XINFO CONSUMERS reply");
+    }
+    if (cs->elements > 0) {
+        /* the owners of every consumer in one HMGET of the registry */
+        size_t n = cs->elements < APP_CTL_MAX_KEYS ? cs->elements : APP_CTL_MAX_KEYS;
+        const char **a = base_malloc((n + 2) * sizeof(char *));
+        char **fields = base_malloc(n * sizeof(char *));
+        a[0] = "HMGET";
+        a[1] = k->registry;
+        for (size_t i = 0; i < n; i++) {
+            const char *name = rstr(field(cs->element[i], "name"));
+            size_t l = strlen(group) + strlen(name) + 2;
+            fields[i] = base_malloc(l);
+            snprintf(fields[i], l, "%s\n%s", group, name);
+            a[i + 2] = fields[i];
+        }
+        owners = app_ctl_command(x, (int)n + 2, a);
+        for (size_t i = 0; i < n; i++)
+            base_free(fields[i]);
+        base_free(fields);
+        base_free(a);
+        if (owners == NULL) {
+            freeReplyObject(cs);
+            return APP_CTL_EREDIS;
+        }
+    }
+    fprintf(x->out,
+            "\ngroup %s: %zu consumer(s), %s pending, oldest pending %s, last delivered %s, "
+            "lag %s\n",
+            group, cs->elements, pending, age, ldi[0] ? ldi : "-", lag);
+    table_init(&t, 4, "CONSUMER", "NODE", "PENDING", "IDLE");
+    for (size_t i = 0; i < cs->elements && i < APP_CTL_MAX_KEYS; i++) {
+        const redisReply *c = cs->element[i], *idle = field(c, "idle");
+        const char *name = rstr(field(c, "name"));
+        char node[128], cp[24], ci[32];
+        if (node_cell(x, name,
+                      owners != NULL && owners->type == REDIS_REPLY_ARRAY &&
+                              i < owners->elements
+                          ? owners->element[i]
+                          : NULL,
+                      node, sizeof(node)) != APP_CTL_OK) {
+            rc = APP_CTL_EREDIS;
+            break;
+        }
+        fmt_int(cp, sizeof(cp), field(c, "pending"));
+        fmt_dur(ci, sizeof(ci),
+                idle != NULL && idle->type == REDIS_REPLY_INTEGER && idle->integer >= 0
+                    ? (uint64_t)idle->integer
+                    : UINT64_MAX);
+        table_row(&t, name, node, cp, ci);
+    }
+    if (rc == APP_CTL_OK) {
+        table_print(&t, x->out, "no consumers");
+        if (cs->elements > APP_CTL_MAX_KEYS)
+            fprintf(x->out, "(listing stopped at %d consumers)\n", APP_CTL_MAX_KEYS);
+    } else {
+        table_free(&t);
+    }
+    freeReplyObject(owners);
+    freeReplyObject(cs);
+    return rc;
+}
+
+int app_ctl_queue(app_ctl_t *x, const char *queue)
+{
+    char zkey[512], push[48] = "-", first[64] = "-", last[64] = "-";
+    const char *a2[6], *a3[6];
+    redisReply *r, *g = NULL;
+    long long n, nd;
+    int has, rc = APP_CTL_EREDIS;
+    qkeys_t k;
+
+    qkeys_init(&k, x->prefix, queue);
+    if (exists(x, k.stream, &has) != APP_CTL_OK)
+        goto out;
+    if (!has) {
+        fprintf(x->out, "no queue %s (key %s): never pushed to, or deleted\n", queue, k.stream);
+        rc = APP_CTL_NOTFOUND;
+        goto out;
+    }
+    snprintf(zkey, sizeof(zkey), "%s:queues", x->prefix);
+    {
+        const char *argv[3] = {"ZSCORE", zkey, queue};
+        if ((r = app_ctl_command(x, 3, argv)) == NULL)
+            goto out;
+        if (r->type == REDIS_REPLY_STRING) {
+            char age[32];
+            fmt_ms_age(x, r->str, age, sizeof(age));
+            snprintf(push, sizeof(push), "%s ago", age);
+        }
+        freeReplyObject(r);
+    }
+    a2[0] = "XRANGE", a2[1] = k.stream, a2[2] = "-", a2[3] = "+", a2[4] = "COUNT", a2[5] = "1";
+    a3[0] = "XREVRANGE", a3[1] = k.stream, a3[2] = "+", a3[3] = "-", a3[4] = "COUNT", a3[5] = "1";
+    if (xlen(x, k.stream, &n) != APP_CTL_OK || xlen(x, k.dead, &nd) != APP_CTL_OK)
+        goto out;
+    if ((r = app_ctl_command(x, 6, a2)) == NULL)
+        goto out;
+    if (r->elements > 0 && r->element[0]->elements > 0)
+        snprintf(first, sizeof(first), "%s", rstr(r->element[0]->element[0]));
+    freeReplyObject(r);
+    if ((r = app_ctl_command(x, 6, a3)) == NULL)
+        goto out;
+    if (r->elements > 0 && r->element[0]->elements > 0)
+        snprintf(last, sizeof(last), "%s", rstr(r->element[0]->element[0]));
+    freeReplyObject(r);
+    if ((g = xinfo_groups(x, k.stream)) == NULL)
+        goto out;
+    fprintf(x->out, "%-10s %s\n", "queue", queue);
+    fprintf(x->out, "%-10s %s\n", "key", k.stream);
+    fprintf(x->out, "%-10s %lld (first %s, last %s)\n", "length", n, first, last);
+    fprintf(x->out, "%-10s %s\n", "last push", push);
+    fprintf(x->out, "%-10s %zu\n", "groups", g->elements);
+    rc = APP_CTL_OK;
+    for (size_t i = 0; i < g->elements && rc == APP_CTL_OK; i++)
+        rc = queue_group(x, &k, g->element[i]);
+    if (rc != APP_CTL_OK)
+        goto out;
+    fprintf(x->out, "\n%-10s %lld (queue %s" ADP_Q_DEAD_SUFFIX ")\n", "dead", nd, queue);
+out:
+    freeReplyObject(g);
+    qkeys_free(&k);
+    return rc;
+}
+
+/* Redis' answer to an FCALL of a function it does not have (7.0: "ERR Function not
+ * found"). */
+static int no_function(const char *err)
+{
+    return strstr(err, "Function not found") != NULL || strstr(err, "function not found") != NULL;
+}
+
+int app_ctl_push(app_ctl_t *x, const char *queue, const char *json, uint64_t max_length,
+                 uint64_t max_age_ms)
+{
+    const char *end = NULL;
+    cJSON *j;
+    char *text, len[24], age[24], zkey[512], now[24];
+    redisReply *r = NULL;
+    qkeys_t k;
+    int rc = APP_CTL_EREDIS;
+
+    if (!adp_qname_ok(queue)) {
+        snprintf(x->err, sizeof(x->err),
+                 "invalid queue name: 1 to 200 bytes, no control character");
+        return APP_CTL_EINVAL;
+    }
+    if (max_length < 1) {
+        snprintf(x->err, sizeof(x->err), "--max-length must be at least 1");
+        return APP_CTL_EINVAL;
+    }
+    j = cJSON_ParseWithOpts(json, &end, 1);
+    if (j == NULL) {
+        const char *at = cJSON_GetErrorPtr();
+        snprintf(x->err, sizeof(x->err), "invalid JSON payload (at byte %td)",
+                 at != NULL && at >= json ? at - json : (ptrdiff_t)0);
+        return APP_CTL_EINVAL;
+    }
+    /* stored compact, as a node stores a payload (rds_queue.c: cJSON_PrintUnformatted) */
+    text = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    if (text == NULL) {
+        snprintf(x->err, sizeof(x->err), "cannot print the JSON payload");
+        return APP_CTL_EINVAL;
+    }
+    qkeys_init(&k, x->prefix, queue);
+    snprintf(len, sizeof(len), "%" PRIu64, max_length);
+    snprintf(age, sizeof(age), "%" PRIu64, max_age_ms);
+    {
+        const char *argv[9] = {"FCALL", "sockeye_qpush", "1", k.stream, k.channel, len, age,
+                               "j",     text};
+        size_t lens[9];
+        for (int i = 0; i < 9; i++)
+            lens[i] = strlen(argv[i]);
+        for (int attempt = 0; attempt < 2 && r == NULL; attempt++) {
+            r = redisCommandArgv(x->c, 9, argv, lens);
+            if (r == NULL) {
+                fail(x, "redis: %s", x->c->errstr[0] ? x->c->errstr : "no reply");
+                goto out;
+            }
+            if (r->type == REDIS_REPLY_ERROR && attempt == 0 && no_function(r->str)) {
+                /* no node with queues ran on this Redis yet: load the library the nodes
+                 * load (not REPLACE: a node that loaded it meanwhile keeps its own) */
+                size_t lib_len;
+                const void *lib = rds_library(&lib_len);
+                const char *la[3] = {"FUNCTION", "LOAD", lib};
+                size_t ll[3] = {8, 4, lib_len};
+                redisReply *lr = redisCommandArgv(x->c, 3, la, ll);
+                freeReplyObject(r);
+                r = NULL;
+                if (lr == NULL) {
+                    fail(x, "redis: %s", x->c->errstr[0] ? x->c->errstr : "no reply");
+                    goto out;
+                }
+                if (lr->type == REDIS_REPLY_ERROR && strstr(lr->str, "already exists") == NULL) {
+                    fail(x, "redis refused FUNCTION LOAD of the sockeye library: %s", lr->str);
+                    freeReplyObject(lr);
+                    goto out;
+                }
+                freeReplyObject(lr);
+            }
+        }
+        if (r->type == REDIS_REPLY_ERROR) {
+            fail(x, "redis refused FCALL sockeye_qpush: %s", r->str);
+            goto out;
+        }
+        if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+            r->element[0]->type != REDIS_REPLY_STRING) {
+            fail(x, "unexpected sockeye_qpush reply");
+            goto out;
+        }
+    }
+    /* the operators' index, as a node writes it (rds_queue.c rds__qindex), on Redis' clock */
+    snprintf(zkey, sizeof(zkey), "%s:queues", x->prefix);
+    snprintf(now, sizeof(now), "%" PRIu64, x->now_ms);
+    {
+        const char *argv[5] = {"ZADD", zkey, "GT", now, queue};
+        redisReply *z = app_ctl_command(x, 5, argv);
+        if (z == NULL)
+            goto out;
+        freeReplyObject(z);
+    }
+    fprintf(x->out, "%s\n", r->element[0]->str);
+    if (r->element[1]->type == REDIS_REPLY_INTEGER && r->element[1]->integer > 0)
+        fprintf(x->out,
+                "%lld message(s) dropped by the bounds (max-length %s, max-age %s ms), %lld of "
+                "them not acknowledged by every group\n",
+                r->element[1]->integer, len, age,
+                r->element[2]->type == REDIS_REPLY_INTEGER ? r->element[2]->integer : 0LL);
+    rc = APP_CTL_OK;
+out:
+    freeReplyObject(r);
+    cJSON_free(text);
+    qkeys_free(&k);
+    return rc;
 }

@@ -4,7 +4,8 @@
  * Kept apart from ctl.c (arguments, connecting) so that each command can run against any
  * connected hiredis context and write to any stream: the unit test drives them against a
  * real redis-server and reads what they print. An operator's tool, so everything is
- * synchronous (hiredis' blocking API) and read-only. Keys are those of
+ * synchronous (hiredis' blocking API) and read-only, but for app_ctl_push (one message into a
+ * durable queue, the way a node pushes it). Keys are those of
  * adapter/redis/REDIS.md, found with SCAN, never KEYS (KEYS blocks a production Redis for
  * as long as it walks the whole keyspace; SCAN does a bounded amount of work per call).
  * Listings are capped (APP_CTL_MAX_KEYS) so a huge cluster gives a truncated table and a
@@ -24,9 +25,15 @@
 /* What a command returns; sockeye-ctl exits with the value, or 1 for APP_CTL_EREDIS. */
 enum {
     APP_CTL_OK = 0,
-    APP_CTL_NOTFOUND = 1, /* app_ctl_session: no such session */
+    APP_CTL_NOTFOUND = 1, /* app_ctl_session, app_ctl_queue: no such session / queue */
+    APP_CTL_EINVAL = 2,   /* app_ctl_push: bad queue name or JSON, nothing sent; see err */
     APP_CTL_EREDIS = -1,  /* transport error, error reply or unexpected reply: see err */
 };
+
+/* The node's defaults of --queue-max-length and --queue-max-age (node/program/config.c):
+ * the bounds app_ctl_push applies unless told others. */
+#define APP_CTL_Q_MAX_LENGTH 1000000ULL
+#define APP_CTL_Q_MAX_AGE_MS 604800000ULL
 
 /* One run of commands against one Redis. */
 typedef struct app_ctl {
@@ -59,5 +66,25 @@ int app_ctl_sessions(app_ctl_t *x, const char *nsp);
 int app_ctl_streams(app_ctl_t *x, const char *nsp);
 /* One session in full; APP_CTL_NOTFOUND (and a line saying so) when there is none. */
 int app_ctl_session(app_ctl_t *x, const char *nsp, const char *pid);
+
+/* Durable queues (README "Queues"; keys: P:queues, P:{q:T}:Q, its registry Q:c and its
+ * dead letters Q.dead, T = Q without its trailing ".dead"s). */
+
+/* The queues of the index P:queues (the most recently pushed APP_CTL_MAX_KEYS), one row
+ * each: length, groups, pending, age of the oldest unacknowledged message, dead letters,
+ * last push. */
+int app_ctl_queues(app_ctl_t *x);
+/* One queue: per group its consumers (with the node owning each), pending, idle, lag and
+ * oldest pending, then its dead letters. APP_CTL_NOTFOUND (and a line saying so) when
+ * its stream does not exist. */
+int app_ctl_queue(app_ctl_t *x, const char *queue);
+/* Pushes json (a JSON text, stored compact as field 'j', as a node stores a payload
+ * without binary) to queue with FCALL sockeye_qpush and the bounds max_length (>= 1) and
+ * max_age_ms (0: none), indexes the queue in P:queues, and prints the new id (and what
+ * the bounds dropped). Loads the function library first when Redis has none (no node
+ * with queues ran yet). APP_CTL_EINVAL, nothing sent, for a bad name (1-200 bytes, no
+ * control character) or JSON. */
+int app_ctl_push(app_ctl_t *x, const char *queue, const char *json, uint64_t max_length,
+                 uint64_t max_age_ms);
 
 #endif

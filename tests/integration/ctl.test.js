@@ -85,4 +85,38 @@ describe("sockeye-ctl", { skip: !HAVE_REDIS && "redis-server not on PATH" }, () 
     assert.notEqual(bad.code, 0);
     assert.match(bad.err + bad.out, /Usage|unknown/i);
   });
+
+  it("pushes to a queue a client consumes, and shows the queue with the consumer's node", { timeout: 30000 }, async () => {
+    // pushed before anyone consumes: kept, delivered once a consumer comes
+    const p1 = await ctl(redis, "push", "ctl-jobs", '{ "n": 1, "tags": ["a"] }');
+    assert.equal(p1.code, 0, p1.err);
+    assert.match(p1.out, /^\d+-\d+\n$/);
+    const c = await connect(node);
+    const got = [];
+    c.on("queue:msg", (q, msg) => got.push([q, msg])); // not acknowledged: stays pending
+    assert.deepEqual(await ask(c, "queue:consume", "ctl-jobs", { group: "g", prefetch: 5 }), { ok: true });
+    await until(() => got.length === 1, T, "the pushed message");
+    assert.deepEqual(got[0], ["ctl-jobs", { id: p1.out.trim(), payload: { n: 1, tags: ["a"] }, deliveries: 1 }]);
+
+    const list = await ctl(redis, "queues");
+    assert.equal(list.code, 0, list.err);
+    assert.match(list.out, /^ctl-jobs\s+1\s+1\s+1\s/m);
+    const one = await ctl(redis, "queue", "ctl-jobs");
+    assert.equal(one.code, 0, one.err);
+    assert.match(one.out, /group g: 1 consumer\(s\), 1 pending/);
+    const nodes = await ctl(redis, "nodes");
+    const uid = new RegExp(`^(\\S+)\\s+127\\.0\\.0\\.1:${node.port}`, "m").exec(nodes.out)?.[1];
+    assert.ok(uid, nodes.out);
+    assert.match(one.out, new RegExp(`\\n\\S+\\s+${uid}\\s+1\\s`), "the consumer's node");
+
+    const missing = await ctl(redis, "queue", "no-such-queue");
+    assert.equal(missing.code, 1);
+    assert.match(missing.out, /no queue no-such-queue/);
+    const badJson = await ctl(redis, "push", "ctl-jobs", "{nope");
+    assert.equal(badJson.code, 2);
+    assert.match(badJson.err, /invalid JSON/);
+    const badName = await ctl(redis, "push", "a\tb", "1");
+    assert.equal(badName.code, 2);
+    assert.match(badName.err, /invalid queue name/);
+  });
 });

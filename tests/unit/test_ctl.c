@@ -225,6 +225,28 @@ static int session(app_ctl_t *x, const char *a, const char *b)
     return app_ctl_session(x, a, b);
 }
 
+static int queues(app_ctl_t *x, const char *a, const char *b)
+{
+    return app_ctl_queues(x);
+}
+
+static int queue(app_ctl_t *x, const char *a, const char *b)
+{
+    return app_ctl_queue(x, a);
+}
+
+/* push with the node's default bounds */
+static int push(app_ctl_t *x, const char *a, const char *b)
+{
+    return app_ctl_push(x, a, b, APP_CTL_Q_MAX_LENGTH, APP_CTL_Q_MAX_AGE_MS);
+}
+
+/* push keeping one message at most */
+static int push1(app_ctl_t *x, const char *a, const char *b)
+{
+    return app_ctl_push(x, a, b, 1, 0);
+}
+
 /* Fails unless the last command printed exactly want (printf format over the ids). */
 __attribute__((format(printf, 2, 3))) static void expect(fx_t *f, const char *want, ...)
 {
@@ -371,6 +393,249 @@ static void test_session(void **state)
               "opened, expired or released\n");
 }
 
+/* Consumers' IDLE is Redis' own clock since their last read (no way to write it): a
+ * last-column duration under 10 s is shown as "?.?s" in f->out. */
+static void mask_idle(fx_t *f)
+{
+    for (char *l = f->out; *l; ) {
+        char *e = strchr(l, '\n');
+        if (e == NULL)
+            break;
+        if (e - l >= 6 && e[-1] == 's' && e[-3] == '.' && e[-2] >= '0' && e[-2] <= '9' &&
+            e[-4] >= '0' && e[-4] <= '9' && e[-5] == ' ')
+            e[-4] = '?', e[-2] = '?';
+        l = e + 1;
+    }
+}
+
+/* A queue as nodes leave it (README "Queues"): orders with 4 messages, group billing (a
+ * node's consumer holding 2, one of a node gone holding none, a worker's having
+ * acknowledged its one, ~ret holding 1 given back) and group audit reading nothing yet,
+ * 2 dead letters; alpha with no group; gone indexed but its stream deleted. */
+static void write_queue(fx_t *f)
+{
+    const char *q = "sockeye:{q:orders}:orders";
+    char id[4][32];
+    uint64_t now = f->now = redis_now(f);
+
+    id_at(id[0], sizeof(id[0]), now - (2 * HOUR + 30 * MINUTE + HALF_MINUTE), 0);
+    id_at(id[1], sizeof(id[1]), now - (1 * HOUR + 30 * MINUTE + HALF_MINUTE), 0);
+    id_at(id[2], sizeof(id[2]), now - (1 * HOUR + 15 * MINUTE + HALF_MINUTE), 0);
+    id_at(id[3], sizeof(id[3]), now - (45 * MINUTE + HALF_MINUTE), 0);
+    memcpy(f->first, id[0], sizeof(id[0]));
+    memcpy(f->last, id[3], sizeof(id[3]));
+    memcpy(f->room, id[2], sizeof(id[2]));
+    for (int i = 0; i < 4; i++)
+        cmd(f, "XADD %s %s j {\"n\":%d}", q, id[i], i);
+    cmd(f, "HSET sockeye:node:AbC123 id AbC123 address 127.0.0.1:3001");
+    cmd(f, "XGROUP CREATE %s billing 0", q);
+    cmd(f, "XGROUP CREATE %s audit 0", q);
+    cmd(f, "XREADGROUP GROUP billing pid-a COUNT 2 STREAMS %s >", q);
+    cmd(f, "XREADGROUP GROUP billing ~ret COUNT 1 STREAMS %s >", q);
+    cmd(f, "XREADGROUP GROUP billing w1 COUNT 1 STREAMS %s >", q);
+    cmd(f, "XACK %s billing %s", q, id[3]);
+    cmd(f, "XGROUP CREATECONSUMER %s billing pid-b", q);
+    cmd(f, "HSET %s:c %s AbC123 %s Gone99", q, "billing\npid-a", "billing\npid-b");
+    cmd(f, "XADD %s.dead * j 1 from %s group billing deliveries 6", q, id[0]);
+    cmd(f, "XADD %s.dead * j 2 from %s group billing deliveries 6", q, id[1]);
+    cmd(f, "XADD sockeye:{q:alpha}:alpha %s j 0", id[0]);
+    cmd(f, "ZADD sockeye:queues %" PRIu64 " orders %" PRIu64 " alpha %" PRIu64 " gone",
+        now - (10 * MINUTE + HALF_MINUTE), now - (3 * HOUR + 30 * MINUTE + HALF_MINUTE),
+        now - (26 * HOUR + 30 * MINUTE));
+    cmd(f, "ZADD other:queues %" PRIu64 " elsewhere", now);
+}
+
+/* The queues of the index by name: length, groups, pending, the oldest unacknowledged
+ * message's age, dead letters, last push. */
+static void test_queues(void **state)
+{
+    fx_t *f = *state;
+
+    RT_REQUIRE_REDIS();
+    redis_start(f);
+    f->now = redis_now(f);
+    assert_int_equal(run(f, "sockeye", queues, NULL, NULL), APP_CTL_OK);
+    expect(f, "no queues (nothing pushed yet)\n");
+    write_queue(f);
+    assert_int_equal(run(f, "sockeye", queues, NULL, NULL), APP_CTL_OK);
+    expect(f, "QUEUE   LENGTH  GROUPS  PENDING  OLDEST PENDING  DEAD  LAST PUSH\n"
+              "------  ------  ------  -------  --------------  ----  ---------\n"
+              "alpha   1       0       0        -               0     3h30m\n"
+              "gone    -       -       -        -               0     1d02h\n"
+              "orders  4       2       3        2h30m           2     10m30s\n"
+              "3 queue(s); OLDEST PENDING: age of the oldest message delivered and not "
+              "acknowledged yet\n");
+}
+
+/* One queue: each group's line and consumers with their nodes, then the dead letters;
+ * an unknown queue is NOTFOUND. */
+static void test_queue(void **state)
+{
+    fx_t *f = *state;
+
+    RT_REQUIRE_REDIS();
+    redis_start(f);
+    write_queue(f);
+    assert_int_equal(run(f, "sockeye", queue, "orders", NULL), APP_CTL_OK);
+    mask_idle(f);
+    expect(f,
+           "queue      orders\n"
+           "key        sockeye:{q:orders}:orders\n"
+           "length     4 (first %s, last %s)\n"
+           "last push  10m30s ago\n"
+           "groups     2\n"
+           "\n"
+           "group audit: 0 consumer(s), 0 pending, oldest pending -, last delivered 0-0, lag 4\n"
+           "no consumers\n"
+           "\n"
+           "group billing: 4 consumer(s), 3 pending, oldest pending 2h30m, last delivered %s, "
+           "lag 0\n"
+           "CONSUMER  NODE           PENDING  IDLE\n"
+           "--------  -------------  -------  ----\n"
+           "pid-a     AbC123         2        ?.?s\n"
+           "pid-b     Gone99 (gone)  0        ?.?s\n"
+           "w1        (worker)       0        ?.?s\n"
+           "~ret      (given back)   1        ?.?s\n"
+           "\n"
+           "dead       2 (queue orders.dead)\n",
+           f->first, f->last, f->last);
+
+    assert_int_equal(run(f, "sockeye", queue, "alpha", NULL), APP_CTL_OK);
+    expect(f,
+           "queue      alpha\n"
+           "key        sockeye:{q:alpha}:alpha\n"
+           "length     1 (first %s, last %s)\n"
+           "last push  3h30m ago\n"
+           "groups     0\n"
+           "\n"
+           "dead       0 (queue alpha.dead)\n",
+           f->first, f->first);
+
+    assert_int_equal(run(f, "sockeye", queue, "gone", NULL), APP_CTL_NOTFOUND);
+    expect(f, "no queue gone (key sockeye:{q:gone}:gone): never pushed to, or deleted\n");
+    assert_int_equal(run(f, "sockeye", queue, "nope", NULL), APP_CTL_NOTFOUND);
+    expect(f, "no queue nope (key sockeye:{q:nope}:nope): never pushed to, or deleted\n");
+    /* a dead-letter queue lives in its queue's slot */
+    assert_int_equal(run(f, "sockeye", queue, "orders.dead", NULL), APP_CTL_OK);
+    assert_non_null(strstr(f->out, "key        sockeye:{q:orders}:orders.dead\n"
+                                   "length     2 ("));
+}
+
+/* The message's id, then nothing. */
+static void expect_id(fx_t *f, char *id, size_t len)
+{
+    unsigned long long ms, seq;
+    int n = 0;
+
+    if (sscanf(f->out, "%llu-%llu\n%n", &ms, &seq, &n) != 2 || n == 0 || f->out[n] != '\0')
+        fail_msg("printed: %s", f->out);
+    snprintf(id, len, "%llu-%llu", ms, seq);
+    assert_true(ms >= f->now && ms < f->now + HALF_MINUTE);
+}
+
+static redisReply *reply(fx_t *f, const char *fmt, ...)
+{
+    va_list ap;
+    redisReply *r;
+
+    va_start(ap, fmt);
+    r = redisvCommand(f->c, fmt, ap);
+    va_end(ap);
+    assert_non_null(r);
+    return r;
+}
+
+/* push: loads the library on a Redis without it, stores the JSON compact as a node does
+ * (field j), indexes the queue, wakes the queue's watchers, applies the bounds; bad input
+ * is refused before anything is sent. */
+static void test_push(void **state)
+{
+    fx_t *f = *state;
+    char id[64], id2[64], big[202];
+    redisReply *r;
+
+    RT_REQUIRE_REDIS();
+    redis_start(f);
+    f->now = redis_now(f);
+    r = reply(f, "FUNCTION LIST LIBRARYNAME sockeye");
+    assert_int_equal(r->elements, 0);
+    freeReplyObject(r);
+
+    assert_int_equal(run(f, "sockeye", push, "jobs", " { \"a\" : [1, 2], \"s\": \"\\u00e9\" } "),
+                     APP_CTL_OK);
+    expect_id(f, id, sizeof(id));
+    r = reply(f, "XRANGE sockeye:{q:jobs}:jobs - +");
+    assert_int_equal(r->elements, 1);
+    assert_string_equal(r->element[0]->element[0]->str, id);
+    assert_int_equal(r->element[0]->element[1]->elements, 2);
+    assert_string_equal(r->element[0]->element[1]->element[0]->str, "j");
+    assert_string_equal(r->element[0]->element[1]->element[1]->str,
+                        "{\"a\":[1,2],\"s\":\"\xc3\xa9\"}");
+    freeReplyObject(r);
+    r = reply(f, "ZSCORE sockeye:queues jobs");
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    assert_true(strtoull(r->str, NULL, 10) >= f->now);
+    freeReplyObject(r);
+    r = reply(f, "FUNCTION LIST LIBRARYNAME sockeye");
+    assert_int_equal(r->elements, 1);
+    freeReplyObject(r);
+
+    /* the library loaded now: the next push is one FCALL; any JSON value is a payload */
+    assert_int_equal(run(f, "sockeye", push, "jobs", "null"), APP_CTL_OK);
+    expect_id(f, id2, sizeof(id2));
+    assert_string_not_equal(id, id2);
+    /* the bounds: one message kept, the two before it dropped and said so */
+    assert_int_equal(run(f, "sockeye", push1, "jobs", "3"), APP_CTL_OK);
+    assert_non_null(strstr(f->out, "\n2 message(s) dropped by the bounds (max-length 1, "
+                                   "max-age 0 ms), 0 of them not acknowledged by every group\n"));
+    r = reply(f, "XLEN sockeye:{q:jobs}:jobs");
+    assert_int_equal(r->integer, 1);
+    freeReplyObject(r);
+
+    /* bad input: EINVAL, a reason, nothing printed nor written */
+    memset(big, 'q', 201);
+    big[201] = '\0';
+    static const char *const bad[][3] = {
+        /* queue, JSON, the start of the reason */
+        {"jobs", "{", "invalid JSON"},        {"jobs", "1 2", "invalid JSON"},
+        {"jobs", "", "invalid JSON"},         {"jobs", "{\"a\":}", "invalid JSON"},
+        {"jobs", "nope", "invalid JSON"},     {"", "1", "invalid queue name"},
+        {"a\tb", "1", "invalid queue name"},  {"a\nb", "1", "invalid queue name"},
+        {"x\x7f", "1", "invalid queue name"}, {NULL, "1", "invalid queue name"}, /* 201 bytes */
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        FILE *out;
+        app_ctl_t x;
+        free(f->out);
+        f->out = NULL;
+        out = open_memstream(&f->out, &f->out_len);
+        assert_non_null(out);
+        app_ctl_init(&x, f->c, "sockeye", out);
+        assert_int_equal(app_ctl_read_clock(&x), APP_CTL_OK);
+        assert_int_equal(push(&x, bad[i][0] != NULL ? bad[i][0] : big, bad[i][1]),
+                         APP_CTL_EINVAL);
+        fclose(out);
+        assert_string_equal(f->out, "");
+        assert_memory_equal(x.err, bad[i][2], strlen(bad[i][2]));
+    }
+    {
+        app_ctl_t x;
+        app_ctl_init(&x, f->c, "sockeye", stdout);
+        assert_int_equal(app_ctl_push(&x, "jobs", "1", 0, 0), APP_CTL_EINVAL);
+    }
+    r = reply(f, "XLEN sockeye:{q:jobs}:jobs");
+    assert_int_equal(r->integer, 1);
+    freeReplyObject(r);
+    r = reply(f, "ZCARD sockeye:queues");
+    assert_int_equal(r->integer, 1);
+    freeReplyObject(r);
+    /* the index under another prefix; a ".dead" queue shares its queue's slot */
+    assert_int_equal(run(f, "other", push, "jobs.dead", "{}"), APP_CTL_OK);
+    r = reply(f, "XLEN other:{q:jobs}:jobs.dead");
+    assert_int_equal(r->integer, 1);
+    freeReplyObject(r);
+}
+
 /* Nothing written yet: each command says so. */
 static void test_empty(void **state)
 {
@@ -430,15 +695,16 @@ static void test_errors(void **state)
 
     /* Redis gone: the next call of each command fails at once, with nothing printed */
     rt_redis_kill(&f->pid);
-    for (int i = 0; i < 4; i++) {
-        static const run_fn fns[4] = {nodes, sessions, streams, session};
+    for (int i = 0; i < 7; i++) {
+        static const run_fn fns[7] = {nodes, sessions, streams, session, queues, queue, push};
         FILE *out;
         free(f->out);
         f->out = NULL;
         out = open_memstream(&f->out, &f->out_len);
         assert_non_null(out);
         app_ctl_init(&x, f->c, "sockeye", out);
-        assert_int_equal(fns[i](&x, "/", "pid-1"), APP_CTL_EREDIS);
+        assert_int_equal(fns[i](&x, i < 4 ? "/" : "jobs", i < 4 ? "pid-1" : "{}"),
+                         APP_CTL_EREDIS);
         fclose(out);
         assert_memory_equal(x.err, "redis: ", 7);
         assert_string_equal(f->out, "");
@@ -453,6 +719,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sessions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_streams, setup, teardown),
         cmocka_unit_test_setup_teardown(test_session, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queues, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queue, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_push, setup, teardown),
         cmocka_unit_test_setup_teardown(test_empty, setup, teardown),
         cmocka_unit_test_setup_teardown(test_glob_escaped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_errors, setup, teardown),

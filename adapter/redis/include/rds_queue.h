@@ -14,6 +14,7 @@
 #ifndef RDS_QUEUE_H
 #define RDS_QUEUE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "adp_queue.h"
@@ -29,5 +30,10 @@ adp_qstore_t *rds_queue_new(rds_node_t *node, const adp_qconfig_t *cfg, const ad
  * that; a watched queue is trimmed every trim_ms while this node acknowledged in it (or
  * it has an age bound). 0 keeps a value. For tests and tuning. */
 void rds_queue_set_timing(adp_qstore_t *qs, uint64_t sweep_margin_ms, uint64_t trim_ms);
+
+/* The function library (adapter/redis/sockeye.lua, embedded at build time; defined in
+ * rds_streams.c, declared in rds_streams.h too): for a program that calls sockeye_qpush
+ * without a node (sockeye-ctl push) and must FUNCTION LOAD it when Redis has none. */
+const void *rds_library(size_t *len);
 
 #endif
