@@ -107,7 +107,9 @@ struct sio_queues {
     int idle_on, retry_on;
     int closing;
     int handles; /* of idle, tick and retry, not yet closed */
-    size_t ops;  /* takes and adopts in flight */
+    size_t ops;  /* takes, adopts and pushes in flight */
+    size_t pushes; /* pushes in flight: bounded by cfg.max_pushes_in_flight */
+    uint64_t busy; /* pushes refused for that bound */
     void (*close_cb)(void *arg);
     void *close_arg;
     uint64_t timeouts;
@@ -128,13 +130,14 @@ void sio_queue_config_init(sio_queue_config_t *cfg)
     cfg->max_length = 1000000;
     cfg->max_age_ms = (uint64_t)7 * 24 * 3600 * 1000;
     cfg->max_payload = 1000000;
+    cfg->max_pushes_in_flight = 10000;
 }
 
 static int sio__q_config_ok(const sio_queue_config_t *c)
 {
     return c->ack_timeout_ms > 0 && c->max_deliveries > 0 && c->max_prefetch > 0 &&
            c->default_prefetch > 0 && c->default_prefetch <= c->max_prefetch && c->max_length > 0 &&
-           c->max_payload > 0;
+           c->max_payload > 0 && c->max_pushes_in_flight > 0;
 }
 
 /* ---------------------------------------------------------------- names */
@@ -852,6 +855,7 @@ void sio_queues_free(sio_queues_t *q)
 
 /* One per push in flight: the caller's callback. */
 typedef struct qpush {
+    sio_queues_t *q; /* counted in q->ops: the engine outlives its pushes */
     sio_queue_push_cb cb;
     void *ud;
 } qpush_t;
@@ -860,8 +864,13 @@ static void sio__q_on_pushed(void *ud, int err, const char *id)
 {
     qpush_t *p = ud;
 
+    sio_queues_t *q = p->q;
+
+    q->pushes--;
+    q->ops--;
     p->cb(err, id, p->ud);
     base_free(p);
+    sio__q_maybe_closed(q);
 }
 
 int sio_queue_push(sio_queues_t *q, const char *queue, cJSON *payload, const sio_bin_t *bins,
@@ -877,14 +886,24 @@ int sio_queue_push(sio_queues_t *q, const char *queue, cJSON *payload, const sio
         cJSON_Delete(payload);
         return SIO_ECLOSED;
     }
+    if (q->pushes >= q->cfg.max_pushes_in_flight) {
+        q->busy++;
+        cJSON_Delete(payload);
+        return SIO_EBUSY;
+    }
     if (payload == NULL)
         payload = cJSON_CreateNull();
     qpush_t *p = base_malloc(sizeof(*p));
+    p->q = q;
     p->cb = cb;
     p->ud = ud;
     rc = q->store->vt->push(q->store, queue, payload, bins, nbins, sio__q_on_pushed, p);
     if (rc != SIO_OK)
         base_free(p); /* a call that fails never runs its callback */
+    else {
+        q->pushes++;
+        q->ops++;
+    }
     cJSON_Delete(payload);
     return rc;
 }
@@ -949,6 +968,8 @@ void sio_queues_stats(const sio_queues_t *q, sio_queue_stats_t *out)
     out->trimmed = st.trimmed;
     out->trimmed_unread = st.trimmed_unread;
     out->timeouts = q->timeouts;
+    out->busy = q->busy;
+    out->pushes_in_flight = q->pushes;
     out->in_flight = q->in_flight;
     while (base_map_next(&q->sessions, &it, NULL, &v)) {
         base_list_t *li;

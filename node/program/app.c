@@ -430,6 +430,8 @@ static const char *queue_error(int rc)
         return "too big";
     case SIO_EREDIS:
         return "redis unreachable";
+    case SIO_EBUSY:
+        return "busy"; /* --queue-max-pushes-in-flight: try again later */
     case SIO_ENOTFOUND:
         return "not consuming";
     default:

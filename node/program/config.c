@@ -236,6 +236,12 @@ static const cfg_entry_t cfg_table[] = {
     {"queue-max-payload", "SOCKEYE_QUEUE_MAX_PAYLOAD", CFG_SIZE, "1000000", "BYTES",
      "Largest queue message (its JSON text and buffers); a larger push is refused.",
      OFF(queue_max_payload), 1, 0, NULL, NULL, 0},
+    {"queue-max-pushes-in-flight", "SOCKEYE_QUEUE_MAX_PUSHES_IN_FLIGHT", CFG_UINT, "10000",
+     "COUNT",
+     "Pushes of this node awaiting Redis at most: past it a push is refused at once "
+     "({ok:false, error:\"busy\"}, counted) instead of queueing behind a Redis that cannot "
+     "keep up.",
+     OFF(queue_max_pushes_in_flight), 1, UINT_MAX, NULL, NULL, 0},
     {"event-queue", "SOCKEYE_EVENT_QUEUE", CFG_LIST, NULL, "EVENT=QUEUE",
      "A client's EVENT(...args, ack) is pushed to QUEUE as {event, args, sid, nsp, claims} "
      "and acked {ok:true, id} once stored; repeatable or comma list.",

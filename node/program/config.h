@@ -63,6 +63,7 @@ typedef struct app_node_config {
     unsigned queue_ack_timeout_ms;  /* a delivery not acknowledged by then goes back */
     unsigned queue_max_deliveries;  /* deliveries before the dead-letter queue */
     unsigned queue_max_prefetch;    /* bound of a consumer's prefetch */
+    unsigned queue_max_pushes_in_flight; /* pushes awaiting Redis at most */
     size_t queue_max_length;        /* messages a queue keeps */
     size_t queue_max_age_ms;        /* 0 = no age bound */
     size_t queue_max_payload;       /* bytes of one message */

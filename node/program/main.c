@@ -208,6 +208,7 @@ static void start_queues(node_t *n)
     qc.ack_timeout_ms = n->cfg.queue_ack_timeout_ms;
     qc.max_deliveries = n->cfg.queue_max_deliveries;
     qc.max_prefetch = n->cfg.queue_max_prefetch;
+    qc.max_pushes_in_flight = n->cfg.queue_max_pushes_in_flight;
     qc.max_length = n->cfg.queue_max_length;
     qc.max_age_ms = n->cfg.queue_max_age_ms;
     qc.max_payload = n->cfg.queue_max_payload;

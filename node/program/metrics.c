@@ -138,6 +138,7 @@ static void app__metrics_queues(const sio_queues_t *q, app_text_t *b)
         {"trimmed", st.trimmed},
         {"trimmed_unread", st.trimmed_unread},
         {"timed_out", st.timeouts},
+        {"refused_busy", st.busy},
     };
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
         app_text_printf(b, "sockeye_queue_messages_total{what=\"%s\"} %llu\n", rows[i].what,
@@ -147,6 +148,11 @@ static void app__metrics_queues(const sio_queues_t *q, app_text_t *b)
                     "included).\n# TYPE sockeye_queue_consumers gauge\nsockeye_queue_consumers "
                     "%zu\n",
                     st.consumers);
+    app_text_printf(b,
+                    "# HELP sockeye_queue_pushes_in_flight Pushes of this node awaiting Redis "
+                    "(bounded by --queue-max-pushes-in-flight).\n# TYPE "
+                    "sockeye_queue_pushes_in_flight gauge\nsockeye_queue_pushes_in_flight %zu\n",
+                    st.pushes_in_flight);
     app_text_printf(b, "# HELP sockeye_queue_in_flight Deliveries of this node awaiting their "
                        "acknowledgement, per queue.\n# TYPE sockeye_queue_in_flight gauge\n");
     sio_queues_each_in_flight(q, app__metrics_in_flight, &w);

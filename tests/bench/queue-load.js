@@ -91,6 +91,7 @@ async function main() {
   const cpu0 = process.cpuUsage();
   let pushed = 0;
   let refused = 0;
+  const reasons = {}; // refusal error -> count: a saturated run says why it refused
   let sent = 0;
   const perTick = rate / 100;
   let carry = 0;
@@ -112,7 +113,11 @@ async function main() {
           if (r && r.ok) {
             pushed++;
             ackLat.push(performance.timeOrigin + performance.now() - t);
-          } else refused++;
+          } else {
+            refused++;
+            const why = (r && r.error) || "no answer";
+            reasons[why] = (reasons[why] || 0) + 1;
+          }
         });
       }
     }, 10);
@@ -129,7 +134,7 @@ async function main() {
   console.log(JSON.stringify({
     queue, urls: urls.length, producers: nProd, consumers: nCons, prefetch,
     rate_offered: rate, seconds: +sendS.toFixed(2),
-    sent, pushed, refused,
+    sent, pushed, refused, refused_reasons: reasons,
     delivered: seen.size, duplicates: dups, lost: pushed - Math.min(pushed, seen.size),
     pushed_per_s: Math.round(pushed / sendS), delivered_per_s: Math.round(seen.size / drainS),
     delivery_ms: { p50: pct(lat, 50), p90: pct(lat, 90), p99: pct(lat, 99), max: pct(lat, 100) },

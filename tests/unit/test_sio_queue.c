@@ -693,6 +693,31 @@ static void test_dead_letter(void **state)
 }
 
 /* Bad names, prefetch and configs are refused, and change nothing. */
+/* --queue-max-pushes-in-flight: pushes past the bound are refused at once with SIO_EBUSY
+ * (counted, no callback), and room comes back as the store answers. */
+static void test_pushes_in_flight_bound(void **state)
+{
+    fx_t *f = *state;
+    sio_queue_config_t cfg;
+
+    sio_queue_config_init(&cfg);
+    cfg.max_pushes_in_flight = 2;
+    make(f, 0, &cfg);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(sio_queue_push(f->q, "jobs", cJSON_CreateTrue(), NULL, 0, on_pushed, f),
+                         SIO_OK);
+    assert_int_equal(stats(f).pushes_in_flight, 2);
+    assert_int_equal(sio_queue_push(f->q, "jobs", cJSON_CreateTrue(), NULL, 0, on_pushed, f),
+                     SIO_EBUSY);
+    assert_int_equal(stats(f).busy, 1);
+    for (int r = 0; r < 1000 && f->pushed < 2; r++)
+        uv_run(loop(), UV_RUN_NOWAIT);
+    assert_int_equal(f->pushed, 2);
+    assert_int_equal(stats(f).pushes_in_flight, 0);
+    push_n(f, "jobs", 3, 2); /* room again */
+    assert_int_equal(stats(f).busy, 1);
+}
+
 static void test_bad_input(void **state)
 {
     fx_t *f = *state;
@@ -813,6 +838,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ack_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dead_letter, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pushes_in_flight_bound, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_in_flight, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

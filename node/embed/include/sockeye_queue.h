@@ -48,6 +48,10 @@ typedef struct sio_queue_config {
     uint64_t max_length;      /* messages a queue keeps at most, 1000000 */
     uint64_t max_age_ms;      /* age past which a message is dropped, 7 days; 0 = none */
     size_t max_payload;       /* bytes of one message (JSON text + buffers), 1000000 */
+    /* Pushes awaiting the store's answer at most, 10000: past it a push is refused at once
+     * (SIO_EBUSY) instead of queueing behind a Redis that cannot keep up, where it would
+     * wait past the command timeout and fail anyway after using memory. */
+    unsigned max_pushes_in_flight;
     /* Log sink (levels 0 error .. 3 debug: messages dropped by a bound, dead letters);
      * NULL writes "sockeye: <level>: <msg>" lines on stderr. */
     void (*on_log)(void *ud, int level, const char *msg);
@@ -75,7 +79,8 @@ void sio_queues_free(sio_queues_t *q);
 typedef void (*sio_queue_push_cb)(int err, const char *id, void *ud);
 
 /* Stores payload (consumed; placeholders index bins, which are copied) at the end of
- * queue. SIO_EINVAL for a bad name (1-200 bytes, no control character) or bins. */
+ * queue. SIO_EINVAL for a bad name (1-200 bytes, no control character) or bins,
+ * SIO_EBUSY when max_pushes_in_flight pushes await the store already (counted). */
 int sio_queue_push(sio_queues_t *q, const char *queue, cJSON *payload, const sio_bin_t *bins,
                    size_t nbins, sio_queue_push_cb cb, void *ud);
 
@@ -92,6 +97,8 @@ typedef struct sio_queue_stats {
     uint64_t pushed, delivered, redelivered, acknowledged, dead_lettered, trimmed,
         trimmed_unread;      /* by this node (trimmed_unread: dropped by a bound unread) */
     uint64_t timeouts;       /* deliveries not acknowledged in time */
+    uint64_t busy;           /* pushes refused: max_pushes_in_flight reached */
+    size_t pushes_in_flight; /* pushes awaiting the store's answer */
     size_t consumers;        /* consumers on this node (held sessions included) */
     size_t in_flight;        /* deliveries awaiting their acknowledgement here */
 } sio_queue_stats_t;
