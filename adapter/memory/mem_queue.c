@@ -842,17 +842,26 @@ static size_t mem__release_holder(mem_qstore_t *s, mem_qgroup_t *g, mem_qholder_
     return moved;
 }
 
+/* The holder consumer of group on queue, and its group in *gp; NULL when the store is
+ * closing, a name is bad, or consumer holds nothing there (fire-and-forget calls). */
+static mem_qholder_t *mem__holder_find(mem_qstore_t *s, const char *queue, const char *group,
+                                       const char *consumer, mem_qgroup_t **gp)
+{
+    if (s->closing || !adp_qname_ok(queue) || !adp_qname_ok(group) || !adp_qname_ok(consumer))
+        return NULL;
+    if ((*gp = mem__group_get(s, queue, group)) == NULL)
+        return NULL;
+    return mem__holder_get(s, *gp, consumer, 0);
+}
+
 static void mem__release_all(adp_qstore_t *qs, const char *queue, const char *group,
                              const char *consumer)
 {
     mem_qstore_t *s = (mem_qstore_t *)qs;
-    mem_qgroup_t *g;
-    mem_qholder_t *h;
+    mem_qgroup_t *g = NULL;
+    mem_qholder_t *h = mem__holder_find(s, queue, group, consumer, &g);
 
-    if (s->closing || !adp_qname_ok(queue) || !adp_qname_ok(group) || !adp_qname_ok(consumer))
-        return;
-    if ((g = mem__group_get(s, queue, group)) != NULL &&
-        (h = mem__holder_get(s, g, consumer, 0)) != NULL)
+    if (h != NULL)
         mem__release_holder(s, g, h);
 }
 
@@ -860,19 +869,16 @@ static void mem__hold(adp_qstore_t *qs, const char *queue, const char *group,
                       const char *consumer)
 {
     mem_qstore_t *s = (mem_qstore_t *)qs;
-    mem_qgroup_t *g;
-    mem_qholder_t *h;
+    mem_qgroup_t *g = NULL;
+    mem_qholder_t *h = mem__holder_find(s, queue, group, consumer, &g);
 
-    if (s->closing || !adp_qname_ok(queue) || !adp_qname_ok(group) || !adp_qname_ok(consumer))
-        return;
-    if ((g = mem__group_get(s, queue, group)) != NULL &&
-        (h = mem__holder_get(s, g, consumer, 0)) != NULL && h != &g->returned)
+    if (h != NULL && h != &g->returned)
         h->seen_at = uv_now(s->loop);
 }
 
-/* See adp_queue.h. Everything consumer holds, oldest first, each delivery raised; no
- * dead-lettering (the contract has only takes do it: the next take after a release
- * does). A consumer that holds nothing gets SIO_OK and no message. */
+/* See adp_queue.h. Everything consumer holds, oldest first, each delivery raised; what is
+ * past max_deliveries is dead-lettered instead. A consumer that holds nothing gets SIO_OK
+ * and no message. */
 static int mem__adopt(adp_qstore_t *qs, const char *queue, const char *group,
                       const char *consumer, adp_qtake_cb cb, void *ud)
 {

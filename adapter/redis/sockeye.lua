@@ -730,17 +730,19 @@ local function qrelease(keys, args)
     return #ids
 end
 
--- Moves everything consumer holds to ~ret (counts unchanged); returns how many.
-local function q_give_back_all(key, group, consumer)
-    local n = 0
+-- Moves everything consumer holds to target (XCLAIM JUSTID: counts unchanged, idle time
+-- restarted), page by page in id order; returns how many. target = consumer refreshes
+-- the idle time only (hold); target = ~ret gives everything back.
+local function q_move_all(key, group, consumer, target)
+    local n, cursor = 0, '-'
     for _ = 1, Q_PAGES do
-        local page = q_pending(key, group, '-', '+', Q_PAGE, consumer) or {}
+        local page = q_pending(key, group, cursor, '+', Q_PAGE, consumer) or {}
         local ids = {}
         for _, p in ipairs(page) do
-            ids[#ids + 1] = p[1]
+            ids[#ids + 1], cursor = p[1], '(' .. p[1]
         end
         if #ids > 0 then
-            q_justid(key, group, Q_RET, 0, ids)
+            q_justid(key, group, target, 0, ids)
         end
         n = n + #ids
         if #page < Q_PAGE then
@@ -767,7 +769,7 @@ local function qrelease_all(keys, args)
     if q_pending(key, group, '-', '+', 1) == nil then
         return 0
     end
-    local n = q_give_back_all(key, group, consumer)
+    local n = q_move_all(key, group, consumer, Q_RET)
     if q_pending(key, group, '-', '+', 1, consumer)[1] == nil then
         redis.call('XGROUP', 'DELCONSUMER', key, group, consumer)
     end
@@ -783,24 +785,8 @@ ARGV    group, consumer
 Resets the idle time of everything consumer holds (XCLAIM to itself, JUSTID: counts
 unchanged), so that the sweep leaves it alone for another min-idle. Returns how many. ]]
 local function qhold(keys, args)
-    local key = keys[1]
     local group, consumer = q_name(args[1], 'group'), q_name(args[2], 'consumer')
-    local n, cursor = 0, '-'
-    for _ = 1, Q_PAGES do
-        local page = q_pending(key, group, cursor, '+', Q_PAGE, consumer) or {}
-        local ids = {}
-        for _, p in ipairs(page) do
-            ids[#ids + 1], cursor = p[1], '(' .. p[1]
-        end
-        if #ids > 0 then
-            q_justid(key, group, consumer, 0, ids)
-        end
-        n = n + #ids
-        if #page < Q_PAGE then
-            break
-        end
-    end
-    return n
+    return q_move_all(keys[1], group, consumer, consumer)
 end
 
 --[[ sockeye_qsweep
