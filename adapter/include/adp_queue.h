@@ -46,7 +46,9 @@ typedef struct adp_qconfig {
      * runs at ack_timeout_ms + a margin so that it only finds what a dead node left. */
     uint64_t ack_timeout_ms;
     unsigned max_deliveries; /* hand-outs of one message before it is dead-lettered */
-    uint64_t max_length;     /* messages a queue keeps at most (oldest dropped, counted) */
+    uint64_t max_length;     /* messages a queue keeps at most (oldest dropped, counted); a
+                                store may apply it (and max_age_ms) shortly after a push
+                                rather than in it: Redis within its trim period */
     uint64_t max_age_ms;     /* older messages are dropped (counted); 0 = no age bound */
     size_t max_payload;      /* bytes of one stored message at most (push: SIO_ETOOBIG) */
 } adp_qconfig_t;

@@ -279,12 +279,13 @@ static inline void qc_max_length(fx_t *f)
     qf_store(f, &cfg);
     qf_watch(f, "jobs", "g");
     qf_push_n(f, "jobs", 1, 5, NULL);
-    assert_int_equal(qf_stats(f).trimmed, 2);
+    /* the memory store drops at the push, the Redis one in its trim pass after it */
+    RT_WAIT_FOR(f, qf_stats(f).trimmed == 2, QF_WAIT_MS);
     assert_int_equal(qf_stats(f).trimmed_unread, 2);
     qf_take1(f, "jobs", "g", "c1", 1, &t);
     qf_expect(&t, ns, qc_d1, NULL, 1);
     qf_push_n(f, "jobs", 6, 1, NULL); /* drops 3, which c1 holds */
-    assert_int_equal(qf_stats(f).trimmed, 3);
+    RT_WAIT_FOR(f, qf_stats(f).trimmed == 3, QF_WAIT_MS);
     assert_int_equal(qf_stats(f).trimmed_unread, 3);
     qf_take1(f, "jobs", "g", "c1", 10, &t);
     qf_expect(&t, ns + 1, qc_d1, NULL, 3);

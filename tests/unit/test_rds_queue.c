@@ -314,8 +314,29 @@ static void test_library_without_recovery(void **state)
     redisContext *c = sync_connect(f);
     assert_false(sync_has_library(c));
     qc_store_default(f);
-    qf_push_n(f, "jobs", 1, 1, NULL); /* FCALL: after the load on the same connection */
+    qf_push_n(f, "jobs", 1, 1, NULL); /* sent after the load on the same connection */
     assert_true(sync_has_library(c));
+    redisFree(c);
+}
+
+/* Pushes are plain XADDs: the bounds come with the trim pass after them, and a queue far
+ * over its bound (here 2,500 pushed for max_length 10, more than one trim call drops) is
+ * brought back by calls that follow each other until it is within the bound, every drop
+ * counted. */
+static void test_bounds_after_a_burst(void **state)
+{
+    fx_t *f = *state;
+    adp_qconfig_t cfg = qf_cfg();
+
+    RT_REQUIRE_REDIS();
+    cfg.max_length = 10;
+    qf_store(f, &cfg);
+    for (int i = 0; i < 5; i++)
+        qf_push_n(f, "burst", 500 * i, 500, NULL);
+    RT_WAIT_FOR(f, qf_stats(f).trimmed == 2490, QF_WAIT_MS);
+    assert_int_equal(qf_stats(f).trimmed_unread, 2490); /* no group: nobody read them */
+    redisContext *c = sync_connect(f);
+    assert_int_equal(sync_int(c, "XLEN sockeye:{q:burst}:burst"), 10);
     redisFree(c);
 }
 
@@ -415,6 +436,7 @@ int main(void)
         T(test_dead_letter),
         T(test_adopt_dead_letter),
         T(test_max_length),
+        T(test_bounds_after_a_burst),
         T(test_max_age),
         T(test_payloads),
         T(test_max_payload),
